@@ -1,0 +1,5 @@
+"""Thin shim: every piece of metadata lives in setup.cfg."""
+
+from setuptools import setup
+
+setup()
