@@ -1,0 +1,1 @@
+"""The protocol layer: pure Binance knowledge (names, endpoints, frames, books); standard library only."""
