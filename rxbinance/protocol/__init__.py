@@ -1,1 +1,1 @@
-"""The protocol layer: pure Binance knowledge (names, endpoints, frames, books); standard library only."""
+"""The protocol layer: pure Binance knowledge (names, endpoints, frames, books); stdlib only."""

@@ -1,0 +1,1 @@
+"""The reactive layer: shared ref-counted connections, reconnection, delivery."""

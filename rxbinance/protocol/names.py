@@ -1,0 +1,190 @@
+"""Binance stream names: the allowed values, the builders, and validation.
+
+Pure functions, no I/O. Every builder validates its inputs and raises
+:class:`~rxbinance.errors.InvalidInputError` (a ``ValueError``) naming the bad value and the
+allowed ones, so nothing invalid ever reaches a socket. Symbols are accepted in any case and sent
+lowercase, as Binance requires in stream names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from rxbinance.errors import InvalidInputError
+
+__all__ = [
+    "DEPTH_LEVELS",
+    "DEPTH_SPEEDS",
+    "KLINE_INTERVALS",
+    "RETIRED_STREAMS",
+    "ROLLING_WINDOWS",
+    "agg_trade_stream",
+    "avg_price_stream",
+    "book_ticker_stream",
+    "combined_key",
+    "depth_stream",
+    "kline_stream",
+    "mini_ticker_stream",
+    "normalize_symbol",
+    "rolling_ticker_stream",
+    "symbol_ticker_stream",
+    "trade_stream",
+    "validate_stream_name",
+    "validate_stream_names",
+]
+
+# Case matters: "1M" is a month, "1m" a minute (binance-protocol.md 4.1).
+KLINE_INTERVALS: tuple[str, ...] = (
+    "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h",
+    "1d", "3d", "1w", "1M",
+)  # fmt: skip
+DEPTH_LEVELS: tuple[int, ...] = (5, 10, 20)
+DEPTH_SPEEDS: tuple[int, ...] = (1000, 100)
+ROLLING_WINDOWS: tuple[str, ...] = ("1h", "4h", "1d")
+
+#: Streams Binance switched off; connecting to them succeeds and delivers nothing, so we refuse
+#: them up front and name the replacement.
+RETIRED_STREAMS: dict[str, str] = {
+    "!ticker@arr": "retired on 2026-03-26; use '!ticker_1d@arr' or '<symbol>@ticker'",
+    "!bookTicker": "removed on 2022-12-07; use '<symbol>@bookTicker'",
+}
+
+MAX_SYMBOL_LENGTH = 32
+
+
+def normalize_symbol(symbol: object) -> str:
+    """Return ``symbol`` lowercased for a stream name, or raise ``InvalidInputError``.
+
+    A symbol is 1 to 32 letters or digits. Binance lists UTF-8 symbols since 2025-12, so
+    non-ASCII letters are letters too; whitespace, '@', '/' and punctuation are not.
+    """
+    if not isinstance(symbol, str) or not symbol:
+        raise InvalidInputError(
+            f"invalid symbol {symbol!r}: expected a non-empty string such as 'BTCUSDT'"
+        )
+    if not symbol.isalnum() or len(symbol) > MAX_SYMBOL_LENGTH:
+        raise InvalidInputError(
+            f"invalid symbol {symbol!r}: a symbol is 1 to {MAX_SYMBOL_LENGTH} letters or digits,"
+            " such as 'BTCUSDT'"
+        )
+    return symbol.lower()
+
+
+def _check_choice(what: str, value: object, allowed: Sequence[object]) -> None:
+    # `value in allowed` alone would accept True for 1 and 5.0 for 5.
+    if type(value) is not type(allowed[0]) or value not in allowed:
+        choices = ", ".join(repr(a) for a in allowed)
+        raise InvalidInputError(f"invalid {what} {value!r}: allowed are {choices}")
+
+
+def trade_stream(symbol: str) -> str:
+    """``<symbol>@trade``: every trade, real time."""
+    return f"{normalize_symbol(symbol)}@trade"
+
+
+def agg_trade_stream(symbol: str) -> str:
+    """``<symbol>@aggTrade``: trades aggregated per taker order and price, real time."""
+    return f"{normalize_symbol(symbol)}@aggTrade"
+
+
+def kline_stream(symbol: str, interval: str = "1m") -> str:
+    """``<symbol>@kline_<interval>``; ``interval`` is one of :data:`KLINE_INTERVALS`."""
+    _check_choice("kline interval", interval, KLINE_INTERVALS)
+    return f"{normalize_symbol(symbol)}@kline_{interval}"
+
+
+def depth_stream(symbol: str, levels: int | None = None, speed: int = 1000) -> str:
+    """Diff depth (``levels=None``) or partial depth (``levels`` 5, 10 or 20).
+
+    ``speed`` is the update period in milliseconds: 1000 or 100.
+    """
+    if levels is not None:
+        _check_choice("depth levels", levels, DEPTH_LEVELS)
+    _check_choice("depth speed (ms)", speed, DEPTH_SPEEDS)
+    suffix = "@100ms" if speed == 100 else ""
+    return f"{normalize_symbol(symbol)}@depth{levels or ''}{suffix}"
+
+
+def symbol_ticker_stream(symbol: str) -> str:
+    """``<symbol>@ticker``: the 24 h rolling ticker of one symbol, every second."""
+    return f"{normalize_symbol(symbol)}@ticker"
+
+
+def rolling_ticker_stream(symbol: str | None, window: str = "1h") -> str:
+    """``<symbol>@ticker_<window>``, or ``!ticker_<window>@arr`` for all symbols (None)."""
+    _check_choice("rolling window", window, ROLLING_WINDOWS)
+    if symbol is None:
+        return f"!ticker_{window}@arr"
+    return f"{normalize_symbol(symbol)}@ticker_{window}"
+
+
+def mini_ticker_stream(symbol: str | None = None) -> str:
+    """``<symbol>@miniTicker``, or ``!miniTicker@arr`` for every symbol that changed (None)."""
+    if symbol is None:
+        return "!miniTicker@arr"
+    return f"{normalize_symbol(symbol)}@miniTicker"
+
+
+def book_ticker_stream(symbol: str) -> str:
+    """``<symbol>@bookTicker``: best bid and ask, real time."""
+    return f"{normalize_symbol(symbol)}@bookTicker"
+
+
+def avg_price_stream(symbol: str) -> str:
+    """``<symbol>@avgPrice``: the 5 minute average price, every second."""
+    return f"{normalize_symbol(symbol)}@avgPrice"
+
+
+# The grammar of every spot market stream name (binance-protocol.md 4.1). Symbols must already
+# be lowercase here: Binance rejects uppercase in stream names.
+_INTERVALS = "|".join(KLINE_INTERVALS)
+_SYMBOL_STREAM = re.compile(
+    r"(?P<symbol>[^\W_A-Z]{1,32})@(?:"
+    r"trade|aggTrade|blockTrade|referencePrice|bookTicker|avgPrice|miniTicker|ticker"
+    r"|ticker_(?:1h|4h|1d)"
+    rf"|kline_(?:{_INTERVALS})(?:@\+08:00)?"
+    r"|depth(?:5|10|20)?(?:@100ms)?"
+    r")"
+)
+_ALL_MARKET_STREAM = re.compile(r"!miniTicker@arr|!ticker_(?:1h|4h|1d)@arr")
+
+
+def validate_stream_name(name: object) -> str:
+    """Return ``name`` if it is a valid spot market stream name, else raise InvalidInputError.
+
+    Names are Binance's own, exactly: lowercase symbol, documented suffix
+    (``btcusdt@trade``, ``btcusdt@kline_1M``, ``btcusdt@depth20@100ms``, ``!miniTicker@arr``).
+    Retired streams are refused with the name of their replacement.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"invalid stream name {name!r}: expected a non-empty string")
+    if name in RETIRED_STREAMS:
+        raise InvalidInputError(f"stream {name!r} was {RETIRED_STREAMS[name]}")
+    if _SYMBOL_STREAM.fullmatch(name) or _ALL_MARKET_STREAM.fullmatch(name):
+        return name
+    symbol, at, _ = name.partition("@")
+    hint = ""
+    if at and symbol != symbol.lower():
+        hint = f" (symbols in stream names are lowercase: {symbol.lower()!r})"
+    raise InvalidInputError(
+        f"invalid stream name {name!r}{hint}: expected '<symbol>@<kind>' with kind one of "
+        "trade, aggTrade, blockTrade, referencePrice, bookTicker, avgPrice, miniTicker, ticker, "
+        "ticker_<1h|4h|1d>, kline_<interval>[@+08:00], depth[5|10|20][@100ms]; or "
+        "'!miniTicker@arr', '!ticker_<1h|4h|1d>@arr'"
+    )
+
+
+def validate_stream_names(names: Iterable[str]) -> list[str]:
+    """Validate every name, drop duplicates, and return them sorted (the combined-socket key)."""
+    if isinstance(names, str):
+        raise InvalidInputError(f"expected a list of stream names, got the string {names!r}")
+    checked = sorted({validate_stream_name(n) for n in names})
+    if not checked:
+        raise InvalidInputError("expected at least one stream name")
+    return checked
+
+
+def combined_key(names: Sequence[str]) -> str:
+    """The registry key and URL part of a combined socket: sorted names joined by '/'."""
+    return "/".join(names)

@@ -1,0 +1,258 @@
+"""The transport seam: one WebSocket, read by one named daemon thread.
+
+This is the only module that owns sockets and threads for streams. It knows nothing of
+ReactiveX: :class:`StreamSocket` calls plain callbacks, and the reactive layer
+(:mod:`rxbinance._reactive`) turns them into Observables. websocket-client's exceptions are mapped
+here to :mod:`rxbinance.errors` and chained.
+
+Why a hand-written read loop and not ``WebSocketApp.run_forever``: its dispatcher adds a
+``select`` call per frame, and its built-in reconnect hides failures from the caller
+(reactivex-notes 15). ``recv_data_frame`` answers server pings with a pong echoing the payload
+(Binance requires the echo) and, with ``control_frame=True``, returns the ping to us as well, so
+the socket timeout doubles as a stall detector: any frame, data or ping, re-arms it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import websocket
+
+from rxbinance.errors import (
+    ConnectError,
+    ConnectionDropped,
+    ConnectionFailure,
+    HandshakeError,
+    ServerShutdown,
+    StallError,
+)
+from rxbinance.events import Connected, Connecting, ConnectionEvent, Disconnected, MalformedFrame
+from rxbinance.protocol.frames import FrameKind, classify
+
+__all__ = ["StreamSocket"]
+
+log = logging.getLogger("rxbinance.transport")
+
+_OPCODE_TEXT = websocket.ABNF.OPCODE_TEXT
+_OPCODE_BINARY = websocket.ABNF.OPCODE_BINARY
+_OPCODE_CLOSE = websocket.ABNF.OPCODE_CLOSE
+
+
+class StreamSocket:
+    """One connection to ``url``: connect, read, decode, hand over; never reconnects by itself.
+
+    Callbacks all run on the reader thread (named ``rxbinance:<key>``):
+
+    - ``on_message(obj)`` for every decoded market-data frame (a dict or a list);
+    - ``on_event(event)`` for connection events (connecting, connected, malformed frame,
+      disconnected);
+    - ``on_closed(failure)`` exactly once at the end: ``None`` when :meth:`close` ended it, else
+      the :class:`~rxbinance.errors.ConnectionFailure` that did (refused, handshake error, drop,
+      stall, ``serverShutdown``).
+
+    An exception raised by ``on_message`` is logged and the socket carries on: a subscriber's bug
+    must not cost every other subscriber its data.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: str,
+        on_message: Callable[[Any], None],
+        on_event: Callable[[ConnectionEvent], None],
+        on_closed: Callable[[ConnectionFailure | None], None],
+        stall_timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.url = url
+        self.key = key
+        self._on_message = on_message
+        self._on_event = on_event
+        self._on_closed = on_closed
+        self._stall_timeout = stall_timeout
+        self._connect_timeout = connect_timeout
+        self._ssl_context = ssl_context
+        self._closing = threading.Event()
+        self._lock = threading.Lock()  # guards _ws between the reader and close()
+        self._ws: websocket.WebSocket | None = None
+        self._thread = threading.Thread(target=self._run, name=f"rxbinance:{key}", daemon=True)
+        self.messages = 0  # data frames handed to on_message: read by statistics, written here
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def close(self) -> None:
+        """Close the socket politely (close frame 1000) without waiting: safe from any thread,
+        the reader thread included, and idempotent. ``on_closed(None)`` follows on the reader."""
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        with self._lock:
+            ws = self._ws
+        if ws is None:
+            return  # still connecting: the reader sees _closing once connect returns
+        with contextlib.suppress(Exception):  # already gone: nothing to be polite to
+            ws.send_close(websocket.STATUS_NORMAL)
+        # Wake the reader blocked in recv(); the close frame is already in the kernel's buffer.
+        # (ws.abort() would do nothing here: send_close() already marked it disconnected.)
+        sock = ws.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not threading.current_thread() and self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # -- reader thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        failure: ConnectionFailure | None = None
+        try:
+            self._read_forever(self._connect())
+        except ConnectionFailure as exc:
+            failure = exc
+        except Exception as exc:  # a bug of ours must still end in on_closed
+            log.exception("reader of %s crashed", self.key)
+            failure = ConnectionDropped(f"reader crashed: {exc!r}", code=1006, url=self.url)
+        finally:
+            with self._lock:
+                ws, self._ws = self._ws, None
+            if ws is not None:
+                ws.shutdown()  # type: ignore[no-untyped-call]
+        if self._closing.is_set():
+            failure = None  # whatever broke, it broke because we closed it
+        else:
+            reason = str(failure) if failure else "closed"
+            code = failure.code if isinstance(failure, ConnectionDropped) else None
+            self._emit_event(Disconnected(self.key, time.time(), reason=reason, code=code))
+        self._on_closed(failure)
+
+    def _connect(self) -> websocket.WebSocket:
+        self._emit_event(Connecting(self.key, time.time(), url=self.url))
+        options: dict[str, Any] = {
+            "timeout": self._connect_timeout,
+            # Binance sends valid UTF-8 JSON; json.loads rejects anything else anyway, so
+            # websocket-client's pure-Python UTF-8 validation is a cost with no benefit.
+            "skip_utf8_validation": True,
+            # close() may send the close frame from another thread than the reader's pongs.
+            "enable_multithread": True,
+        }
+        if self._ssl_context is not None:
+            options["sslopt"] = {"context": self._ssl_context}
+        try:
+            ws = websocket.create_connection(self.url, **options)
+        except websocket.WebSocketBadStatusException as exc:
+            raise HandshakeError(
+                f"handshake with {self.url} refused: HTTP {exc.status_code}",
+                status=exc.status_code,
+                url=self.url,
+                stream=self.key,
+            ) from exc
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ConnectError(
+                f"cannot connect to {self.url}: {exc}", url=self.url, stream=self.key
+            ) from exc
+        ws.settimeout(self._stall_timeout)
+        with self._lock:
+            self._ws = ws
+        if self._closing.is_set():  # close() ran while we were connecting
+            raise ConnectionDropped("closed while connecting", code=1000, url=self.url)
+        self._emit_event(Connected(self.key, time.time(), url=self.url))
+        return ws
+
+    def _read_forever(self, ws: websocket.WebSocket) -> None:
+        on_message = self._on_message
+        loads = json.loads
+        recv = ws.recv_data_frame
+        while True:
+            try:
+                opcode, frame = recv(True)
+            except websocket.WebSocketTimeoutException as exc:
+                raise StallError(
+                    f"no data and no ping for {self._stall_timeout} s",
+                    timeout=self._stall_timeout,
+                    url=self.url,
+                    stream=self.key,
+                ) from exc
+            except (OSError, websocket.WebSocketException) as exc:
+                # EOF without a close frame is what an abrupt drop looks like: 1006 by RFC 6455.
+                raise ConnectionDropped(
+                    f"connection lost: {exc or type(exc).__name__}",
+                    code=1006,
+                    url=self.url,
+                    stream=self.key,
+                ) from exc
+            if opcode == _OPCODE_TEXT:
+                data = frame.data
+                try:
+                    message = loads(data)
+                except ValueError as exc:
+                    self._malformed(data, f"invalid JSON: {exc}")
+                    continue
+                kind = classify(message)
+                if kind is FrameKind.DATA:
+                    self.messages += 1
+                    try:
+                        on_message(message)
+                    except Exception:
+                        log.exception("message handler of %s raised; socket carries on", self.key)
+                elif kind is FrameKind.SERVER_SHUTDOWN:
+                    raise ServerShutdown(
+                        "server announced serverShutdown", url=self.url, stream=self.key
+                    )
+                else:
+                    self._control_reply(message)
+            elif opcode == _OPCODE_CLOSE:
+                code, reason = _close_status(frame.data)
+                raise ConnectionDropped(
+                    f"server closed the connection: {code} {reason}".rstrip(),
+                    code=code,
+                    reason=reason,
+                    url=self.url,
+                    stream=self.key,
+                )
+            elif opcode == _OPCODE_BINARY:
+                self._malformed(frame.data, "unexpected binary frame")
+            # Ping and pong frames: websocket-client already answered the ping; receiving it
+            # re-armed the stall timer, which is all we need them for.
+
+    def _malformed(self, data: bytes | str, error: str) -> None:
+        excerpt = data[:80] if isinstance(data, str) else data[:80].decode("utf-8", "replace")
+        log.warning("%s: dropped a malformed frame (%s): %r", self.key, error, excerpt)
+        self._emit_event(MalformedFrame(self.key, time.time(), excerpt=excerpt, error=error))
+
+    def _control_reply(self, message: dict[str, Any]) -> None:
+        if "error" in message:
+            log.warning("%s: control request %r failed: %r", self.key, message.get("id"), message)
+        else:
+            log.debug("%s: control reply %r", self.key, message)
+
+    def _emit_event(self, event: ConnectionEvent) -> None:
+        try:
+            self._on_event(event)
+        except Exception:
+            log.exception("connection event handler raised")
+
+
+def _close_status(payload: bytes) -> tuple[int, str]:
+    """Code and reason of a close frame; 1005 (no status) when the frame carries none."""
+    if len(payload) < 2:
+        return 1005, ""
+    (code,) = struct.unpack("!H", payload[:2])
+    return code, payload[2:].decode("utf-8", "replace")
