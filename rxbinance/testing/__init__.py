@@ -1,0 +1,71 @@
+"""rxbinance.testing: a fake Binance to test your own trading code against.
+
+:class:`FakeBinance` is a real server on 127.0.0.1 (free ports, background daemon threads)
+that speaks Binance spot's market streams, the WebSocket API envelope and the REST endpoints a
+streams library needs, fed by a deterministic synthetic market (seeded random walk, a full
+order book whose every change has an update id, trades, klines, tickers). It enforces Binance's
+connection rules (pings with a deadline for the pong, 5 incoming messages per second, 1024
+streams per connection, 24 h connection age; all configurable so tests run fast) and injects
+faults on demand: dropped or refused connections, stalls, malformed frames, ``serverShutdown``,
+order-book gaps, HTTP 429/418. Everything it sees is recorded as frozen snapshots, and
+:meth:`FakeBinance.wait_for` waits for any condition on them without sleeping.
+
+Point your code at ``fake.ws_url`` / ``fake.rest_url`` / ``fake.ws_api_url`` instead of
+``wss://stream.binance.com:9443`` / ``https://api.binance.com`` /
+``wss://ws-api.binance.com/ws-api/v3``::
+
+    import json
+
+    import pytest
+    import websocket  # websocket-client; any client works
+
+    from rxbinance.testing import FakeBinance
+
+
+    @pytest.fixture
+    def fake():
+        with FakeBinance(tick_interval=None) as fake:  # paused market: moves on fake.step()
+            yield fake
+
+
+    def test_my_bot_sees_trades(fake):
+        ws = websocket.create_connection(fake.ws_url + "/ws/btcusdt@trade", timeout=5)
+        try:
+            fake.wait_for_connections(1, stream="btcusdt@trade")
+            # Scripted data: exactly this payload, to every subscriber of the stream.
+            fake.publish("btcusdt@trade", {"e": "trade", "s": "BTCUSDT", "p": "1.0"})
+            assert json.loads(ws.recv())["p"] == "1.0"
+            # Or let the synthetic market move and compare with its ground truth.
+            while not fake.trades("BTCUSDT"):
+                fake.step()
+            ...
+            fake.drop_connections()  # your reconnect logic runs now
+            fake.wait_for_attempts(2)
+        finally:
+            ws.close()
+
+Threads and time: the server runs in daemon threads (``FakeBinance-loop``,
+``FakeBinance-rest``, ``FakeBinance-rest-conn``), so a forgotten ``stop()`` never hangs the
+process; ``stop()`` (or leaving the ``with`` block) closes every connection and joins them. With
+``tick_interval=0.1`` the market runs at about real speed (one tick = 100 ms of market time);
+smaller intervals run it faster, ``None`` pauses it. REST ``/api/v3/time`` and every event
+time use the market's clock.
+"""
+
+from ._records import (
+    CloseCause,
+    ConnectionAttempt,
+    ConnectionKind,
+    ConnectionRecord,
+    RestRequest,
+)
+from ._server import FakeBinance
+
+__all__ = [
+    "CloseCause",
+    "ConnectionAttempt",
+    "ConnectionKind",
+    "ConnectionRecord",
+    "FakeBinance",
+    "RestRequest",
+]

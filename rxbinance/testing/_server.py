@@ -1,0 +1,1188 @@
+"""FakeBinance: a real local Binance (streams, WS API, REST) on 127.0.0.1 for tests and demos.
+
+Architecture, one job per module:
+
+- ``_market``: the pure synthetic market (prices, book, trades, payloads, REST bodies);
+- ``_control``: the stream endpoint's wire protocol (URL routing, control messages, framing);
+- ``_wsapi``: the WebSocket API request/response envelope and method table;
+- ``_rest``: the HTTP endpoints; ``_limits``: request weight per minute;
+- ``_records``: the frozen snapshots tests read;
+- this module: sockets, threads, connection rules and faults.
+
+Threads. One asyncio loop in the daemon thread ``FakeBinance-loop`` owns every WebSocket
+connection (``websockets.asyncio.server``); the REST server is a ``ThreadingHTTPServer`` whose
+accept loop runs in the daemon thread ``FakeBinance-rest`` with one daemon thread per client
+connection (``FakeBinance-rest-conn``). Public methods may be called from any thread; those that
+touch connections run on the loop and wait for it. All mutable state (the market included) is
+guarded by one re-entrant lock, :attr:`FakeBinance.lock`, and a Condition on it is notified on
+every change a test may wait for.
+
+Writes. Frames are written straight into the connection's transport (no ``await``), so a tick
+or a ``publish`` never waits for a slow client, and a frame is "handed to the socket" as soon as
+the call that produced it returns. A client that stops reading is dropped abruptly (close code
+1006, cause ``"slow_consumer"``) once more than ``max_send_buffer`` bytes (default 8 MiB) wait in
+the transport's buffer (on top of what the kernel's socket buffer already holds), the way Binance
+drops readers that cannot keep up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+
+from websockets.asyncio.messages import Assembler
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from ._control import (
+    Endpoint,
+    Rejection,
+    dumps,
+    encode_event,
+    handle_control,
+    parse_request_path,
+)
+from ._limits import WeightMeter
+from ._records import (
+    CloseCause,
+    ConnectionAttempt,
+    ConnectionKind,
+    ConnectionRecord,
+    RestRequest,
+)
+from ._rest import RestApp, RestFaults, RestServer
+from ._wsapi import WsApi, WsApiSession
+
+if TYPE_CHECKING:
+    from ._market import BookState, Market
+
+__all__ = ["FakeBinance"]
+
+T = TypeVar("T")
+
+_DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBBTC")
+
+# Frames that count towards Binance's "5 incoming messages per second": data frames and
+# ping/pong control frames (close frames do not; continuation frames belong to a message
+# whose first frame was already counted).
+_COUNTED = frozenset({Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG})
+
+_REFUSED = Rejection(
+    503,
+    -1008,
+    "Server is currently overloaded with other requests. Please try again in a few minutes.",
+)
+
+
+class _FakeConnection(ServerConnection):
+    """A websockets server connection that FakeBinance can police and stall.
+
+    It counts incoming frames for the rate limit, matches pongs against the server's pings
+    (unsolicited pongs are counted but do not keep the connection alive), and can stop reading
+    its socket on demand (:meth:`set_stalled`) without fighting websockets' own flow control.
+    """
+
+    fake: FakeBinance  # set on the per-server subclass made by FakeBinance._connection_class
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.endpoint: Endpoint | None = None
+        self.session: _Session | None = None
+        self.attempt_recorded = False
+        self.close_cause: CloseCause | None = None
+        # Rate limiting: arrival times (loop clock) of counted frames within the last second.
+        self.arrivals: collections.deque[float] = collections.deque()
+        # Outstanding server pings, oldest first: payload -> loop time sent.
+        self.pending_pongs: collections.OrderedDict[bytes, float] = collections.OrderedDict()
+        self._flow_paused = False
+        self._stalled = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # Replace the message assembler so that its flow control (pause reading when too many
+        # messages wait) and our stall (pause reading on purpose) do not undo each other.
+        self.recv_messages = Assembler(
+            self.max_queue_high,
+            self.max_queue_low,
+            pause=self._flow_pause,
+            resume=self._flow_resume,
+        )
+        self.fake._all_connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.fake._all_connections.discard(self)
+
+    def _flow_pause(self) -> None:
+        self._flow_paused = True
+        self._apply_reading()
+
+    def _flow_resume(self) -> None:
+        self._flow_paused = False
+        self._apply_reading()
+
+    def set_stalled(self, stalled: bool) -> None:
+        """Stop (or resume) reading the socket: no control messages, no automatic pongs."""
+        self._stalled = stalled
+        self._apply_reading()
+
+    def _apply_reading(self) -> None:
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if self._flow_paused or self._stalled:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
+
+    def process_event(self, event: Any) -> None:
+        if isinstance(event, Frame):
+            if event.opcode is Opcode.PONG:
+                self._on_pong(bytes(event.data))
+            if event.opcode in _COUNTED:
+                self.fake._on_incoming_frame(self)
+        super().process_event(event)
+
+    def _on_pong(self, data: bytes) -> None:
+        # A pong answers the ping with the same payload and, like in websockets, every older
+        # ping too. Anything else is an unsolicited pong: counted, but it proves nothing.
+        if data in self.pending_pongs:
+            while self.pending_pongs:
+                payload, _sent = self.pending_pongs.popitem(last=False)
+                if payload == data:
+                    break
+        self.fake._on_pong(self)
+
+
+@dataclass(eq=False)
+class _Session:
+    """Mutable bookkeeping of one open (or closed) WebSocket connection."""
+
+    id: int
+    conn: _FakeConnection
+    kind: ConnectionKind
+    path: str
+    streams: list[str]
+    combined: bool
+    microseconds: bool
+    opened_at: float
+    wsapi: WsApiSession | None = None
+    closed_at: float | None = None
+    close_code: int | None = None
+    close_reason: str | None = None
+    close_cause: CloseCause | None = None
+    frames_sent: int = 0
+    pings_sent: int = 0
+    pongs_received: int = 0
+    control_messages: list[Any] = field(default_factory=list)
+
+    def record(self) -> ConnectionRecord:
+        return ConnectionRecord(
+            id=self.id,
+            kind=self.kind,
+            path=self.path,
+            streams=tuple(self.streams),
+            combined=self.combined,
+            microseconds=self.microseconds,
+            opened_at=self.opened_at,
+            closed_at=self.closed_at,
+            close_code=self.close_code,
+            close_reason=self.close_reason,
+            close_cause=self.close_cause,
+            frames_sent=self.frames_sent,
+            pings_sent=self.pings_sent,
+            pongs_received=self.pongs_received,
+            control_messages=tuple(self.control_messages),
+        )
+
+
+class FakeBinance:
+    """A local Binance spot server: market streams, WebSocket API and REST, with faults.
+
+    See the package docstring (:mod:`rxbinance.testing`) for a tour and an example. All
+    durations are real seconds; market time advances 100 ms per tick.
+
+    Args:
+        symbols: Symbols the synthetic market simulates (uppercase).
+        seed: Seed of the market's random walk: same seed, same market.
+        tick_interval: Real seconds between market ticks; 0.1 is about real time, tests use
+            e.g. 0.005 to run 20x faster. None pauses the market: it then only moves on
+            :meth:`step`.
+        ping_interval: Seconds between the server's ping frames on every connection (Binance:
+            20). None sends no pings.
+        pong_timeout: A connection is closed (1008 "Pong timeout", cause ``"pong_timeout"``)
+            when a ping stays unanswered this long (Binance: 60). A pong answers a ping when
+            it echoes its payload; unsolicited pongs do not count. None never drops.
+        max_connection_age: Seconds after which the server closes a connection with 1001
+            (Going Away, empty reason, cause ``"max_age"``), like Binance's 24 h limit. None
+            keeps connections forever.
+        max_incoming_per_second: More incoming frames than this (text, binary, ping and pong
+            frames) within any one-second window on a market-stream connection closes it with
+            1008 "Too many requests" (cause ``"rate_limit"``). None disables the check. The WS
+            API is limited by request weight instead.
+        max_streams: Streams one connection may hold: more in the URL is rejected at the
+            handshake (HTTP 400, -1101); a SUBSCRIBE that would exceed it gets an error reply
+            and subscribes nothing.
+        rest_weight_limit: Request weight per wall-clock minute shared by REST and the WS API;
+            over it: HTTP 429 (-1003) with ``Retry-After``.
+        host: Interface to listen on; ports are picked free.
+        close_timeout: Seconds the server waits for a client to finish a closing handshake
+            (and for stop()) before cutting the TCP connection.
+        max_send_buffer: Bytes allowed to queue in a connection's transport before the client
+            is considered too slow and dropped (1006).
+        market: Serve this market object instead of building
+            ``Market(symbols=symbols, seed=seed)`` (then ``symbols`` and ``seed`` are
+            ignored). The escape hatch for a custom start time, tick size or book depth.
+    """
+
+    def __init__(
+        self,
+        *,
+        symbols: Sequence[str] = _DEFAULT_SYMBOLS,
+        seed: int = 0,
+        tick_interval: float | None = 0.1,
+        ping_interval: float | None = 20.0,
+        pong_timeout: float | None = 60.0,
+        max_connection_age: float | None = 86400.0,
+        max_incoming_per_second: int | None = 5,
+        max_streams: int = 1024,
+        rest_weight_limit: int = 6000,
+        host: str = "127.0.0.1",
+        close_timeout: float = 2.0,
+        max_send_buffer: int = 8 * 2**20,
+        market: Market | None = None,
+    ) -> None:
+        if market is None:
+            from ._market import Market
+
+            market = Market(symbols=tuple(symbols), seed=seed)
+        self._market = market
+        self._tick_interval = tick_interval
+        self._ping_interval = ping_interval
+        self._pong_timeout = pong_timeout
+        self._max_age = max_connection_age
+        self._max_incoming = max_incoming_per_second
+        self._max_streams = max_streams
+        self._host = host
+        self._close_timeout = close_timeout
+        self._max_send_buffer = max_send_buffer
+
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._weights = WeightMeter(rest_weight_limit)
+        self._rest_faults = RestFaults()
+        self._wsapi = WsApi(weights=self._weights, server_time_ms=self._market_time_ms)
+
+        # Observability (guarded by the lock).
+        self._attempts: list[ConnectionAttempt] = []
+        self._sessions: dict[int, _Session] = {}
+        self._rest_requests: list[RestRequest] = []
+        # Routing: stream name -> sessions subscribed to it, in subscription order.
+        self._routes: dict[str, dict[int, _Session]] = {}
+        self._classified: dict[str, Literal["ok", "retired", "invalid"]] = {}
+        self._next_id = 0
+        self._refuse: int | None = 0  # attempts still to refuse; None = all
+        self._stalled = False
+
+        # Loop-thread state.
+        self._all_connections: set[_FakeConnection] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._ws_server: Server | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._unstalled: asyncio.Event | None = None
+        self._unstall_handle: asyncio.TimerHandle | None = None
+        self._rest: RestServer | None = None
+        self._rest_thread: threading.Thread | None = None
+        self._ws_port = 0
+        self._state: Literal["new", "running", "stopped"] = "new"
+
+    # ------------------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> FakeBinance:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        if self._state == "running":
+            return f"<FakeBinance {self.ws_url} {self.rest_url}>"
+        return f"<FakeBinance {self._state}>"
+
+    def start(self) -> None:
+        """Start both servers and return once they accept connections.
+
+        Idempotent while running; a stopped FakeBinance cannot be restarted (make a new one).
+        """
+        if self._state == "running":
+            return
+        if self._state == "stopped":
+            raise RuntimeError("this FakeBinance was stopped; create a new one")
+        ready = concurrent.futures.Future[None]()
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._loop_thread = threading.Thread(
+            target=self._run_loop, args=(loop, ready), name="FakeBinance-loop", daemon=True
+        )
+        self._loop_thread.start()
+        try:
+            ready.result()
+        except BaseException:
+            self._loop_thread.join()
+            self._state = "stopped"
+            raise
+
+        app = RestApp(
+            call_market=self.with_market,
+            weights=self._weights,
+            faults=self._rest_faults,
+            record=self._record_rest,
+        )
+        self._rest = RestServer((self._host, 0), app)
+        self._rest_thread = threading.Thread(
+            target=self._rest.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="FakeBinance-rest",
+            daemon=True,
+        )
+        self._rest_thread.start()
+        self._state = "running"
+
+    def stop(self) -> None:
+        """Close every connection (1001, cause ``"stop"``), stop both servers, join threads.
+
+        Idempotent. Returns within about ``close_timeout`` seconds even if clients do not
+        answer the closing handshake.
+        """
+        if self._state != "running":
+            self._state = "stopped"
+            return
+        self._state = "stopped"
+        if self._rest is not None:
+            self._rest.shutdown()
+            self._rest.server_close()
+            self._rest.close_clients(timeout=self._close_timeout + 5)
+        if self._rest_thread is not None:
+            self._rest_thread.join()
+        loop, stop_event = self._loop, self._stop_event
+        if loop is not None and stop_event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop_event.set)
+        if self._loop_thread is not None:
+            self._loop_thread.join()
+
+    def _run_loop(
+        self, loop: asyncio.AbstractEventLoop, ready: concurrent.futures.Future[None]
+    ) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._main(ready))
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+        finally:
+            # Nothing may survive the loop: cancel stragglers, then close it.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _main(self, ready: concurrent.futures.Future[None]) -> None:
+        self._stop_event = asyncio.Event()
+        self._unstalled = asyncio.Event()
+        self._unstalled.set()
+        self._ws_server = await serve(
+            self._handler,
+            self._host,
+            0,
+            process_request=self._process_request,
+            process_response=self._process_response,
+            create_connection=self._connection_class(),
+            compression=None,  # Binance does not negotiate permessage-deflate
+            ping_interval=None,  # our own keepalive: payload matching, stall-aware
+            ping_timeout=None,
+            close_timeout=self._close_timeout,
+            server_header="FakeBinance",
+        )
+        self._ws_port = self._ws_server.sockets[0].getsockname()[1]
+        tick_task = None
+        if self._tick_interval is not None:
+            tick_task = asyncio.create_task(self._tick_loop(self._tick_interval))
+        ready.set_result(None)
+        await self._stop_event.wait()
+
+        if tick_task is not None:
+            tick_task.cancel()
+        server = self._ws_server
+        server.close(close_connections=False)  # stop listening; we close connections below
+        for conn in list(self._all_connections):
+            if conn.protocol.state is State.OPEN:
+                self._close_connection(conn, 1001, "", "stop")
+            elif conn.protocol.state is State.CONNECTING:
+                conn.transport.abort()
+        try:
+            await asyncio.wait_for(server.wait_closed(), self._close_timeout + 1.0)
+        except TimeoutError:
+            for conn in list(self._all_connections):
+                conn.transport.abort()
+            await server.wait_closed()
+
+    def _connection_class(self) -> type[_FakeConnection]:
+        class _Bound(_FakeConnection):
+            fake = self
+
+        return _Bound
+
+    # ---------------------------------------------------------------------------- addresses
+
+    def _require_running(self) -> None:
+        if self._state != "running":
+            raise RuntimeError(
+                f"FakeBinance is {self._state}; call start() or use it as a context manager"
+            )
+
+    @property
+    def ws_url(self) -> str:
+        """Base URL of the market streams, e.g. ``ws://127.0.0.1:40123``.
+
+        Streams live under it: ``ws_url + "/ws/btcusdt@trade"``,
+        ``ws_url + "/stream?streams=btcusdt@trade/ethusdt@depth"``.
+        """
+        self._require_running()
+        return f"ws://{self._host}:{self._ws_port}"
+
+    @property
+    def ws_api_url(self) -> str:
+        """URL of the WebSocket API: ``ws_url + "/ws-api/v3"``."""
+        return self.ws_url + "/ws-api/v3"
+
+    @property
+    def rest_url(self) -> str:
+        """Base URL of the REST API, e.g. ``http://127.0.0.1:40124`` (paths ``/api/v3/...``)."""
+        self._require_running()
+        assert self._rest is not None
+        return f"http://{self._host}:{self._rest.server_address[1]}"
+
+    # ------------------------------------------------------------------------------- market
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock guarding the market and all server state (re-entrant).
+
+        Hold it to call :attr:`market` directly. Do not call FakeBinance methods that run on
+        the server loop (step, publish, faults...) while holding it: the loop needs it too.
+        """
+        return self._lock
+
+    @property
+    def market(self) -> Market:
+        """The synthetic market. Not thread-safe: use it via :meth:`with_market` or while
+        holding :attr:`lock`, since the server loop and REST threads use it concurrently."""
+        return self._market
+
+    def with_market(self, fn: Callable[[Market], T]) -> T:
+        """Call ``fn(market)`` under the lock and return its result."""
+        with self._lock:
+            return fn(self._market)
+
+    def true_book(self, symbol: str, update_id: int | None = None) -> BookState:
+        """The market's exact order book of ``symbol`` (after ``update_id``; default: now)."""
+        return self.with_market(lambda m: m.true_book(symbol, update_id))
+
+    def trades(self, symbol: str) -> list[dict[str, Any]]:
+        """Every trade of ``symbol`` so far, oldest first, in the ``trade`` stream shape."""
+        return self.with_market(lambda m: m.trade_history(symbol))
+
+    def inject_gap(self, symbol: str, size: int = 1) -> None:
+        """Make the next diff-depth event of each speed of ``symbol`` skip ``size`` updates
+        (``U`` jumps) while the book still changes, so a client that ignores the gap is wrong."""
+        self.with_market(lambda m: m.inject_gap(symbol, size))
+
+    def _market_time_ms(self) -> int:
+        with self._lock:
+            return int(self._market.time_ms)
+
+    def _classify(self, name: str) -> Literal["ok", "retired", "invalid"]:
+        # A pure function of the name: cache it, the tick asks for every active stream.
+        with self._lock:
+            kind = self._classified.get(name)
+            if kind is None:
+                kind = self._classified[name] = self._market.classify_stream(name)
+            return kind
+
+    def step(self, n: int = 1) -> list[tuple[str, Any]]:
+        """Run ``n`` market ticks on the server loop, now, and wait for them.
+
+        Works paused (``tick_interval=None``) or running. Returns the (stream, payload) events
+        the market emitted for the streams someone is subscribed to; every frame carrying them
+        was written to its socket before this returns (none while stalled).
+        """
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        return self._on_loop(lambda: [event for _ in range(n) for event in self._tick()])
+
+    async def _tick_loop(self, interval: float) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + interval
+        while True:
+            delay = due - loop.time()
+            await asyncio.sleep(max(0.0, delay))
+            self._tick()
+            due += interval
+            if loop.time() - due > 1.0:
+                due = loop.time() + interval  # far behind (loaded machine): skip, don't burst
+
+    def _tick(self) -> list[tuple[str, Any]]:
+        with self._lock:
+            active = [
+                name for name, subs in self._routes.items() if subs and self._classify(name) == "ok"
+            ]
+            events: list[tuple[str, Any]] = self._market.step(active)
+            if self._stalled:
+                return events
+            for name, payload in events:
+                subscribers = self._routes.get(name)
+                if not subscribers:
+                    continue
+                frames: dict[tuple[bool, bool], str] = {}
+                for session in list(subscribers.values()):
+                    key = (session.combined, session.microseconds)
+                    frame = frames.get(key)
+                    if frame is None:
+                        frame = frames[key] = encode_event(
+                            name, payload, combined=key[0], microseconds=key[1]
+                        )
+                    self._write(session, frame)
+            return events
+
+    # ----------------------------------------------------------------------- loop helpers
+
+    def _on_loop(self, fn: Callable[[], T], timeout: float = 30.0) -> T:
+        """Run ``fn`` on the server loop thread and return its result."""
+        self._require_running()
+        loop = self._loop
+        assert loop is not None
+        if threading.current_thread() is self._loop_thread:
+            return fn()
+        if getattr(self._lock, "_is_owned", lambda: False)():
+            raise RuntimeError(
+                "called while holding fake.lock: the server loop needs it (deadlock)"
+            )
+        result = concurrent.futures.Future[T]()
+
+        def run() -> None:
+            try:
+                result.set_result(fn())
+            except BaseException as exc:
+                result.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return result.result(timeout)
+
+    def _write(self, session: _Session, data: str | bytes) -> bool:
+        """Write one text (str) or binary (bytes) frame now; False if the connection is not open.
+
+        Loop thread only, lock held. Never waits: see "Writes" in the module docstring.
+        """
+        conn = session.conn
+        if conn.protocol.state is not State.OPEN:
+            return False
+        if isinstance(data, str):
+            conn.protocol.send_text(data.encode())
+        else:
+            conn.protocol.send_binary(data)
+        conn.send_data()
+        session.frames_sent += 1
+        transport = cast(asyncio.WriteTransport, conn.transport)
+        if transport.get_write_buffer_size() > self._max_send_buffer:
+            conn.close_cause = conn.close_cause or "slow_consumer"
+            transport.abort()
+        self._cond.notify_all()
+        return True
+
+    def _send_json(self, session: _Session, obj: Any) -> None:
+        with self._cond:
+            self._write(session, dumps(obj))
+
+    def _close_connection(
+        self, conn: _FakeConnection, code: int, reason: str, cause: CloseCause
+    ) -> None:
+        """Start a server-side closing handshake; cut TCP after ``close_timeout``. Loop thread."""
+        if conn.close_cause is None:
+            conn.close_cause = cause
+        if conn.protocol.state is not State.OPEN:
+            return
+        conn.protocol.send_close(code, reason)
+        conn.send_data()
+        assert self._loop is not None
+        self._loop.call_later(self._close_timeout, self._abort_if_open, conn)
+
+    @staticmethod
+    def _abort_if_open(conn: _FakeConnection) -> None:
+        if not conn.connection_lost_waiter.done():
+            conn.transport.abort()
+
+    def _open_sessions(self, kind: ConnectionKind | None = None) -> list[_Session]:
+        return [
+            s
+            for s in self._sessions.values()
+            if s.closed_at is None and (kind is None or s.kind == kind)
+        ]
+
+    # ------------------------------------------------------------------------- handshake
+
+    def _reject(self, conn: ServerConnection, path: str, rejection: Rejection) -> Response:
+        response = conn.respond(rejection.status, rejection.body)
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json;charset=UTF-8"
+        with self._cond:
+            self._attempts.append(
+                ConnectionAttempt(path, time.time(), False, rejection.status, rejection.body)
+            )
+            self._cond.notify_all()
+        cast(_FakeConnection, conn).attempt_recorded = True
+        return response
+
+    def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        with self._lock:
+            if self._refuse is None or self._refuse > 0:
+                if self._refuse is not None:
+                    self._refuse -= 1
+                return self._reject(conn, request.path, _REFUSED)
+            endpoint = parse_request_path(
+                request.path, classify=self._classify, max_streams=self._max_streams
+            )
+        if isinstance(endpoint, Rejection):
+            return self._reject(conn, request.path, endpoint)
+        cast(_FakeConnection, conn).endpoint = endpoint
+        return None
+
+    def _process_response(
+        self, conn: ServerConnection, request: Request, response: Response
+    ) -> None:
+        # websockets' own rejections (not a WebSocket request, bad headers...) are attempts too.
+        fake_conn = cast(_FakeConnection, conn)
+        if response.status_code != 101 and not fake_conn.attempt_recorded:
+            fake_conn.attempt_recorded = True
+            with self._cond:
+                body = bytes(response.body).decode("utf-8", "replace")
+                self._attempts.append(
+                    ConnectionAttempt(request.path, time.time(), False, response.status_code, body)
+                )
+                self._cond.notify_all()
+
+    # -------------------------------------------------------------------------- sessions
+
+    async def _handler(self, server_conn: ServerConnection) -> None:
+        conn = cast(_FakeConnection, server_conn)
+        session = self._open_session(conn)
+        loop = asyncio.get_running_loop()
+        ping_task = None
+        if self._ping_interval is not None:
+            ping_task = asyncio.create_task(self._keepalive(conn, session, self._ping_interval))
+        age_timer = None
+        if self._max_age is not None:
+            age_timer = loop.call_later(
+                self._max_age, self._close_connection, conn, 1001, "", "max_age"
+            )
+        assert self._unstalled is not None
+        try:
+            while True:
+                try:
+                    message = await conn.recv()
+                except ConnectionClosed:
+                    break
+                # A message read just before a stall waits: a stalled server answers nothing.
+                await self._unstalled.wait()
+                self._on_message(session, message)
+        finally:
+            if ping_task is not None:
+                ping_task.cancel()
+            if age_timer is not None:
+                age_timer.cancel()
+            if not conn.connection_lost_waiter.done():
+                self._close_connection(conn, 1000, "", "client")
+                await asyncio.shield(conn.connection_lost_waiter)
+            self._close_session(session)
+
+    def _open_session(self, conn: _FakeConnection) -> _Session:
+        endpoint = conn.endpoint
+        assert endpoint is not None
+        assert conn.request is not None
+        path = conn.request.path
+        with self._cond:
+            self._next_id += 1
+            session = _Session(
+                id=self._next_id,
+                conn=conn,
+                kind=endpoint.kind,
+                path=path,
+                streams=list(endpoint.streams),
+                combined=endpoint.combined,
+                microseconds=endpoint.microseconds,
+                opened_at=time.time(),
+            )
+            if endpoint.kind == "ws-api":
+                session.wsapi = WsApiSession(
+                    connection_id=session.id,
+                    microseconds=endpoint.microseconds,
+                    return_rate_limits=endpoint.return_rate_limits,
+                    connected_since_ms=self._market_time_ms(),
+                    send=lambda obj: self._send_json(session, obj),
+                )
+                self._weights.charge(2)  # connecting to the WS API costs 2 weight
+            conn.session = session
+            self._sessions[session.id] = session
+            for name in session.streams:
+                self._routes.setdefault(name, {})[session.id] = session
+            self._attempts.append(
+                ConnectionAttempt(path, session.opened_at, True, 101, "", session.id)
+            )
+            conn.attempt_recorded = True
+            if self._stalled:
+                conn.set_stalled(True)
+            self._cond.notify_all()
+        return session
+
+    def _close_session(self, session: _Session) -> None:
+        protocol = session.conn.protocol
+        sent, received = protocol.close_sent, protocol.close_rcvd
+        if sent is not None and (received is None or protocol.close_rcvd_then_sent is False):
+            code, reason = sent.code, sent.reason  # the server spoke first
+        elif received is not None:
+            code, reason = received.code, received.reason
+        else:
+            code, reason = 1006, ""  # no close frame at all
+        with self._cond:
+            for name in session.streams:
+                subscribers = self._routes.get(name)
+                if subscribers is not None:
+                    subscribers.pop(session.id, None)
+                    if not subscribers:
+                        del self._routes[name]
+            session.closed_at = time.time()
+            session.close_code, session.close_reason = code, reason
+            session.close_cause = session.conn.close_cause or "client"
+            self._cond.notify_all()
+
+    def _on_message(self, session: _Session, message: str | bytes) -> None:
+        with self._cond:
+            if session.kind == "ws-api":
+                assert session.wsapi is not None
+                session.control_messages.append(_parse_or_raw(message))
+                reply = self._wsapi.handle(session.wsapi, message)
+                self._write(session, dumps(reply))
+                return
+            outcome = handle_control(
+                message,
+                streams=session.streams,
+                combined=session.combined,
+                classify=self._classify,
+                max_streams=self._max_streams,
+            )
+            session.control_messages.append(outcome.parsed)
+            for name in outcome.subscribe:
+                session.streams.append(name)
+                self._routes.setdefault(name, {})[session.id] = session
+            for name in outcome.unsubscribe:
+                session.streams.remove(name)
+                subscribers = self._routes.get(name)
+                if subscribers is not None:
+                    subscribers.pop(session.id, None)
+                    if not subscribers:
+                        del self._routes[name]
+            if outcome.combined is not None:
+                session.combined = outcome.combined
+            self._write(session, dumps(outcome.reply))
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------------ connection rules
+
+    def _on_incoming_frame(self, conn: _FakeConnection) -> None:
+        limit = self._max_incoming
+        endpoint = conn.endpoint
+        if limit is None or endpoint is None or endpoint.kind != "stream":
+            return
+        assert self._loop is not None
+        now = self._loop.time()
+        conn.arrivals.append(now)
+        while conn.arrivals and conn.arrivals[0] <= now - 1.0:
+            conn.arrivals.popleft()
+        if len(conn.arrivals) > limit and conn.protocol.state is State.OPEN:
+            self._close_connection(conn, 1008, "Too many requests", "rate_limit")
+
+    def _on_pong(self, conn: _FakeConnection) -> None:
+        session = conn.session
+        if session is not None:
+            with self._cond:
+                session.pongs_received += 1
+                self._cond.notify_all()
+
+    async def _keepalive(self, conn: _FakeConnection, session: _Session, interval: float) -> None:
+        """Ping every ``interval``; close when the oldest unanswered ping is too old."""
+        loop = asyncio.get_running_loop()
+        assert self._unstalled is not None
+        next_ping = loop.time() + interval
+        while _is_open(conn):
+            wake = next_ping
+            if conn.pending_pongs and self._pong_timeout is not None:
+                oldest = next(iter(conn.pending_pongs.values()))
+                wake = min(wake, oldest + self._pong_timeout)
+            await asyncio.sleep(max(0.0, wake - loop.time()))
+            if self._stalled:
+                # A stalled server neither pings nor holds unanswered pings against the client
+                # (it could not read the pongs): forgive them and restart the cycle afterwards.
+                await self._unstalled.wait()
+                conn.pending_pongs.clear()
+                next_ping = loop.time() + interval
+                continue
+            if not _is_open(conn):
+                return
+            now = loop.time()
+            if conn.pending_pongs and self._pong_timeout is not None:
+                oldest = next(iter(conn.pending_pongs.values()))
+                if now - oldest >= self._pong_timeout:
+                    self._close_connection(conn, 1008, "Pong timeout", "pong_timeout")
+                    return
+            if now >= next_ping:
+                payload = str(int(time.time() * 1000)).encode()
+                while payload in conn.pending_pongs:  # sub-millisecond intervals in tests
+                    payload += b"+"
+                conn.pending_pongs[payload] = now
+                conn.protocol.send_ping(payload)
+                conn.send_data()
+                next_ping = now + interval
+                with self._cond:
+                    session.pings_sent += 1
+                    self._cond.notify_all()
+
+    # --------------------------------------------------------------------- scripted data
+
+    def publish(self, stream: str, payload: Any) -> int:
+        """Send ``payload`` to every connection subscribed to ``stream``; return how many.
+
+        - dict or list: sent as compact JSON text, wrapped as ``{"stream":..,"data":..}`` on
+          connections whose ``combined`` property is true, never converted to µs;
+        - str: sent verbatim as one text frame (malformed JSON is fine), never wrapped;
+        - bytes: sent as one binary frame, never wrapped.
+
+        ``stream`` may be any name the market does not call invalid, including streams the
+        market never emits and retired ones. Publishing happens on the server loop after
+        every subscription change the caller has already observed (e.g. with
+        :meth:`wait_for_connections`), so those connections do get the frame. Returns 0 while
+        stalled. Raises ValueError for an invalid stream name.
+        """
+        if self._classify(stream) == "invalid":
+            raise ValueError(f"invalid stream name: {stream!r}")
+        if isinstance(payload, (dict, list)):
+            raw: str | bytes | None = None
+            data = dumps(payload)  # serialise in the caller's thread: errors surface here
+        elif isinstance(payload, (str, bytes)):
+            raw, data = payload, ""
+        else:
+            raise TypeError(
+                f"payload must be dict, list, str or bytes, not {type(payload).__name__}"
+            )
+
+        def run() -> int:
+            with self._lock:
+                if self._stalled:
+                    return 0
+                count = 0
+                wrapped = None
+                for session in list(self._routes.get(stream, {}).values()):
+                    if raw is not None:
+                        frame: str | bytes = raw
+                    elif session.combined:
+                        wrapped = wrapped or f'{{"stream":{dumps(stream)},"data":{data}}}'
+                        frame = wrapped
+                    else:
+                        frame = data
+                    count += self._write(session, frame)
+                return count
+
+        return self._on_loop(run)
+
+    def send_malformed(self, text: str = "{not json") -> int:
+        """Send ``text`` as a text frame to every open market-stream connection; return how
+        many got it (0 while stalled)."""
+
+        def run() -> int:
+            with self._lock:
+                if self._stalled:
+                    return 0
+                return sum(self._write(s, text) for s in self._open_sessions("stream"))
+
+        return self._on_loop(run)
+
+    # ---------------------------------------------------------------------------- faults
+
+    def drop_connections(self, code: int | None = None, reason: str = "") -> int:
+        """Close every open WebSocket connection (streams and WS API); return how many.
+
+        ``code=None`` cuts TCP without a close frame (the client sees 1006); otherwise the
+        server sends a close frame with ``code`` and ``reason`` and cuts TCP after
+        ``close_timeout`` if the client does not complete the handshake. Cause ``"drop"``.
+        Returns once the close frames (or aborts) have been handed to the sockets.
+        """
+
+        def run() -> int:
+            with self._lock:
+                sessions = self._open_sessions()
+                for session in sessions:
+                    conn = session.conn
+                    if code is None:
+                        conn.close_cause = conn.close_cause or "drop"
+                        conn.transport.abort()
+                    else:
+                        self._close_connection(conn, code, reason, "drop")
+                return len(sessions)
+
+        return self._on_loop(run)
+
+    def refuse_connections(self, n: int | None = None) -> None:
+        """Refuse the next ``n`` connection attempts (None: all until :meth:`accept_connections`)
+        with HTTP 503 ``{"code":-1008,"msg":"Server is currently overloaded..."}``."""
+        with self._cond:
+            self._refuse = n
+
+    def accept_connections(self) -> None:
+        """Stop refusing connection attempts."""
+        with self._cond:
+            self._refuse = 0
+
+    def stall(self, seconds: float | None = None) -> None:
+        """Freeze the WebSocket side for ``seconds`` (None: until :meth:`unstall`).
+
+        While stalled the server stops reading every connection (so it answers no control
+        message and no client ping), sends no pings and no data: market events are dropped
+        (the market keeps moving, so a client sees a gap afterwards) and :meth:`publish` /
+        :meth:`send_malformed` deliver nothing. Connections stay open and new ones complete
+        their handshake but are stalled too. Unanswered pings are forgiven afterwards.
+        :meth:`drop_connections` and :meth:`server_shutdown` still work.
+        """
+
+        def run() -> None:
+            assert self._loop is not None
+            assert self._unstalled is not None
+            with self._cond:
+                self._stalled = True
+                self._unstalled.clear()
+                if self._unstall_handle is not None:
+                    self._unstall_handle.cancel()
+                    self._unstall_handle = None
+                for session in self._open_sessions():
+                    session.conn.set_stalled(True)
+                if seconds is not None:
+                    self._unstall_handle = self._loop.call_later(seconds, self._unstall_now)
+                self._cond.notify_all()
+
+        self._on_loop(run)
+
+    def unstall(self) -> None:
+        """End a stall now (no-op when not stalled)."""
+        self._on_loop(self._unstall_now)
+
+    def _unstall_now(self) -> None:
+        assert self._unstalled is not None
+        with self._cond:
+            self._stalled = False
+            if self._unstall_handle is not None:
+                self._unstall_handle.cancel()
+                self._unstall_handle = None
+            for session in self._open_sessions():
+                session.conn.set_stalled(False)
+            self._unstalled.set()
+            self._cond.notify_all()
+
+    @property
+    def stalled(self) -> bool:
+        """True while :meth:`stall` is in effect."""
+        return self._stalled
+
+    def server_shutdown(self, close_code: int = 1001) -> int:
+        """Announce a shutdown and close every connection (cause ``"server_shutdown"``).
+
+        Raw stream connections get ``{"e":"serverShutdown","E":<market time>}``, combined ones
+        ``{"stream":"!serverShutdown","data":{...}}`` and WS API ones
+        ``{"event":{"e":"serverShutdown","E":..}}`` (``E`` in µs where the URL asked), then a
+        close frame with ``close_code``. Sent even while stalled. Returns how many
+        connections were told.
+        """
+
+        def run() -> int:
+            with self._lock:
+                now = self._market_time_ms()
+                sessions = self._open_sessions()
+                for session in sessions:
+                    event = {
+                        "e": "serverShutdown",
+                        "E": now * 1000 if session.microseconds else now,
+                    }
+                    if session.kind == "ws-api":
+                        frame = dumps({"event": event})
+                    elif session.combined:
+                        frame = dumps({"stream": "!serverShutdown", "data": event})
+                    else:
+                        frame = dumps(event)
+                    self._write(session, frame)
+                    self._close_connection(session.conn, close_code, "", "server_shutdown")
+                return len(sessions)
+
+        return self._on_loop(run)
+
+    def rest_fault(self, status: int = 429, retry_after: int = 2, times: int | None = 1) -> None:
+        """Answer the next ``times`` REST requests (None: all until :meth:`clear_rest_fault`)
+        with ``status`` 429 (``-1003`` "Too much request weight used...") or 418 (``-1003``
+        "Way too much request weight used; IP banned until <ms>...") and a ``Retry-After:
+        <retry_after>`` header. These requests are not charged any weight."""
+        self._rest_faults.set(status, retry_after, times)
+
+    def clear_rest_fault(self) -> None:
+        """Stop injecting REST errors."""
+        self._rest_faults.clear()
+
+    def rest_weight_used(self) -> int:
+        """Request weight used in the current wall-clock minute (REST and WS API)."""
+        return self._weights.used()
+
+    @property
+    def wsapi(self) -> WsApi:
+        """The WS API method table (add methods with ``fake.wsapi.add_method``)."""
+        return self._wsapi
+
+    # ---------------------------------------------------------------------- observability
+
+    def _record_rest(self, request: RestRequest) -> None:
+        with self._cond:
+            self._rest_requests.append(request)
+            self._cond.notify_all()
+
+    @property
+    def attempts(self) -> tuple[ConnectionAttempt, ...]:
+        """Every WebSocket connection attempt answered so far, in order."""
+        with self._lock:
+            return tuple(self._attempts)
+
+    @property
+    def connections(self) -> tuple[ConnectionRecord, ...]:
+        """Snapshots of every WebSocket connection ever opened, in opening order."""
+        with self._lock:
+            return tuple(s.record() for s in self._sessions.values())
+
+    def open_connections(self) -> tuple[ConnectionRecord, ...]:
+        """Snapshots of the connections open right now."""
+        with self._lock:
+            return tuple(s.record() for s in self._open_sessions())
+
+    def connection(self, connection_id: int) -> ConnectionRecord:
+        """The snapshot of one connection by id (KeyError if unknown)."""
+        with self._lock:
+            return self._sessions[connection_id].record()
+
+    @property
+    def rest_requests(self) -> tuple[RestRequest, ...]:
+        """Every REST request answered so far, in order."""
+        with self._lock:
+            return tuple(self._rest_requests)
+
+    def wait_for(self, predicate: Callable[[FakeBinance], bool], timeout: float = 5.0) -> None:
+        """Block until ``predicate(fake)`` is true; raise TimeoutError after ``timeout`` s.
+
+        The predicate is evaluated under :attr:`lock` each time the server's state changes
+        (attempt, open, close, subscription change, frame sent, ping, pong, REST request), so
+        it must only read state (``connections``, ``attempts``...), never call methods that
+        run on the loop. The error message describes the server's state.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    name = getattr(predicate, "__name__", repr(predicate))
+                    raise TimeoutError(
+                        f"FakeBinance.wait_for({name}) still false after {timeout} s; "
+                        + self._describe()
+                    )
+                self._cond.wait(remaining)
+
+    def wait_for_connections(
+        self,
+        n: int,
+        stream: str | None = None,
+        timeout: float = 5.0,
+        *,
+        kind: ConnectionKind | None = "stream",
+    ) -> tuple[ConnectionRecord, ...]:
+        """Wait until at least ``n`` connections of ``kind`` (None: any) are open, subscribed
+        to ``stream`` if given; return those connections' snapshots."""
+
+        def matching(fake: FakeBinance) -> tuple[ConnectionRecord, ...]:
+            return tuple(
+                c
+                for c in fake.open_connections()
+                if (kind is None or c.kind == kind) and (stream is None or stream in c.streams)
+            )
+
+        def enough(fake: FakeBinance) -> bool:
+            return len(matching(fake)) >= n
+
+        enough.__name__ = f"{n} open {kind or 'any'} connection(s)" + (
+            f" on {stream}" if stream else ""
+        )
+        self.wait_for(enough, timeout)
+        return matching(self)
+
+    def wait_for_attempts(self, n: int, timeout: float = 5.0) -> tuple[ConnectionAttempt, ...]:
+        """Wait until at least ``n`` connection attempts were answered; return them all."""
+
+        def enough(fake: FakeBinance) -> bool:
+            return len(fake.attempts) >= n
+
+        enough.__name__ = f"{n} connection attempt(s)"
+        self.wait_for(enough, timeout)
+        return self.attempts
+
+    def _describe(self) -> str:
+        open_ = self._open_sessions()
+        lines = [
+            f"{len(open_)} open connection(s)"
+            + "".join(
+                f"\n  #{s.id} {s.kind} {s.path} streams={s.streams} combined={s.combined} "
+                f"frames_sent={s.frames_sent} pings={s.pings_sent} pongs={s.pongs_received}"
+                for s in open_
+            ),
+            f"{len(self._sessions) - len(open_)} closed connection(s)",
+            f"{len(self._attempts)} attempt(s), "
+            f"{sum(1 for a in self._attempts if not a.accepted)} rejected",
+            f"{len(self._rest_requests)} REST request(s)",
+        ]
+        if self._stalled:
+            lines.append("stalled")
+        return "; ".join(lines)
+
+
+def _is_open(conn: ServerConnection) -> bool:
+    # A function, not an inline test, so that mypy does not narrow the state across awaits.
+    return conn.protocol.state is State.OPEN
+
+
+def _parse_or_raw(message: str | bytes) -> Any:
+    try:
+        return json.loads(message)
+    except (ValueError, UnicodeDecodeError):
+        return message
