@@ -1,0 +1,735 @@
+"""The synthetic, deterministic market that FakeBinance serves.
+
+:class:`Market` is pure and in-memory: no sockets, threads, asyncio or clock reads (except the
+default start time). The server drives it with :meth:`Market.step` (one tick of market time)
+and asks it for Binance-shaped payloads and REST bodies; it never calls it concurrently.
+
+How the market works, per symbol, per tick (``tick_ms``, default 100 ms of market time):
+
+1. Candles whose interval ended are closed (before this tick's trades, which are stamped with
+   the new market time).
+2. A seeded random walk moves a fair price; 1-3 maker actions add, change or cancel levels near
+   it; 0-3 taker orders (biased towards the fair price) sweep the best levels, each fill at one
+   price making 1-3 trades and one aggTrade; the deep end is topped up or trimmed to keep about
+   ``book_depth`` levels a side. The book is never crossed.
+3. Each single level change (set or remove, including fills) is one update id, so the exact book
+   is known at every id (:meth:`Market.true_book`).
+4. Diff-depth events are cut from that one id sequence per speed (``@depth@100ms`` every 100 ms,
+   ``@depth`` every 1000 ms): ``U`` is always the previous event's ``u + 1`` unless
+   :meth:`Market.inject_gap` moved it.
+
+Fixed-point integers are used internally (1e-8 units) and formatted like Binance
+(``"60000.01000000"``). Randomness comes from one ``random.Random`` per symbol seeded from
+``(seed, symbol)``: the same seed and the same calls give the same output, byte for byte.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left, bisect_right
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+from ._market_candles import Agg
+from ._market_names import (
+    E8,
+    INTERVALS,
+    WINDOW_MINUTES,
+    StreamSpec,
+    crossed,
+    fmt8,
+    fmt_percent,
+    parse_stream,
+)
+from ._market_sim import SymbolConfig, SymbolSim, Tick, symbol_config
+
+__all__ = ["BookState", "Market", "MarketError"]
+
+_MAX_PLANS: Final = 64
+# Emission order inside one step: closed klines first (they close before this tick's trades),
+# then trades, so every depth event follows the trades whose fills it contains.
+_RANK: Final[dict[str, int]] = {
+    "klineClose": 0,
+    "trade": 1,
+    "aggTrade": 2,
+    "kline": 3,
+    "bookTicker": 4,
+    "diffDepth": 5,
+    "partialDepth": 6,
+    "miniTicker": 7,
+    "ticker": 7,
+    "windowTicker": 7,
+    "avgPrice": 7,
+    "allMiniTickers": 8,
+    "allWindowTickers": 8,
+}
+_STABLE_QUOTES: Final = frozenset({"USDT", "USDC", "FDUSD", "BUSD", "TUSD", "EUR", "TRY"})
+
+
+class MarketError(Exception):
+    """A request Binance would reject with HTTP 400 and ``{"code": code, "msg": msg}``.
+
+    ``code`` is Binance's error code (``-1121`` invalid symbol, ``-1120`` invalid interval,
+    ``-1100`` illegal parameter value, ``-1102`` missing parameter, ``-1023`` start after end,
+    ``-1128`` invalid combination of optional parameters); ``msg`` is Binance's text.
+    """
+
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(code, msg)
+        self.code = code
+        self.msg = msg
+
+    def __str__(self) -> str:
+        return f"{self.msg} (code {self.code})"
+
+
+@dataclass(frozen=True, slots=True)
+class BookState:
+    """The exact order book of ``symbol`` after update ``last_update_id``.
+
+    ``bids`` are best (highest) first, ``asks`` best (lowest) first; each level is
+    ``(price, qty)`` as :class:`~decimal.Decimal` with 8 decimal places.
+    """
+
+    symbol: str
+    last_update_id: int
+    bids: tuple[tuple[Decimal, Decimal], ...]
+    asks: tuple[tuple[Decimal, Decimal], ...]
+
+
+def _dec(value: int) -> Decimal:
+    return Decimal(value).scaleb(-8)
+
+
+def _illegal(param: str, legal: str) -> MarketError:
+    return MarketError(
+        -1100, f"Illegal characters found in parameter '{param}'; legal range is '{legal}'."
+    )
+
+
+def _kline_row(agg: Agg) -> list[Any]:
+    return [
+        agg.t,
+        fmt8(agg.o),
+        fmt8(agg.h),
+        fmt8(agg.l),
+        fmt8(agg.c),
+        fmt8(agg.v),
+        agg.T,
+        fmt8(agg.q // E8),
+        agg.n,
+        fmt8(agg.V),
+        fmt8(agg.Q // E8),
+        "0",
+    ]
+
+
+def _to_ms(value: int | None) -> int | None:
+    # Binance accepts start/end times in ms or µs (2024-12); epoch µs are >= 1e14 for any
+    # date after 1973, epoch ms stay below it until the year 5138.
+    if value is not None and value >= 10**14:
+        return value // 1000
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Emit:
+    rank: int
+    order: int  # symbol position (arr streams last)
+    kind: str  # StreamSpec.kind, or "klineClose"
+    spec: StreamSpec
+
+
+class Market:
+    """A deterministic synthetic spot market for ``symbols`` (see the module docstring).
+
+    ``start_time_ms`` is the market time before the first step (default: the wall clock);
+    every :meth:`step` advances it by ``tick_ms``. ``book_depth`` is the number of levels kept
+    per side (about), ``history_ticks`` how many ticks of change log and trades are retained
+    (at least; dropped in epochs of up to ``history_ticks // 8`` ticks).
+    """
+
+    def __init__(
+        self,
+        symbols: Sequence[str] = ("BTCUSDT", "ETHUSDT", "BNBBTC"),
+        *,
+        seed: int = 0,
+        start_time_ms: int | None = None,
+        tick_ms: int = 100,
+        book_depth: int = 1000,
+        history_ticks: int = 200_000,
+    ) -> None:
+        if isinstance(symbols, str):
+            raise TypeError("symbols must be a sequence of symbol names, not one string")
+        names = tuple(symbols)
+        for name in names:
+            if not name or not name.isalnum() or name != name.upper():
+                raise ValueError(f"not an uppercase Binance symbol: {name!r}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate symbols in {names!r}")
+        if tick_ms < 1 or book_depth < 1 or history_ticks < 1:
+            raise ValueError("tick_ms, book_depth and history_ticks must be >= 1")
+        self.symbols: tuple[str, ...] = names
+        self._tick_ms = tick_ms
+        self._time = int(time.time() * 1000) if start_time_ms is None else start_time_ms
+        self._sims: dict[str, SymbolSim] = {
+            name: SymbolSim(
+                symbol_config(name), seed, self._time, book_depth, history_ticks, tick_ms
+            )
+            for name in names
+        }
+        self._order = {name: i for i, name in enumerate(names)}
+        self._parsed: dict[str, StreamSpec | Literal["retired", "invalid"]] = {}
+        self._plans: dict[frozenset[str], list[_Emit]] = {}
+        # Per "!...@arr" stream: the last payload sent for each symbol (only changes are sent).
+        self._arr_last: dict[str, dict[str, tuple[Any, ...]]] = {}
+
+    @property
+    def time_ms(self) -> int:
+        """Current market time (epoch ms): ``start_time_ms + steps * tick_ms``."""
+        return self._time
+
+    @property
+    def tick_ms(self) -> int:
+        """Market time per :meth:`step`."""
+        return self._tick_ms
+
+    # ------------------------------------------------------------------ streams
+    def _parse(self, name: str) -> StreamSpec | Literal["retired", "invalid"]:
+        parsed = self._parsed.get(name)
+        if parsed is None:
+            if len(self._parsed) > 4096:
+                self._parsed.clear()
+            parsed = self._parsed[name] = parse_stream(name)
+        return parsed
+
+    def classify_stream(self, name: str) -> Literal["ok", "retired", "invalid"]:
+        """``"ok"`` for a well-formed Binance spot stream name (even for a symbol this market
+        does not simulate: Binance accepts it and simply never delivers), ``"retired"`` for
+        ``!ticker@arr`` and ``!bookTicker`` (they connect and deliver nothing), ``"invalid"``
+        otherwise (empty, uppercase symbol, unknown suffix, bad interval or speed)."""
+        parsed = self._parse(name)
+        return parsed if isinstance(parsed, str) else "ok"
+
+    def _plan(self, active: Collection[str]) -> list[_Emit]:
+        key = active if isinstance(active, frozenset) else frozenset(active)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        plan = []
+        for name in key:
+            spec = self._parse(name)
+            if isinstance(spec, str) or spec.kind == "silent":
+                continue
+            if spec.symbol is not None and spec.symbol not in self._sims:
+                continue  # well-formed, but not simulated: never emits
+            order = len(self._order) if spec.symbol is None else self._order[spec.symbol]
+            if spec.kind == "kline":
+                plan.append(_Emit(_RANK["klineClose"], order, "klineClose", spec))
+            plan.append(_Emit(_RANK[spec.kind], order, spec.kind, spec))
+        # Sorted, so the output never depends on set iteration order (hash randomisation).
+        plan.sort(key=lambda e: (e.rank, e.order, e.spec.name))
+        if len(self._plans) >= _MAX_PLANS:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
+
+    def step(self, active: Collection[str]) -> list[tuple[str, Any]]:
+        """Advance market time by one tick and return ``(stream_name, payload)`` for every name
+        in ``active`` that emits at this tick, in a stable order (closed klines, trades,
+        aggTrades, klines, bookTicker, diff depth, partial depth, tickers, ``!...@arr``).
+
+        The whole market moves whether or not anyone listens; only payloads of ``active``
+        names are built. Cadences (market time): trade/aggTrade on every fill; bookTicker when
+        the best bid/ask price or qty changed this tick; ``@depth@100ms``/``@depthN@100ms``
+        every 100 ms with changes; ``@depth``, ``@depthN``, tickers, avgPrice and ``!...@arr``
+        every 1000 ms; klines every 2000 ms (1000 ms for ``1s``) plus once with ``"x": true``
+        at the tick where the candle's interval ends. "Every P ms" means at each step that
+        crosses a multiple of P of epoch time.
+        """
+        t0 = self._time
+        t1 = t0 + self._tick_ms
+        self._time = t1
+        fast = crossed(t0, t1, 100)
+        slow = crossed(t0, t1, 1_000)
+        ticks = {name: sim.advance(t1, fast, slow) for name, sim in self._sims.items()}
+        if not active:
+            return []
+        kline_due = crossed(t0, t1, 2_000)
+        out: list[tuple[str, Any]] = []
+        for emit in self._plan(active):
+            spec = emit.spec
+            if spec.symbol is None:
+                if slow:
+                    self._emit_arr(spec, t1, out)
+                continue
+            sim = self._sims[spec.symbol]
+            tick = ticks[spec.symbol]
+            kind = emit.kind
+            if kind == "trade":
+                out.extend(
+                    (spec.name, sim.trade_event(i)) for i in range(tick.first_trade, tick.end_trade)
+                )
+            elif kind == "aggTrade":
+                out.extend(
+                    (spec.name, sim.agg_event(i)) for i in range(tick.first_agg, tick.end_agg)
+                )
+            elif kind == "klineClose":
+                for agg in tick.closed.get((spec.interval, spec.tz_ms), ()):
+                    out.append((spec.name, self._kline(sim, spec.interval, agg, True, t1)))
+            elif kind == "kline":
+                if slow if spec.interval == "1s" else kline_due:
+                    agg = sim.candle(spec.interval, spec.tz_ms)
+                    out.append((spec.name, self._kline(sim, spec.interval, agg, False, t1)))
+            elif kind == "bookTicker":
+                if tick.best_changed:
+                    out.append((spec.name, self._book_ticker(sim)))
+            elif kind == "diffDepth":
+                span = tick.diffs.get(spec.fast)
+                if span is not None:
+                    out.append((spec.name, self._diff(sim, span, t1)))
+            elif kind == "partialDepth":
+                if tick.changed if spec.fast else slow:
+                    out.append((spec.name, self._partial(sim, spec.levels)))
+            elif slow:
+                out.append((spec.name, self._stat(sim, tick, spec, t1)))
+        return out
+
+    # ------------------------------------------------------------------ payloads
+    @staticmethod
+    def _kline(sim: SymbolSim, interval: str, agg: Agg, closed: bool, now: int) -> dict[str, Any]:
+        symbol = sim.symbol
+        return {
+            "e": "kline",
+            "E": now,
+            "s": symbol,
+            "k": {
+                "t": agg.t,
+                "T": agg.T,
+                "s": symbol,
+                "i": interval,
+                "f": agg.f,
+                "L": agg.L,
+                "o": fmt8(agg.o),
+                "c": fmt8(agg.c),
+                "h": fmt8(agg.h),
+                "l": fmt8(agg.l),
+                "v": fmt8(agg.v),
+                "n": agg.n,
+                "x": closed,
+                "q": fmt8(agg.q // E8),
+                "V": fmt8(agg.V),
+                "Q": fmt8(agg.Q // E8),
+                "B": "0",
+            },
+        }
+
+    @staticmethod
+    def _book_ticker(sim: SymbolSim) -> dict[str, Any]:
+        bb, bq, ba, aq = sim.best()
+        return {
+            "u": sim.uid,
+            "s": sim.symbol,
+            "b": fmt8(bb),
+            "B": fmt8(bq),
+            "a": fmt8(ba),
+            "A": fmt8(aq),
+        }
+
+    @staticmethod
+    def _diff(sim: SymbolSim, span: tuple[int, int], now: int) -> dict[str, Any]:
+        bids, asks = sim.diff_levels(*span)
+        return {
+            "e": "depthUpdate",
+            "E": now,
+            "s": sim.symbol,
+            "U": span[0],
+            "u": span[1],
+            "b": bids,
+            "a": asks,
+        }
+
+    @staticmethod
+    def _partial(sim: SymbolSim, levels: int) -> dict[str, Any]:
+        return {
+            "lastUpdateId": sim.uid,
+            "bids": sim.top(True, levels),
+            "asks": sim.top(False, levels),
+        }
+
+    @staticmethod
+    def _mini(sim: SymbolSim, now: int) -> dict[str, Any]:
+        agg = sim.window(WINDOW_MINUTES["1d"], now)
+        return {
+            "e": "24hrMiniTicker",
+            "E": now,
+            "s": sim.symbol,
+            "c": fmt8(agg.c),
+            "o": fmt8(agg.o),
+            "h": fmt8(agg.h),
+            "l": fmt8(agg.l),
+            "v": fmt8(agg.v),
+            "q": fmt8(agg.q // E8),
+        }
+
+    @staticmethod
+    def _window_ticker(sim: SymbolSim, window: str, now: int) -> dict[str, Any]:
+        agg = sim.window(WINDOW_MINUTES[window], now)
+        change = agg.c - agg.o
+        return {
+            "e": f"{window}Ticker",
+            "E": now,
+            "s": sim.symbol,
+            "p": fmt8(change),
+            "P": fmt_percent(change, agg.o),
+            "o": fmt8(agg.o),
+            "h": fmt8(agg.h),
+            "l": fmt8(agg.l),
+            "c": fmt8(agg.c),
+            "w": fmt8(agg.q // agg.v if agg.v else 0),
+            "v": fmt8(agg.v),
+            "q": fmt8(agg.q // E8),
+            "O": agg.t,
+            "C": now,
+            "F": agg.f,
+            "L": agg.L,
+            "n": agg.n,
+        }
+
+    def _stat(self, sim: SymbolSim, tick: Tick, spec: StreamSpec, now: int) -> dict[str, Any]:
+        kind = spec.kind
+        if kind == "miniTicker":
+            return self._mini(sim, now)
+        if kind == "windowTicker":
+            return self._window_ticker(sim, spec.window, now)
+        if kind == "avgPrice":
+            return {
+                "e": "avgPrice",
+                "E": now,
+                "s": sim.symbol,
+                "i": "5m",
+                "w": fmt8(sim.average(now)),
+                "T": sim.last_trade_ms,
+            }
+        # 24hrTicker: the same minute-aligned rolling window as the 1d ticker (O is the whole
+        # minute at or before E - 24 h), plus the last price/qty and the best bid/ask.
+        agg = sim.window(WINDOW_MINUTES["1d"], now)
+        bb, bq, ba, aq = sim.best()
+        change = agg.c - agg.o
+        return {
+            "e": "24hrTicker",
+            "E": now,
+            "s": sim.symbol,
+            "p": fmt8(change),
+            "P": fmt_percent(change, agg.o),
+            "w": fmt8(agg.q // agg.v if agg.v else 0),
+            "x": fmt8(agg.p),
+            "c": fmt8(agg.c),
+            "Q": fmt8(sim.last_qty),
+            "b": fmt8(bb),
+            "B": fmt8(bq),
+            "a": fmt8(ba),
+            "A": fmt8(aq),
+            "o": fmt8(agg.o),
+            "h": fmt8(agg.h),
+            "l": fmt8(agg.l),
+            "v": fmt8(agg.v),
+            "q": fmt8(agg.q // E8),
+            "O": agg.t,
+            "C": now,
+            "F": agg.f,
+            "L": agg.L,
+            "n": agg.n,
+        }
+
+    def _emit_arr(self, spec: StreamSpec, now: int, out: list[tuple[str, Any]]) -> None:
+        # Binance sends only the symbols whose statistics changed since the last array.
+        last = self._arr_last.setdefault(spec.name, {})
+        items = []
+        for symbol, sim in self._sims.items():
+            if spec.kind == "allMiniTickers":
+                payload = self._mini(sim, now)
+            else:
+                payload = self._window_ticker(sim, spec.window, now)
+            signature = tuple(v for k, v in payload.items() if k not in ("E", "C"))
+            if last.get(symbol) != signature:
+                last[symbol] = signature
+                items.append(payload)
+        if items:
+            out.append((spec.name, items))
+
+    # ------------------------------------------------------------------ book & history
+    def _sim(self, symbol: str) -> SymbolSim:
+        sim = self._sims.get(symbol)
+        if sim is None:
+            raise ValueError(
+                f"{symbol!r} is not simulated by this market (symbols: {self.symbols})"
+            )
+        return sim
+
+    def true_book(self, symbol: str, update_id: int | None = None) -> BookState:
+        """The exact, complete book of ``symbol`` after ``update_id`` (default: the current id).
+
+        Any id from the oldest retained checkpoint to the current id is answered exactly
+        (checkpoint + replay of the change log); others raise :class:`ValueError`.
+        """
+        sim = self._sim(symbol)
+        uid = sim.uid if update_id is None else update_id
+        bids, asks = sim.book_at(uid)
+        return BookState(
+            symbol,
+            uid,
+            tuple((_dec(p), _dec(q)) for p, q in bids),
+            tuple((_dec(p), _dec(q)) for p, q in asks),
+        )
+
+    def last_update_id(self, symbol: str) -> int:
+        """The update id of the latest book change of ``symbol``."""
+        return self._sim(symbol).uid
+
+    def oldest_update_id(self, symbol: str) -> int:
+        """The oldest update id :meth:`true_book` still answers for ``symbol``."""
+        return self._sim(symbol).oldest_uid
+
+    def trade_history(self, symbol: str) -> list[dict[str, Any]]:
+        """Every retained trade of ``symbol``, oldest first, as ``trade`` stream payloads."""
+        sim = self._sim(symbol)
+        return [sim.trade_event(sim.tr_first + i) for i in range(len(sim.tr_p))]
+
+    def agg_trade_history(self, symbol: str) -> list[dict[str, Any]]:
+        """Every retained aggregate trade of ``symbol``, oldest first, as ``aggTrade`` payloads."""
+        sim = self._sim(symbol)
+        return [sim.agg_event(sim.ag_first + i) for i in range(len(sim.ag_p))]
+
+    def inject_gap(self, symbol: str, size: int = 1) -> None:
+        """Make the next diff-depth event of each speed of ``symbol`` skip ``size`` updates.
+
+        The next ``@depth@100ms`` and ``@depth`` events get ``U = previous u + 1 + size``. The
+        skipped updates still change the true book: ``size`` fresh changes (each a real change
+        of a distinct level) are made now, and every level the skipped updates touched stays
+        untouched until that speed's next event, so a client that ignores the gap ends up with
+        a wrong book, while a client that resyncs (REST snapshot) gets the true one.
+        """
+        if size < 1:
+            raise ValueError(f"gap size must be >= 1, not {size}")
+        self._sim(symbol).inject_gap(size)
+
+    def symbol_config(self, symbol: str) -> SymbolConfig:
+        """The static parameters (tick size, step size, ...) the market uses for ``symbol``."""
+        return self._sim(symbol).cfg
+
+    # ------------------------------------------------------------------ REST
+    def _rest_sim(self, symbol: str) -> SymbolSim:
+        if not symbol:
+            raise MarketError(
+                -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
+            )
+        sim = self._sims.get(symbol)
+        if sim is None:
+            raise MarketError(-1121, "Invalid symbol.")
+        return sim
+
+    @staticmethod
+    def _limit(limit: int, maximum: int) -> int:
+        if limit < 1:
+            raise _illegal("limit", f"1-{maximum}")
+        return min(limit, maximum)  # Binance spot truncates larger limits silently
+
+    def rest_depth(self, symbol: str, limit: int = 100) -> dict[str, Any]:
+        """``GET /api/v3/depth``: ``{"lastUpdateId", "bids", "asks"}`` with ``limit`` levels a
+        side (1-5000, larger values truncated to 5000), taken at the current update id, so the
+        diff events after ``lastUpdateId`` applied to it give the true book."""
+        sim = self._rest_sim(symbol)
+        n = self._limit(limit, 5000)
+        return {"lastUpdateId": sim.uid, "bids": sim.top(True, n), "asks": sim.top(False, n)}
+
+    def rest_agg_trades(
+        self,
+        symbol: str,
+        from_id: int | None = None,
+        start_time: int | None = None,
+        end_time: int | None = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        """``GET /api/v3/aggTrades`` over the retained history, oldest first.
+
+        ``fromId`` (inclusive) → the ``limit`` trades from that id; ``startTime``/``endTime``
+        (inclusive, ms or µs) → from the oldest at/after start, or the most recent up to end
+        when only ``endTime`` is given; nothing → the most recent ``limit``. ``limit`` 1-1000
+        (larger truncated). ``fromId`` with a time → -1128; start after end → -1023.
+        """
+        sim = self._rest_sim(symbol)
+        n = self._limit(limit, 1000)
+        start, end = _to_ms(start_time), _to_ms(end_time)
+        if from_id is not None and (start is not None or end is not None):
+            raise MarketError(-1128, "Combination of optional parameters invalid.")
+        if start is not None and end is not None and start > end:
+            raise MarketError(-1023, "Start time is greater than end time.")
+        count = len(sim.ag_p)
+        if from_id is not None:
+            if from_id < 0:
+                raise _illegal("fromId", "0-9223372036854775807")
+            lo = max(0, from_id - sim.ag_first)
+            rows = range(lo, min(count, lo + n))
+        elif start is None and end is None:
+            rows = range(max(0, count - n), count)
+        else:
+            lo = 0 if start is None else bisect_left(sim.ag_t, start)
+            hi = count if end is None else bisect_right(sim.ag_t, end)
+            rows = range(lo, min(hi, lo + n)) if start is not None else range(max(lo, hi - n), hi)
+        return [sim.agg_row(sim.ag_first + i) for i in rows]
+
+    def rest_klines(
+        self,
+        symbol: str,
+        interval: str,
+        start_time: int | None = None,
+        end_time: int | None = None,
+        limit: int = 500,
+    ) -> list[list[Any]]:
+        """``GET /api/v3/klines`` (UTC) over the retained candles, oldest first, the open
+        candle included: 12-element rows. Candles are selected by open time: ``startTime`` ≤
+        open ≤ ``endTime`` (ms or µs); only ``endTime`` or nothing → the most recent ``limit``.
+        A row equals the stream's ``k`` for the same candle at the same market time."""
+        sim = self._rest_sim(symbol)
+        if interval not in INTERVALS:
+            raise MarketError(-1120, "Invalid interval.")
+        n = self._limit(limit, 1000)
+        start, end = _to_ms(start_time), _to_ms(end_time)
+        if start is not None and end is not None and start > end:
+            raise MarketError(-1023, "Start time is greater than end time.")
+        candles = sim.candles(interval)
+        lo = 0 if start is None else bisect_left(candles, start, key=lambda a: a.t)
+        hi = len(candles) if end is None else bisect_right(candles, end, key=lambda a: a.t)
+        chosen = (
+            candles[lo : min(hi, lo + n)] if start is not None else candles[max(lo, hi - n) : hi]
+        )
+        return [_kline_row(agg) for agg in chosen]
+
+    def rest_avg_price(self, symbol: str) -> dict[str, Any]:
+        """``GET /api/v3/avgPrice``: the 5-minute volume-weighted price (the stream's ``w``)."""
+        sim = self._rest_sim(symbol)
+        return {"mins": 5, "price": fmt8(sim.average(self._time)), "closeTime": sim.last_trade_ms}
+
+    def rest_exchange_info(self, symbols: Sequence[str] | None = None) -> dict[str, Any]:
+        """``GET /api/v3/exchangeInfo`` for ``symbols`` (default: every simulated symbol) with
+        the reference's exact keys and filters matching the market's tick and step sizes."""
+        if symbols is None:
+            names: Sequence[str] = self.symbols
+        else:
+            if not symbols:
+                raise MarketError(
+                    -1102,
+                    "Mandatory parameter 'symbols' was not sent, was empty/null, or malformed.",
+                )
+            names = symbols
+        entries = [self._symbol_info(self._rest_sim(name).cfg) for name in names]
+        return {
+            "timezone": "UTC",
+            "serverTime": self._time,
+            "rateLimits": [
+                {
+                    "rateLimitType": "REQUEST_WEIGHT",
+                    "interval": "MINUTE",
+                    "intervalNum": 1,
+                    "limit": 6000,
+                },
+                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+                {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+                {
+                    "rateLimitType": "RAW_REQUESTS",
+                    "interval": "MINUTE",
+                    "intervalNum": 5,
+                    "limit": 300000,
+                },
+            ],
+            "exchangeFilters": [],
+            "symbols": entries,
+        }
+
+    @staticmethod
+    def _symbol_info(cfg: SymbolConfig) -> dict[str, Any]:
+        stable = cfg.quote_asset in _STABLE_QUOTES
+        return {
+            "symbol": cfg.symbol,
+            "status": "TRADING",
+            "baseAsset": cfg.base_asset,
+            "baseAssetPrecision": 8,
+            "quoteAsset": cfg.quote_asset,
+            "quotePrecision": 8,
+            "quoteAssetPrecision": 8,
+            "baseCommissionPrecision": 8,
+            "quoteCommissionPrecision": 8,
+            "orderTypes": [
+                "LIMIT",
+                "LIMIT_MAKER",
+                "MARKET",
+                "STOP_LOSS",
+                "STOP_LOSS_LIMIT",
+                "TAKE_PROFIT",
+                "TAKE_PROFIT_LIMIT",
+            ],
+            "icebergAllowed": True,
+            "ocoAllowed": True,
+            "otoAllowed": True,
+            "opoAllowed": True,
+            "quoteOrderQtyMarketAllowed": True,
+            "allowTrailingStop": False,
+            "cancelReplaceAllowed": False,
+            "amendAllowed": False,
+            "pegInstructionsAllowed": True,
+            "isSpotTradingAllowed": True,
+            "isMarginTradingAllowed": True,
+            "filters": [
+                {
+                    "filterType": "PRICE_FILTER",
+                    "minPrice": fmt8(cfg.tick),
+                    "maxPrice": fmt8(max(1_000_000 * E8, cfg.price * 100) // cfg.tick * cfg.tick),
+                    "tickSize": fmt8(cfg.tick),
+                },
+                {
+                    "filterType": "LOT_SIZE",
+                    "minQty": fmt8(cfg.step),
+                    "maxQty": fmt8(9_000_000 * E8 // cfg.step * cfg.step),
+                    "stepSize": fmt8(cfg.step),
+                },
+                {"filterType": "ICEBERG_PARTS", "limit": 10},
+                {
+                    "filterType": "MARKET_LOT_SIZE",
+                    "minQty": "0.00000000",
+                    "maxQty": fmt8(100_000 * E8 // cfg.step * cfg.step),
+                    "stepSize": "0.00000000",
+                },
+                {
+                    "filterType": "TRAILING_DELTA",
+                    "minTrailingAboveDelta": 10,
+                    "maxTrailingAboveDelta": 2000,
+                    "minTrailingBelowDelta": 10,
+                    "maxTrailingBelowDelta": 2000,
+                },
+                {
+                    "filterType": "PERCENT_PRICE_BY_SIDE",
+                    "bidMultiplierUp": "5",
+                    "bidMultiplierDown": "0.2",
+                    "askMultiplierUp": "5",
+                    "askMultiplierDown": "0.2",
+                    "avgPriceMins": 5,
+                },
+                {
+                    "filterType": "NOTIONAL",
+                    "minNotional": fmt8(5 * E8 if stable else 10_000),
+                    "applyMinToMarket": True,
+                    "maxNotional": fmt8(9_000_000 * E8),
+                    "applyMaxToMarket": False,
+                    "avgPriceMins": 5,
+                },
+                {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
+                {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
+            ],
+            "permissions": [],
+            "permissionSets": [["SPOT", "MARGIN"]],
+            "defaultSelfTradePreventionMode": "NONE",
+            "allowedSelfTradePreventionModes": ["NONE"],
+        }
