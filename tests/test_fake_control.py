@@ -59,6 +59,10 @@ def route(target: str, max_streams: int = 1024) -> Endpoint | Rejection:
             Endpoint("stream", combined=True, streams=("btcusdt@trade",), microseconds=True),
         ),
         ("/ws?timeUnit=microsecond", Endpoint("stream", microseconds=True)),
+        (
+            "/stream?streams=a@kline_1h@+08:00/b@kline_1d@%2B08:00",
+            Endpoint("stream", combined=True, streams=("a@kline_1h@+08:00", "b@kline_1d@+08:00")),
+        ),
         ("/ws?timeUnit=MILLISECOND", Endpoint("stream")),
         ("/ws/!ticker@arr", Endpoint("stream", streams=("!ticker@arr",))),
         ("/ws-api/v3", Endpoint("ws-api")),

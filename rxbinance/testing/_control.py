@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "Classify",
@@ -106,7 +106,8 @@ def parse_request_path(
     - ``/ws-api/v3`` (WebSocket API; ``returnRateLimits=false`` honoured);
     - on any of them ``timeUnit=MICROSECOND|microsecond|MILLISECOND|millisecond``.
 
-    Empty segments (``a//b``, a trailing ``/``) are ignored; repeated names count once.
+    Empty segments (``a//b``, a trailing ``/``) are ignored; repeated names count once. A
+    ``+`` in the query is a literal plus (``@kline_1h@+08:00``), not a space.
 
     Rejections:
 
@@ -124,7 +125,12 @@ def parse_request_path(
     """
     parts = urlsplit(target)
     path = unquote(parts.path)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    # Not parse_qsl: it would turn the "+" of "@kline_1h@+08:00" into a space (form encoding).
+    query: dict[str, str] = {}
+    for item in parts.query.split("&"):
+        key, _, value = item.partition("=")
+        if key:
+            query[unquote(key)] = unquote(value)
 
     micro = False
     if "timeUnit" in query:
