@@ -216,13 +216,14 @@ def parser_for(stream: str) -> Parser:
 def _single_parser(model: type[_Model], stream: str) -> Parser:
     fast = model.from_dict
     events = model._events
-    # Spot bookTicker has no "e" at all; futures' has "e": "bookTicker".
-    accept_missing = model is BookTicker
+    # Spot bookTicker has no "e" at all (futures' has "e": "bookTicker"): without one, its "u"
+    # tells it from a combined wrapper or a user data envelope.
+    shape_key = "u" if model is BookTicker else None
 
     def parse_single(payload: Any) -> Event | list[Event]:
         if payload.__class__ is dict:
             event_type = payload.get("e")
-            if event_type in events or (event_type is None and accept_missing):
+            if event_type in events or (event_type is None and shape_key in payload):
                 return cast("Event", fast(payload))
         return parse(payload, stream)
 
