@@ -42,7 +42,8 @@ def connect(fake: FakeBinance) -> Iterator[Any]:
 
     yield _connect
     for ws in sockets:
-        ws.close()
+        ws.close(timeout=0.1)
+        ws.shutdown()  # close() is a no-op once websocket-client answered a server close
 
 
 def recv_json(ws: websocket.WebSocket) -> Any:

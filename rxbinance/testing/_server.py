@@ -151,6 +151,11 @@ class _FakeConnection(ServerConnection):
                 self._on_pong(bytes(event.data))
             if event.opcode in _COUNTED:
                 self.fake._on_incoming_frame(self)
+            if event.opcode is Opcode.CLOSE and self.protocol.close_sent is not None:
+                # Closing handshake complete. RFC 6455 has the server close TCP first; without
+                # this, websockets only half-closes and waits for the client to hang up, which
+                # websocket-client does not do until the application calls close().
+                self.transport.close()
         super().process_event(event)
 
     def _on_pong(self, data: bytes) -> None:
