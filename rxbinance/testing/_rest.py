@@ -324,9 +324,15 @@ class RestApp:
                     '\'^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$\'.',
                 )
             wanted = parsed
-        info: dict[str, Any] = self._call_market(lambda m: m.rest_exchange_info(wanted))
+        info: dict[str, Any] = dict(self._call_market(lambda m: m.rest_exchange_info(wanted)))
+        # Advertise the weight limit this server really enforces.
+        info["rateLimits"] = [
+            {**limit, "limit": self._weights.limit}
+            if limit.get("rateLimitType") == "REQUEST_WEIGHT"
+            else limit
+            for limit in info.get("rateLimits", [])
+        ]
         if status is not None:
-            info = dict(info)
             info["symbols"] = [s for s in info.get("symbols", []) if s.get("status") == status]
         return info
 
