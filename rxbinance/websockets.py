@@ -43,6 +43,7 @@ from typing import Any
 from reactivex import Observable, abc
 
 from rxbinance import enums
+from rxbinance.errors import InvalidInputError
 from rxbinance.protocol import names
 from rxbinance.streams import BinanceStreams
 
@@ -226,11 +227,13 @@ class BinanceSocketManager:
 
 
 def _depth_levels(depth: str | int | None) -> int | None:
+    """python-binance passes depth as the strings '5', '10', '20'; ints work too."""
     if depth is None:
         return None
-    try:
-        return int(depth)
-    except (TypeError, ValueError):
-        # Let the stream-name builder produce the standard message naming the allowed values.
-        names.depth_stream("x", depth)  # type: ignore[arg-type]
-        raise
+    allowed = {str(level): level for level in names.DEPTH_LEVELS}
+    if isinstance(depth, bool) or str(depth) not in allowed:
+        raise InvalidInputError(
+            f"invalid depth {depth!r}: allowed are None (diff depth) or "
+            "WEBSOCKET_DEPTH_5, WEBSOCKET_DEPTH_10, WEBSOCKET_DEPTH_20 ('5', '10', '20')"
+        )
+    return allowed[str(depth)]

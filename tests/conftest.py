@@ -1,0 +1,79 @@
+"""Shared fixtures: a FakeBinance per test, and a BinanceStreams pointed at it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from rxbinance import BinanceStreams
+from rxbinance.testing import FakeBinance
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBinance]:
+    """A paused FakeBinance: the market moves only when the test calls ``fake.step()``, and
+    scripted payloads go out with ``fake.publish()``."""
+    with FakeBinance(tick_interval=None) as server:
+        yield server
+
+
+@pytest.fixture
+def streams(fake: FakeBinance) -> Iterator[BinanceStreams]:
+    with BinanceStreams(
+        ws_url=fake.ws_url,
+        rest_url=fake.rest_url,
+        retry_delay=0.05,
+        max_retry_delay=0.2,
+        stall_timeout=5.0,
+    ) as client:
+        yield client
+    assert not rxbinance_threads(), "close() left threads behind"
+
+
+def rxbinance_threads() -> list[threading.Thread]:
+    """Reader threads still alive (timer threads exit on their own when idle)."""
+    return [t for t in threading.enumerate() if t.name.startswith("rxbinance:")]
+
+
+class Collector:
+    """Collects what an Observable emits and lets a test wait for it without sleeping."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.errors: list[Exception] = []
+        self.completed = False
+        self.threads: list[str] = []
+        self._cond = threading.Condition()
+
+    def on_next(self, item: Any) -> None:
+        with self._cond:
+            self.items.append(item)
+            self.threads.append(threading.current_thread().name)
+            self._cond.notify_all()
+
+    def on_error(self, error: Exception) -> None:
+        with self._cond:
+            self.errors.append(error)
+            self._cond.notify_all()
+
+    def on_completed(self) -> None:
+        with self._cond:
+            self.completed = True
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[Collector], bool], timeout: float = 10.0) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: predicate(self), timeout):
+                raise AssertionError(
+                    f"timed out; items={self.items[-5:]!r} errors={self.errors!r} "
+                    f"completed={self.completed}"
+                )
+
+    def wait_count(self, n: int, timeout: float = 10.0) -> None:
+        self.wait_for(lambda c: len(c.items) >= n, timeout)
+
+    def wait_completed(self, timeout: float = 10.0) -> None:
+        self.wait_for(lambda c: c.completed, timeout)
