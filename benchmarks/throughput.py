@@ -1,0 +1,428 @@
+"""Throughput of rxbinance's hot path against websocket-client's own floor, over TLS and plain.
+
+Usage::
+
+    python benchmarks/throughput.py [--messages 200000] [--repeats 3] [--rst | --markdown]
+
+A loopback server in a separate process (``_tls_burst_server.py``: its own GIL, its own core)
+answers each connection with a burst of ``--messages`` realistic Binance ``trade`` frames, then a
+close frame. This process is the client. For every case it measures, from the first message
+received to the last, the wall time (messages per second) and this process's CPU time, all
+threads counted (CPU seconds per 100k messages). Cases, each over ``wss://`` (a self-signed
+certificate made at run time) and over plain ``ws://`` (case d of issue 3):
+
+- ``floor, defaults``: ``websocket.create_connection(url)`` with websocket-client's defaults, then
+  ``ws.recv()`` + ``json.loads`` in a loop: for reference (its pure-Python UTF-8 check dominates);
+- ``(a) floor``: the same loop in websocket-client's fastest honest configuration,
+  ``skip_utf8_validation=True`` and a blocking socket: the floor of this stack, the 1.00;
+- ``(b) 1 subscriber``: one counting subscriber of ``BinanceStreams.trades("BTCUSDT")``;
+- ``(c) 10 subscribers``: ten counting subscribers of the same Observable (one shared socket).
+
+Each case runs ``--repeats`` times, interleaved, and the best run (highest messages per second)
+is reported with its own CPU time: this is a noisy shared machine. Targets (issue 3): (b) at least
+0.85 and (c) at least 0.75 of (a) of the same transport. The script prints PASS or MISS for each
+and always exits 0: it is a benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import ipaddress
+import json
+import os
+import platform
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import websocket
+
+from rxbinance import BinanceStreams
+
+SERVER_SCRIPT = Path(__file__).with_name("_tls_burst_server.py")
+TARGETS = {"b": 0.85, "c": 0.75}  # fraction of the floor (a) of the same transport
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One measured burst: ``messages`` counted over ``wall`` seconds and ``cpu`` CPU seconds."""
+
+    messages: int
+    wall: float
+    cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.wall
+
+    @property
+    def cpu_per_100k(self) -> float:
+        return self.cpu / self.messages * 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    key: str  # "ref", "a", "b", "c"
+    label: str
+    run: Callable[[str, int, ssl.SSLContext | None], Run]
+
+
+# -- certificate and server ------------------------------------------------------------------
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost, valid for a day: (cert, key)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+             "-keyout", str(key), "-out", str(cert)],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        return cert, key
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(private_key, hashes.SHA256())
+    )
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(
+        private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, key
+
+
+def client_context(cert: Path) -> ssl.SSLContext:
+    """A verifying client context (hostname included) that trusts only ``cert``."""
+    return ssl.create_default_context(cafile=str(cert))
+
+
+@contextlib.contextmanager
+def burst_server(messages: int, cert: Path | None, key: Path | None) -> Iterator[int]:
+    """Start the burst server process; yield its port; terminate it on exit."""
+    command = [sys.executable, str(SERVER_SCRIPT), "--messages", str(messages)]
+    if cert is not None and key is not None:
+        command += ["--cert", str(cert), "--key", str(key)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # printed once the burst is built and the port listens
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"burst server failed to start (said {line!r})")
+        yield int(line.split()[1])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+# -- the measured clients --------------------------------------------------------------------
+
+
+def floor_run(url: str, n: int, ctx: ssl.SSLContext | None, *, fast: bool) -> Run:
+    """websocket-client alone: ``recv()`` + ``json.loads`` for ``n`` messages."""
+    options: dict[str, Any] = {}
+    if ctx is not None:
+        options["sslopt"] = {"context": ctx}
+    if fast:
+        options["skip_utf8_validation"] = True
+    ws = websocket.create_connection(f"{url}/ws/btcusdt@trade", **options)
+    try:
+        recv, loads = ws.recv, json.loads
+        loads(recv())
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        for _ in range(n - 1):
+            loads(recv())
+        wall1, cpu1 = time.perf_counter(), time.process_time()
+    finally:
+        ws.close()
+    return Run(n - 1, wall1 - wall0, cpu1 - cpu0)
+
+
+def streams_run(url: str, n: int, ctx: ssl.SSLContext | None, *, subscribers: int) -> Run:
+    """``subscribers`` counting subscribers of ``BinanceStreams.trades``, until each saw ``n``.
+
+    The first subscriber notes the start when it sees the first message; the last one notes the
+    end when it sees the ``n``-th (the fan-out calls them in subscription order).
+    """
+    marks: dict[str, float] = {}
+    done = threading.Event()
+
+    def start() -> None:
+        marks["wall0"], marks["cpu0"] = time.perf_counter(), time.process_time()
+
+    def end() -> None:
+        marks["wall1"], marks["cpu1"] = time.perf_counter(), time.process_time()
+        done.set()
+
+    counts = [0] * subscribers
+
+    def counter(index: int, on_first: Callable[[], None] | None, on_last: Callable[[], None] | None
+                ) -> Callable[[object], None]:  # fmt: skip
+        count = 0
+
+        def on_next(_: object) -> None:
+            nonlocal count
+            count += 1
+            if count == n:
+                counts[index] = count
+                if on_last is not None:
+                    on_last()
+            elif count == 1 and on_first is not None:
+                on_first()
+
+        return on_next
+
+    # A long retry delay: the server's close frame after the burst must not reconnect before
+    # the dispose below (it does not affect the measured span).
+    with BinanceStreams(ws_url=url, ssl_context=ctx, retry_delay=30.0) as streams:
+        trades = streams.trades("BTCUSDT")
+        # All subscribed before the socket can even connect: the first subscribe starts the
+        # reader thread, whose TCP (+TLS) and upgrade handshakes take far longer than this loop.
+        subscriptions = [
+            trades.subscribe(
+                on_next=counter(
+                    i,
+                    start if i == 0 else None,
+                    end if i == subscribers - 1 else None,
+                )
+            )
+            for i in range(subscribers)
+        ]
+        timeout = 30.0 + n / 2_000  # ten times slower than the slowest stack here: stuck
+        try:
+            if not done.wait(timeout):
+                raise RuntimeError(f"stuck: counts {counts} of {n} after {timeout} s")
+        finally:
+            for subscription in subscriptions:
+                subscription.dispose()
+    if counts != [n] * subscribers:
+        raise RuntimeError(f"a subscriber missed messages: counts {counts}, expected {n} each")
+    return Run(n - 1, marks["wall1"] - marks["wall0"], marks["cpu1"] - marks["cpu0"])
+
+
+CASES = (
+    Case(
+        "ref",
+        "floor, websocket-client defaults",
+        lambda url, n, ctx: floor_run(url, n, ctx, fast=False),
+    ),
+    Case(
+        "a",
+        "(a) floor: recv() + json.loads",
+        lambda url, n, ctx: floor_run(url, n, ctx, fast=True),
+    ),
+    Case(
+        "b",
+        "(b) trades(), 1 subscriber",
+        lambda url, n, ctx: streams_run(url, n, ctx, subscribers=1),
+    ),
+    Case(
+        "c",
+        "(c) trades(), 10 subscribers",
+        lambda url, n, ctx: streams_run(url, n, ctx, subscribers=10),
+    ),
+)
+
+
+# -- running and reporting -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    transport: str  # "wss" or "ws"
+    case: Case
+    best: Run
+    floor: Run | None  # (a) of the same transport, None when it failed
+
+    @property
+    def ratio(self) -> float | None:
+        return self.best.rate / self.floor.rate if self.floor else None
+
+
+def measure(transport: str, url: str, n: int, ctx: ssl.SSLContext | None, repeats: int
+            ) -> dict[str, Run]:  # fmt: skip
+    """Best run of each case, repeats interleaved so a noisy spell hits every case alike."""
+    best: dict[str, Run] = {}
+    for attempt in range(1, repeats + 1):
+        for case in CASES:
+            try:
+                run = case.run(url, n, ctx)
+            except Exception as exc:  # report and carry on: one broken case must not hide others
+                print(f"  {transport} {case.label}: run {attempt} failed: {exc!r}", flush=True)
+                continue
+            print(
+                f"  {transport:>3} run {attempt}  {case.label:<34} {run.rate:>9,.0f} msgs/s  "
+                f"{run.cpu_per_100k:6.3f} CPU s/100k",
+                flush=True,
+            )
+            if case.key not in best or run.rate > best[case.key].rate:
+                best[case.key] = run
+    return best
+
+
+def table_rows(rows: list[Row]) -> list[list[str]]:
+    out = [["case", "transport", "msgs/s", "CPU s / 100k msgs", "vs floor (a)"]]
+    for row in rows:
+        ratio = f"{row.ratio:.2f}" if row.ratio is not None else "n/a"
+        out.append(
+            [
+                row.case.label,
+                f"{row.transport}://",
+                f"{row.best.rate:,.0f}",
+                f"{row.best.cpu_per_100k:.2f}",
+                ratio,
+            ]
+        )
+    return out
+
+
+def format_plain(cells: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    lines = []
+    for index, r in enumerate(cells):
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_rst(cells: list[list[str]]) -> str:
+    """An RST simple table."""
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    rule = "  ".join("=" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join([rule, body[0], rule, *body[1:], rule])
+
+
+def format_markdown(cells: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(cells[0]) + " |", "|" + "|".join(["---"] * len(cells[0])) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in cells[1:]]
+    return "\n".join(lines)
+
+
+def verdicts(rows: list[Row]) -> list[str]:
+    out = []
+    for row in rows:
+        target = TARGETS.get(row.case.key)
+        if target is None:
+            continue
+        if row.ratio is None:
+            out.append(f"MISS  {row.transport}:// {row.case.label}: no floor to compare with")
+            continue
+        verdict = "PASS" if row.ratio >= target else "MISS"
+        out.append(
+            f"{verdict}  {row.transport}:// {row.case.label}: {row.ratio:.2f} of the floor "
+            f"(target >= {target:.2f})"
+        )
+    return out
+
+
+def environment(n: int, repeats: int, ctx: ssl.SSLContext, port: int) -> str:
+    # A bare TLS handshake (no upgrade, so no burst) to learn what the two ends negotiate.
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+    ):
+        tls = f"{sock.version()} {(sock.cipher() or ('?',))[0]}"
+    return (
+        f"Python {platform.python_version()}, websocket-client {websocket.__version__}, "
+        f"{ssl.OPENSSL_VERSION}, {tls}, {os.cpu_count()} CPUs; "
+        f"{n:,} trade messages per burst, best of {repeats}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--messages", type=int, default=200_000, help="per burst (200000)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per case; best kept (3)")
+    style = parser.add_mutually_exclusive_group()
+    style.add_argument("--rst", action="store_true", help="also print an RST table (README)")
+    style.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    args = parser.parse_args(argv)
+    if args.messages < 2 or args.repeats < 1:
+        parser.error("--messages must be >= 2 and --repeats >= 1")
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="rxbinance-bench-") as tmp:
+        cert, key = make_certificate(Path(tmp))
+        ctx = client_context(cert)
+        transports = [("wss", cert, key, ctx), ("ws", None, None, None)]
+        about = ""
+        for transport, c, k, context in transports:
+            with burst_server(args.messages, c, k) as port:
+                url = f"{transport}://127.0.0.1:{port}"
+                if context is not None:
+                    about = environment(args.messages, args.repeats, context, port)
+                print(f"{transport}:// server on port {port}", flush=True)
+                best = measure(transport, url, args.messages, context, args.repeats)
+            floor = best.get("a")
+            rows += [
+                Row(transport, case, best[case.key], floor) for case in CASES if case.key in best
+            ]
+
+    cells = table_rows(rows)
+    print()
+    print(about)
+    print()
+    print(format_plain(cells))
+    print()
+    print("\n".join(verdicts(rows)))
+    if args.rst:
+        print()
+        print(format_rst(cells))
+    elif args.markdown:
+        print()
+        print(format_markdown(cells))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
