@@ -501,20 +501,29 @@ class Market:
     def agg_trade_history(self, symbol: str) -> list[dict[str, Any]]:
         """Every retained aggregate trade of ``symbol``, oldest first, as ``aggTrade`` payloads."""
         sim = self._sim(symbol)
-        return [sim.agg_event(sim.ag_first + i) for i in range(len(sim.ag_p))]
+        return [sim.agg_event(sim.ag_first + i) for i in range(len(sim.ag_l))]
 
-    def inject_gap(self, symbol: str, size: int = 1) -> None:
-        """Make the next diff-depth event of each speed of ``symbol`` skip ``size`` updates.
+    def inject_gap(self, symbol: str, size: int = 1) -> dict[str, int]:
+        """Make the next diff-depth event of each speed of ``symbol`` skip updates (a gap).
 
-        The next ``@depth@100ms`` and ``@depth`` events get ``U = previous u + 1 + size``. The
-        skipped updates still change the true book: ``size`` fresh changes (each a real change
-        of a distinct level) are made now, and every level the skipped updates touched stays
-        untouched until that speed's next event, so a client that ignores the gap ends up with
-        a wrong book, while a client that resyncs (REST snapshot) gets the true one.
+        ``size`` fresh changes are made to the book now, each a real change of a distinct
+        level. The next ``@depth@100ms`` event then has ``U = previous u + 1 + size`` (it has
+        nothing pending between steps, so it skips exactly the fresh changes). The next
+        ``@depth`` (1000 ms) event skips the first ``size`` updates of its window, i.e. also
+        ``U = previous u + 1 + size``, unless every level those updates touched was changed
+        again later in the same window (a client ignoring the gap would then be right): then
+        it skips the fewest further updates that leave a level wrong, at most up to the fresh
+        changes. Levels touched by skipped updates stay unchanged until that speed's next
+        event, so a client that ignores the gap has a wrong book there, while a client that
+        resyncs from :meth:`rest_depth` gets the true one.
+
+        Returns the number of skipped updates per stream suffix:
+        ``{"@depth@100ms": size, "@depth": k}``.
         """
         if size < 1:
             raise ValueError(f"gap size must be >= 1, not {size}")
-        self._sim(symbol).inject_gap(size)
+        skipped = self._sim(symbol).inject_gap(size)
+        return {"@depth@100ms": skipped[True], "@depth": skipped[False]}
 
     def symbol_config(self, symbol: str) -> SymbolConfig:
         """The static parameters (tick size, step size, ...) the market uses for ``symbol``."""
@@ -567,7 +576,7 @@ class Market:
             raise MarketError(-1128, "Combination of optional parameters invalid.")
         if start is not None and end is not None and start > end:
             raise MarketError(-1023, "Start time is greater than end time.")
-        count = len(sim.ag_p)
+        count = len(sim.ag_l)
         if from_id is not None:
             if from_id < 0:
                 raise _illegal("fromId", "0-9223372036854775807")
@@ -576,8 +585,7 @@ class Market:
         elif start is None and end is None:
             rows = range(max(0, count - n), count)
         else:
-            lo = 0 if start is None else bisect_left(sim.ag_t, start)
-            hi = count if end is None else bisect_right(sim.ag_t, end)
+            lo, hi = sim.agg_span(start, end)
             rows = range(lo, min(hi, lo + n)) if start is not None else range(max(lo, hi - n), hi)
         return [sim.agg_row(sim.ag_first + i) for i in rows]
 

@@ -20,8 +20,11 @@ from typing import Any, Final
 from ._market_candles import Agg, CandleRun, Series
 from ._market_names import E8, INTERVAL_MS, INTERVALS, TZ_PLUS8_MS, fmt8
 
-#: Take a book checkpoint after this many changes (bounds ``book_at`` replay cost).
-CHECKPOINT_EVERY: Final = 8192
+#: Book checkpoints are taken every ``8 * book_depth`` changes, clamped to these bounds: a
+#: checkpoint costs O(depth), so this keeps its amortised cost O(1) per change while the replay
+#: behind ``book_at`` stays comparable to building the answer.
+CHECKPOINT_MIN: Final = 256
+CHECKPOINT_MAX: Final = 8192
 _TZS: Final = (0, TZ_PLUS8_MS)
 _QUOTES: Final = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
 
@@ -108,6 +111,7 @@ class SymbolSim:
         self.depth = max(1, book_depth)
         self.history_ticks = max(1, history_ticks)
         self.epoch_len = max(1, min(1000, self.history_ticks // 8))
+        self.cp_every = min(CHECKPOINT_MAX, max(CHECKPOINT_MIN, 8 * self.depth))
         self.tick_index = 0
         self.base_fair = cfg.price / cfg.tick
         self.fair = self.base_fair
@@ -131,10 +135,12 @@ class SymbolSim:
         self.tr_first = rng.randint(10**7, 9 * 10**7)
         self.tr_p, self.tr_q, self.tr_t = array("q"), array("q"), array("q")
         self.tr_m = array("b")  # buyer is maker
+        # An aggTrade is a run of consecutive trades (one taker order, one price, one time), so
+        # only its last trade id is stored: f is the previous agg's l + 1 (ag_f0 for the first
+        # retained one) and p/q/T/m come from its trades. This halves history memory.
         self.ag_first = rng.randint(10**6, 9 * 10**6)
-        self.ag_p, self.ag_q, self.ag_t = array("q"), array("q"), array("q")
-        self.ag_f, self.ag_l = array("q"), array("q")
-        self.ag_m = array("b")
+        self.ag_f0 = self.tr_first
+        self.ag_l = array("q")
         self.last_price = self.bid_prices[-1]
         self.last_qty = 0
         self.last_trade_ms = start_ms
@@ -228,7 +234,7 @@ class SymbolSim:
         tick = Tick()
         self._roll_candles(t1, tick.closed)
         tick.first_trade = tick.end_trade = self.tr_first + len(self.tr_p)
-        tick.first_agg = tick.end_agg = self.ag_first + len(self.ag_p)
+        tick.first_agg = tick.end_agg = self.ag_first + len(self.ag_l)
         uid_before = self.uid
         self._walk()
         self._makers()
@@ -236,7 +242,7 @@ class SymbolSim:
         self._requote()
         self._maintain()
         tick.end_trade = self.tr_first + len(self.tr_p)
-        tick.end_agg = self.ag_first + len(self.ag_p)
+        tick.end_agg = self.ag_first + len(self.ag_l)
         tick.changed = self.uid != uid_before
         best = self.best()
         tick.best_changed = best != self.last_best
@@ -371,15 +377,9 @@ class SymbolSim:
                 take = level - step  # never empty a side
                 if take <= 0:
                     return
-            first = self.tr_first + len(self.tr_p)
             for piece in self._split(take // step):
                 self._record_trade(price, piece * step, t1, not buy)
-            self.ag_p.append(price)
-            self.ag_q.append(take)
-            self.ag_f.append(first)
             self.ag_l.append(self.tr_first + len(self.tr_p) - 1)
-            self.ag_t.append(t1)
-            self.ag_m.append(not buy)
             if take == level:
                 self._remove(not buy, price)
             else:
@@ -408,33 +408,33 @@ class SymbolSim:
         self.last_price, self.last_qty, self.last_trade_ms = price, qty, t1
 
     def _maintain(self) -> None:
-        """Keep about ``depth`` levels a side (at most 3 adds or removes a side per tick).
+        """Keep about ``depth`` levels a side: top up after sweeps, trim the deep end.
 
-        New levels go to a uniformly random free price within ``depth * gap`` ticks of the
-        best, which refills holes and keeps the density near one level per ``gap`` ticks
-        wherever the price wanders; surplus levels are removed from the deep end.
+        A new level goes to a uniformly random price within ``depth * gap`` ticks of the best
+        (refilling holes keeps the density near one level per ``gap`` ticks wherever the price
+        wanders), or beyond the deep end when that price is taken. Up to 3 adds per side and
+        tick, more after a deep sweep (half the deficit); up to 3 removes from the deep end.
         """
         cfg, rng = self.cfg, self.rng
         extent = self.depth * cfg.gap
+        span = max(1, 2 * cfg.gap - 1)
         for is_bid in (True, False):
             side, prices = (self.bids, self.bid_prices) if is_bid else (self.asks, self.ask_prices)
-            for _ in range(3):
-                if len(prices) < self.depth:
-                    offset = rng.randint(1, extent) * cfg.tick
-                    price = prices[-1] - offset if is_bid else prices[0] + offset
-                    if (
-                        price >= cfg.tick
-                        and price not in side
-                        and not self._is_frozen(is_bid, price)
-                    ):
-                        self._set(is_bid, price, self._level_qty())
-                elif len(prices) > self.depth:
-                    price = prices[0] if is_bid else prices[-1]
-                    if self._is_frozen(is_bid, price):
-                        break
-                    self._remove(is_bid, price)
-                else:
+            missing = self.depth - len(prices)
+            for _ in range(max(3, missing // 2) if missing > 0 else 0):
+                offset = rng.randint(1, extent) * cfg.tick
+                price = prices[-1] - offset if is_bid else prices[0] + offset
+                if price < cfg.tick or price in side:
+                    # Taken (a dense book) or not a positive price: extend the deep end.
+                    offset = rng.randint(1, span) * cfg.tick
+                    price = prices[0] - offset if is_bid else prices[-1] + offset
+                if price >= cfg.tick and not self._is_frozen(is_bid, price):
+                    self._set(is_bid, price, self._level_qty())
+            for _ in range(min(3, len(prices) - self.depth)):
+                price = prices[0] if is_bid else prices[-1]
+                if self._is_frozen(is_bid, price):
                     break
+                self._remove(is_bid, price)
 
     # ----------------------------------------------------------------- diff depth
     def _cut(self, fast: bool) -> tuple[int, int] | None:
@@ -466,54 +466,99 @@ class SymbolSim:
             [[fmt8(p), fmt8(asks[p])] for p in sorted(asks)],
         )
 
-    def inject_gap(self, size: int) -> None:
-        """Make the next diff event of each speed skip its first ``size`` updates.
+    def inject_gap(self, size: int) -> dict[bool, int]:
+        """Make the next diff event of each speed skip updates; return how many, per speed.
 
-        First ``size`` fresh changes are made, each to a distinct level away from the top (a
-        real change: a new quantity or a new level). Then each speed's next ``U`` moves up by
-        ``size``; the levels touched by the skipped updates are frozen (no maker, taker or
-        maintenance change) until that speed cuts its next event, so a client that ignores the
-        gap is left with a wrong quantity for them.
+        First ``size`` fresh changes are made, each to a distinct level that no pending event
+        window has touched (so each is a real, net change for every speed). Then each speed
+        skips the first ``k`` updates of its pending window: ``k = size`` whenever that leaves
+        a client that ignores the gap with a wrong level, else the smallest larger ``k`` that
+        does (when every level the first ``size`` skipped updates touched was overwritten later
+        in the same window, a client would be right again; ``k`` never exceeds the window, as
+        the fresh changes at its end always qualify). The levels touched by skipped updates are
+        frozen (no maker, taker or maintenance change) until that speed cuts its next event.
+        A speed with nothing pending (the 100 ms one between steps) always gets ``k = size``.
         """
-        chosen: set[tuple[bool, int]] = set()
+        avoid = self._touched(min(self.next_u.values()), self.uid)
         for i in range(size):
-            is_bid = i % 2 == 0
-            price = self._quiet_level(is_bid, chosen)
-            chosen.add((is_bid, price))
-            old = (self.bids if is_bid else self.asks).get(price)
+            is_bid, price = self._quiet_level(i % 2 == 0, avoid)
+            avoid.add((is_bid, price))
             qty = self._level_qty()
-            if qty == old:
+            if qty == (self.bids if is_bid else self.asks).get(price):
                 qty += self.cfg.step
             self._set(is_bid, price, qty)
+        skipped = {}
         for fast in (True, False):
             first = self.next_u[fast]
-            for index in range(first - self.log_first, first - self.log_first + size):
+            k = self._skip_count(first, size)
+            for index in range(first - self.log_first, first - self.log_first + k):
                 p = self.log_p[index]
                 self.frozen.setdefault((p > 0, abs(p)), set()).add(fast)
-            self.next_u[fast] = first + size
+            self.next_u[fast] = first + k
+            skipped[fast] = k
+        return skipped
 
-    def _quiet_level(self, is_bid: bool, chosen: set[tuple[bool, int]]) -> int:
+    def _touched(self, first: int, last: int) -> set[tuple[bool, int]]:
+        """(is_bid, price) of every level changed by updates first..last."""
+        i0, i1 = first - self.log_first, last - self.log_first + 1
+        return {(p > 0, abs(p)) for p in self.log_p[i0:i1]}
+
+    def _skip_count(self, first: int, size: int) -> int:
+        # Levels changed in the window [first, now]: value before the window, value now, and
+        # the window position of their last change. Skipping k updates leaves a naive client
+        # wrong iff some level with now != before has its last change among the first k.
+        entries = list(
+            zip(
+                self.log_p[first - self.log_first :],
+                self.log_q[first - self.log_first :],
+                strict=True,
+            )
+        )
+        if len(entries) == size:
+            return size  # only the fresh changes: each is a net change of a distinct level
+        before = self._values_at({p for p, _ in entries}, first - 1)
+        last: dict[int, int] = {}
+        final: dict[int, int] = {}
+        for position, (p, q) in enumerate(entries):
+            last[p] = position
+            final[p] = q
+        earliest = min((last[p] + 1 for p in last if final[p] != before[p]), default=len(entries))
+        return max(size, earliest)
+
+    def _values_at(self, levels: set[int], uid: int) -> dict[int, int]:
+        """Quantity (0 = absent) of signed-price ``levels`` (+bid/-ask) after update ``uid``."""
+        i = bisect_right(self.cp_uids, uid) - 1
+        bp, bq, ap, aq = self.cp_books[i]
+        values = {}
+        for p in levels:
+            prices, qtys, key = (bp, bq, p) if p > 0 else (ap, aq, -p)
+            j = bisect_left(prices, key)
+            values[p] = qtys[j] if j < len(prices) and prices[j] == key else 0
+        i0, i1 = self.cp_uids[i] - self.log_first + 1, uid - self.log_first + 1
+        for p, q in zip(self.log_p[i0:i1], self.log_q[i0:i1], strict=True):
+            if p in values:
+                values[p] = q
+        return values
+
+    def _quiet_level(self, is_bid: bool, avoid: set[tuple[bool, int]]) -> tuple[bool, int]:
+        """A level away from the top (takers and makers rarely reach it within a second), not
+        in ``avoid`` and not frozen; a brand-new level past the deep end if none is found."""
         prices = self.bid_prices if is_bid else self.ask_prices
         n = len(prices)
         lo = min(50, n // 4)
-        hi = max(lo, n // 2)
+        hi = min(max(lo, n // 2), n - 1)
         for _ in range(20):
-            price = self._nth(is_bid, self.rng.randint(lo, min(hi, n - 1)))
-            if (is_bid, price) not in chosen and not self._is_frozen(is_bid, price):
-                return price
-        # Fall back to a brand-new level beyond the deep end.
+            price = self._nth(is_bid, self.rng.randint(lo, hi))
+            if (is_bid, price) not in avoid and not self._is_frozen(is_bid, price):
+                return is_bid, price
         tick = self.cfg.tick
+        side = self.bids if is_bid else self.asks
         price = prices[0] - tick if is_bid else prices[-1] + tick
-        while (
-            (is_bid, price) in chosen
-            or self._is_frozen(is_bid, price)
-            or price in (self.bids if is_bid else self.asks)
-        ):
+        while price in side or (is_bid, price) in avoid or self._is_frozen(is_bid, price):
             price = price - tick if is_bid else price + tick
-            if price < tick:
-                # The bid side is packed down to the minimum price: use the ask side instead.
-                return self._quiet_level(False, chosen)
-        return price
+        if price < tick:
+            return self._quiet_level(False, avoid)  # bids packed down to the minimum price
+        return is_bid, price
 
     # ----------------------------------------------------------------- history
     def _checkpoint(self) -> None:
@@ -537,11 +582,11 @@ class SymbolSim:
                     self.tick_index,
                     self.uid,
                     self.tr_first + len(self.tr_p),
-                    self.ag_first + len(self.ag_p),
+                    self.ag_first + len(self.ag_l),
                 )
             )
             self._trim()
-        elif self.uid - self.cp_uids[-1] >= CHECKPOINT_EVERY:
+        elif self.uid - self.cp_uids[-1] >= self.cp_every:
             self._checkpoint()
 
     def _trim(self) -> None:
@@ -570,10 +615,9 @@ class SymbolSim:
         for column in (self.tr_p, self.tr_q, self.tr_t, self.tr_m):
             del column[:n]
         self.tr_first = trade_id
-        n = agg_id - self.ag_first
-        for column in (self.ag_p, self.ag_q, self.ag_t, self.ag_f, self.ag_l, self.ag_m):
-            del column[:n]
+        del self.ag_l[: agg_id - self.ag_first]
         self.ag_first = agg_id
+        self.ag_f0 = trade_id  # an epoch starts between ticks, so no agg spans the cut
 
     @property
     def oldest_uid(self) -> int:
@@ -623,16 +667,31 @@ class SymbolSim:
     def agg_row(self, agg_id: int) -> dict[str, Any]:
         """REST ``/api/v3/aggTrades`` row of an aggregate trade."""
         i = agg_id - self.ag_first
+        last = self.ag_l[i]
+        first = self.ag_l[i - 1] + 1 if i else self.ag_f0
+        j0, j1 = first - self.tr_first, last - self.tr_first + 1
         return {
             "a": agg_id,
-            "p": fmt8(self.ag_p[i]),
-            "q": fmt8(self.ag_q[i]),
-            "f": self.ag_f[i],
-            "l": self.ag_l[i],
-            "T": self.ag_t[i],
-            "m": bool(self.ag_m[i]),
+            "p": fmt8(self.tr_p[j0]),
+            "q": fmt8(sum(self.tr_q[j0:j1])),
+            "f": first,
+            "l": last,
+            "T": self.tr_t[j0],
+            "m": bool(self.tr_m[j0]),
             "M": True,
         }
+
+    def agg_span(self, start: int | None, end: int | None) -> tuple[int, int]:
+        """Indices ``[lo, hi)`` of the retained aggTrades with ``start <= T <= end``."""
+        # All trades of an agg share its T, so the first trade at/after start opens an agg and
+        # the last trade at/before end closes one.
+        lo = 0
+        if start is not None:
+            lo = bisect_left(self.ag_l, self.tr_first + bisect_left(self.tr_t, start))
+        hi = len(self.ag_l)
+        if end is not None:
+            hi = bisect_left(self.ag_l, self.tr_first + bisect_right(self.tr_t, end))
+        return lo, hi
 
     def agg_event(self, agg_id: int) -> dict[str, Any]:
         row = self.agg_row(agg_id)
