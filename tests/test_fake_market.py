@@ -1021,6 +1021,9 @@ def test_other_symbols_get_a_plausible_market() -> None:
     run(market, (), 50)
     info = {s["symbol"]: s for s in market.rest_exchange_info()["symbols"]}
     assert (info["SOLBTC"]["baseAsset"], info["SOLBTC"]["quoteAsset"]) == ("SOL", "BTC")
+    cfg = market.symbol_config("SOLBTC")
+    tick = {f["filterType"]: f for f in info["SOLBTC"]["filters"]}["PRICE_FILTER"]["tickSize"]
+    assert parse8(tick) == cfg.tick
     for symbol in market.symbols:
         state = market.true_book(symbol)
         assert 0 < state.bids[0][0] < state.asks[0][0]

@@ -81,10 +81,6 @@ class Agg:
             setattr(other, name, getattr(self, name))
         return other
 
-    def key(self) -> tuple[int, ...]:
-        """Every field, for equality checks and change detection."""
-        return tuple(getattr(self, name) for name in Agg.__slots__)
-
 
 class Series:
     """Contiguous fixed-width buckets; the last one is the current (open) bucket.
