@@ -108,10 +108,12 @@ def _serve_one(conn: socket.socket, burst: memoryview) -> None:
     # Big writes: the kernel (and, for TLS, OpenSSL's 16 KiB records) split them as they need.
     for start in range(0, len(burst), _CHUNK):
         conn.sendall(burst[start : start + _CHUNK])
-    conn.sendall(_CLOSE_FRAME)
-    # Wait for the client to finish (its close frame, then EOF) so closing here never resets a
-    # connection whose last frames the client has not read yet.
+    # The client may already be gone: it closes as soon as it has counted the last message, so
+    # the close frame can meet a reset. Nothing was lost, so nothing to report.
     with contextlib.suppress(OSError):
+        conn.sendall(_CLOSE_FRAME)
+        # Wait for the client to finish (its close frame, then EOF) so closing here never resets
+        # a connection whose last frames the client has not read yet.
         while conn.recv(65536):
             pass
 
