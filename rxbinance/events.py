@@ -3,6 +3,11 @@
 ``BinanceStreams.events`` emits these. Each names the ``stream`` key it concerns (a stream name
 such as ``btcusdt@trade``, or ``a/b`` for a combined socket) and the ``time`` it happened
 (``time.time()`` seconds). They are frozen, slotted dataclasses: match on the class.
+
+The local order book (:func:`rxbinance.order_book`) reports its own state here too:
+``BookResyncing`` when its book stops being valid (it emits nothing until ``BookSynced``), and
+``BookSnapshotFailed`` when a REST snapshot could not be fetched. Their ``stream`` is the book's
+diff depth stream (``btcusdt@depth@100ms``).
 """
 
 from __future__ import annotations
@@ -10,6 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "BookResyncing",
+    "BookSnapshotFailed",
+    "BookSynced",
     "Connected",
     "Connecting",
     "ConnectionEvent",
@@ -72,3 +80,34 @@ class MalformedFrame(ConnectionEvent):
 
     excerpt: str
     error: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookResyncing(ConnectionEvent):
+    """The local order book of ``symbol`` is (re)building from a REST snapshot and emits
+    nothing until :class:`BookSynced`. ``reason``: ``"start"``, ``"reconnect"``,
+    ``"disconnected"``, or what the sequencer found (``"gap: event U=... after update id
+    ..."``, ``"crossed book ..."``, a malformed event)."""
+
+    symbol: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookSynced(ConnectionEvent):
+    """The local order book of ``symbol`` is valid again, at ``update_id``; ``snapshots`` REST
+    snapshots were fetched for this sync."""
+
+    symbol: str
+    update_id: int
+    snapshots: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshotFailed(ConnectionEvent):
+    """A REST depth snapshot for ``symbol`` failed or was unusable (``error``); the next
+    attempt starts in about ``retry_in`` seconds (rate limits pause every book)."""
+
+    symbol: str
+    error: str
+    retry_in: float

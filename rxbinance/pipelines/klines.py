@@ -1,0 +1,347 @@
+"""Candles with history: the last N from REST, then live, seamlessly."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from rxbinance._reactive.shared import ScheduledDelivery
+from rxbinance.errors import InvalidInputError, ProtocolError
+from rxbinance.models import Kline, ParseError
+from rxbinance.pipelines._common import give_up_error, is_give_up
+from rxbinance.pipelines._intervals import next_open
+from rxbinance.pipelines._rest import (
+    KlinesClient,
+    WeightBudget,
+    is_fatal,
+    rest_budget,
+    rest_client,
+    retry_after,
+)
+from rxbinance.protocol import names
+
+if TYPE_CHECKING:
+    from rxbinance.streams import BinanceStreams
+
+__all__ = ["klines_with_history"]
+
+log = logging.getLogger("rxbinance.pipelines")
+
+_KLINES_WEIGHT = 2  # GET /api/v3/klines, any limit (binance-protocol.md 7)
+_MAX_LIMIT = 1000
+
+
+def klines_with_history(
+    streams: BinanceStreams,
+    symbol: str,
+    interval: str = "1m",
+    history: int = 500,
+    *,
+    rest: KlinesClient | None = None,
+    budget: WeightBudget | None = None,
+) -> Observable[Kline]:
+    """The last ``history`` candles of ``symbol`` from REST, then the live ones, as Klines.
+
+    .. code-block:: python
+
+        candles = rxbinance.klines_with_history(streams, "BTCUSDT", "1m", history=500)
+        candles.pipe(rbo.closed_klines()).subscribe(on_candle)
+
+    Emits, oldest first, the ``history`` most recent candles (``GET /api/v3/klines``; the
+    last one is usually still open, ``closed=False``), then continues with the kline stream:
+
+    - **No duplicate**: candles are deduplicated by open time. An update of a candle already
+      emitted is passed on only if it is newer: it closes the candle, or it has more trades.
+      So a candle never goes backwards and never repeats; the open candle "updates in place"
+      (same ``open_time``, later state). Keep the latest per ``open_time`` to have the series.
+    - **No gap**: the stream is subscribed (and buffered) before the REST call. When the live
+      stream skips candles (a reconnect, or the close of the previous candle was missed), the
+      missing ones are fetched from REST again before live candles continue.
+
+    History candles carry what REST reports: no trade ids (``first_trade_id`` and
+    ``last_trade_id`` are -1) and no event time (``event_time`` is the close time of a closed
+    candle, the latest live event time known, or the open time, for the open one).
+
+    Cold per subscriber (each subscription fetches its own history) over the hot, shared kline
+    socket. REST weight (2 per call) comes from the streams' shared budget (``budget``);
+    failures are retried with a growing delay, 429/418 pause the budget for ``Retry-After``, and
+    an error Binance will not change its mind about (bad symbol) ends the subscription with it.
+    Runs on the kline socket's reader thread, or on the REST worker thread
+    (``rxbinance-klines:<SYMBOL>@<interval>``) for fetched candles, one at a time (on the
+    streams' scheduler if it has one). ``history``: 1 to 1000. Bad arguments raise ValueError
+    at once.
+    """
+    stream_name = names.kline_stream(symbol, interval)
+    if isinstance(history, bool) or not isinstance(history, int) or not 1 <= history <= 1000:
+        raise InvalidInputError(f"invalid history {history!r}: an int from 1 to 1000")
+    upper = names.normalize_symbol(symbol).upper()
+    scheduler = getattr(getattr(streams, "_registry", None), "_scheduler", None)
+
+    def subscribe(
+        observer: abc.ObserverBase[Kline], _: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        target: abc.ObserverBase[Kline] = observer
+        if scheduler is not None:
+            target = ScheduledDelivery(observer, scheduler)
+        try:
+            client = rest if rest is not None else rest_client(streams)
+        except Exception as exc:
+            observer.on_error(exc)
+            return Disposable()
+        session = _Session(
+            target,
+            symbol=upper,
+            interval=interval,
+            history=history,
+            stream_name=stream_name,
+            rest=client,
+            budget=budget if budget is not None else rest_budget(streams),
+        )
+        session.start(streams.stream(stream_name))
+
+        def stop() -> None:
+            if isinstance(target, ScheduledDelivery):
+                target.disposed = True
+            session.stop()
+
+        return Disposable(stop)
+
+    return reactivex.create(subscribe)
+
+
+class _Session:
+    """One subscriber's seam between REST candles and live ones."""
+
+    _RETRY_DELAY = 0.1
+    _MAX_RETRY_DELAY = 30.0
+
+    def __init__(
+        self,
+        observer: abc.ObserverBase[Kline],
+        *,
+        symbol: str,
+        interval: str,
+        history: int,
+        stream_name: str,
+        rest: KlinesClient,
+        budget: WeightBudget,
+    ) -> None:
+        self._observer = observer
+        self._symbol = symbol
+        self._interval = interval
+        self._stream_name = stream_name
+        self._rest = rest
+        self._budget = budget
+        self._lock = threading.RLock()
+        self._last: Kline | None = None  # the last candle emitted
+        # While a REST fetch is pending: live candles wait here. None: live candles flow.
+        self._buffer: list[Kline] | None = []
+        self._request: tuple[int | None, int] | None = (None, history)  # (startTime, limit)
+        self._worker: threading.Thread | None = None
+        self._stopped = False
+        self._stop_event = threading.Event()
+        self._subscription: abc.DisposableBase | None = None
+
+    def start(self, live: Observable[Any]) -> None:
+        subscription = live.subscribe(self._on_live, self._on_live_error, self._on_live_completed)
+        with self._lock:
+            if self._stopped:
+                subscription.dispose()
+                return
+            self._subscription = subscription
+            self._ensure_worker()  # the REST call starts only once the stream is subscribed
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            self._stop_event.set()
+            subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            subscription.dispose()
+
+    def _end(self, error: Exception | None) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            if error is None:
+                self._observer.on_completed()
+            else:
+                self._observer.on_error(error)
+        self.stop()
+
+    # -- live --------------------------------------------------------------------------------
+
+    def _on_live(self, message: Any) -> None:
+        if is_give_up(message):
+            self._end(give_up_error(message, self._stream_name))
+            return
+        try:
+            kline = Kline.from_dict(message)
+        except ParseError as exc:
+            self._end(exc)
+            return
+        with self._lock:
+            if self._stopped:
+                return
+            if self._buffer is not None:
+                self._buffer.append(kline)
+            else:
+                self._offer(kline)
+
+    def _on_live_error(self, error: Exception) -> None:
+        self._end(error)
+
+    def _on_live_completed(self) -> None:
+        self._end(None)
+
+    # -- the seam (under self._lock) ---------------------------------------------------------
+
+    def _emit(self, kline: Kline) -> None:
+        self._last = kline
+        try:
+            self._observer.on_next(kline)
+        except Exception:
+            log.exception("a subscriber of %s raised; it stays subscribed", self._stream_name)
+
+    def _newer(self, kline: Kline) -> bool | None:
+        """True: emit; False: drop (stale or a repeat); None: a later candle (check the gap)."""
+        last = self._last
+        if last is None or kline.open_time > last.open_time:
+            return None
+        if kline.open_time < last.open_time or last.closed:
+            return False
+        return kline.closed or kline.trades > last.trades
+
+    def _offer(self, kline: Kline) -> None:
+        """A live candle: emit it, drop it, or (a gap before it) fetch what is missing."""
+        verdict = self._newer(kline)
+        if verdict is None:
+            last = self._last
+            if last is not None and (
+                not last.closed or kline.open_time > next_open(self._interval, last.open_time)
+            ):
+                # The final state of `last`, or whole candles, went by while we were not
+                # listening: fetch from `last` on, and hold live candles until then.
+                self._buffer = [kline]
+                self._request = (last.open_time, _MAX_LIMIT)
+                self._ensure_worker()
+                return
+            self._emit(kline)
+        elif verdict:
+            self._emit(kline)
+
+    def _fetched(self, candles: list[Kline]) -> None:
+        """REST candles arrived: emit them, then the buffered live ones."""
+        buffered = self._buffer or []
+        self._buffer = None
+        for kline in candles:
+            verdict = self._newer(kline)
+            if verdict is None or verdict:
+                self._emit(kline)
+        for i, kline in enumerate(buffered):
+            pending = self._pending()
+            if pending is not None:  # a new gap: the rest waits for that fetch
+                pending.extend(buffered[i:])
+                break
+            self._offer(kline)
+
+    def _pending(self) -> list[Kline] | None:
+        # A method, not the attribute: _offer() may have started a new buffer meanwhile.
+        return self._buffer
+
+    # -- the worker --------------------------------------------------------------------------
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None and not self._stopped and self._request is not None:
+            worker = threading.Thread(
+                target=self._work,
+                name=f"rxbinance-klines:{self._symbol}@{self._interval}",
+                daemon=True,
+            )
+            self._worker = worker
+            worker.start()
+
+    def _work(self) -> None:
+        failures = 0
+        while True:
+            with self._lock:
+                request = self._request
+                if self._stopped or request is None:
+                    self._worker = None
+                    return
+            start_time, limit = request
+            if failures:
+                delay = min(self._RETRY_DELAY * 2.0 ** min(failures - 1, 30), self._MAX_RETRY_DELAY)
+                if self._stop_event.wait(delay):
+                    continue
+            if not self._budget.acquire(_KLINES_WEIGHT, self._stop_event):
+                continue
+            try:
+                rows = self._rest.klines(
+                    self._symbol, self._interval, start_time=start_time, limit=limit
+                )
+            except Exception as exc:
+                pause = retry_after(exc)
+                if pause is not None:
+                    self._budget.pause(pause)
+                if is_fatal(exc):
+                    self._end(exc)
+                    continue
+                failures += 1
+                log.warning("%s: REST klines failed (%r); retrying", self._stream_name, exc)
+                continue
+            failures = 0
+            with self._lock:
+                if self._stop_event.is_set():
+                    continue
+                try:
+                    candles = self._candles(rows)
+                except ProtocolError as exc:
+                    self._end(exc)
+                    continue
+                if self._request is request:
+                    self._request = None
+                self._fetched(candles)
+
+    def _candles(self, rows: Any) -> list[Kline]:
+        """REST rows -> Klines. Every row but the last is closed; the last is closed only if
+        a buffered live candle is later than it (else it is the candle in progress)."""
+        buffered = self._buffer or []
+        latest_live = max((k.open_time for k in buffered), default=None)
+        latest_event = max((k.event_time for k in buffered), default=None)
+        out = []
+        try:
+            for i, row in enumerate(rows):
+                open_time = int(row[0])
+                close_time = int(row[6])
+                closed = i + 1 < len(rows) or (latest_live is not None and latest_live > open_time)
+                out.append(
+                    Kline(
+                        event_time=close_time if closed else (latest_event or open_time),
+                        symbol=self._symbol,
+                        interval=self._interval,
+                        open_time=open_time,
+                        close_time=close_time,
+                        open=Decimal(row[1]),
+                        high=Decimal(row[2]),
+                        low=Decimal(row[3]),
+                        close=Decimal(row[4]),
+                        volume=Decimal(row[5]),
+                        quote_volume=Decimal(row[7]),
+                        trades=int(row[8]),
+                        taker_buy_base_volume=Decimal(row[9]),
+                        taker_buy_quote_volume=Decimal(row[10]),
+                        first_trade_id=-1,
+                        last_trade_id=-1,
+                        closed=closed,
+                    )
+                )
+        except (TypeError, ValueError, IndexError, ArithmeticError) as exc:
+            raise ProtocolError(f"malformed REST kline row: {exc!r}") from exc
+        return out

@@ -1,0 +1,558 @@
+"""A local order book kept in sync with Binance's, as a hot, shared Observable.
+
+Layers: :class:`~rxbinance.protocol.book.BookSync` owns the rules (buffering, snapshot
+alignment, gaps); :class:`~rxbinance.pipelines._book.PersistentBook` stores the book so that
+every emitted :class:`OrderBook` is immutable and free to take; this module owns the I/O around
+them: the diff depth subscription, the REST snapshot fetches (on a worker thread, throttled by
+the shared :class:`~rxbinance.pipelines._rest.WeightBudget`), reconnects, and sharing.
+
+Threads: diff events are handled on the depth socket's reader thread (or the streams'
+scheduler). Snapshots are fetched on one daemon worker thread per book
+(``rxbinance-book:<SYMBOL>``) that exists only while there is something to fetch or report, so
+the reader never waits for REST. Both feed ``BookSync`` under one lock and emit under it, so
+subscribers receive books one at a time, in update-id order.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+import weakref
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from rxbinance._reactive.shared import ScheduledDelivery
+from rxbinance.errors import ProtocolError
+from rxbinance.events import (
+    BookResyncing,
+    BookSnapshotFailed,
+    BookSynced,
+    Connected,
+    ConnectionEvent,
+    Disconnected,
+)
+from rxbinance.models import DepthUpdate, ParseError, parser_for
+from rxbinance.pipelines._book import Level, OrderBook, PersistentBook
+from rxbinance.pipelines._common import give_up_error, is_give_up
+from rxbinance.pipelines._rest import (
+    DepthClient,
+    WeightBudget,
+    check_depth_limit,
+    depth_weight,
+    rest_budget,
+    rest_client,
+    retry_after,
+)
+from rxbinance.protocol import names
+from rxbinance.protocol.book import BookSync, SyncAction
+
+if TYPE_CHECKING:
+    from rxbinance.streams import BinanceStreams
+
+__all__ = ["order_book"]
+
+log = logging.getLogger("rxbinance.pipelines")
+
+_BookKey = tuple[str, int, int]  # (SYMBOL, limit, speed)
+
+
+def order_book(
+    streams: BinanceStreams,
+    symbol: str,
+    limit: int = 1000,
+    speed: int = 100,
+    *,
+    rest: DepthClient | None = None,
+    budget: WeightBudget | None = None,
+) -> Observable[OrderBook]:
+    """The local order book of ``symbol``: an Observable of :class:`OrderBook`, one per change.
+
+    .. code-block:: python
+
+        book = rxbinance.order_book(streams, "BTCUSDT")
+        book.subscribe(lambda b: print(b.update_id, b.best_bid, b.best_ask, b.spread))
+
+    **Algorithm** (Binance's, via :class:`~rxbinance.protocol.book.BookSync`): subscribe to the
+    diff depth stream (``<symbol>@depth@100ms``, or ``@depth`` for ``speed=1000``) and buffer;
+    on the first event fetch ``GET /api/v3/depth?limit=<limit>``; refetch while the snapshot
+    is older than the first buffered event; drop the events it already contains; the first
+    applied event must straddle its ``lastUpdateId``; then apply every event in order
+    (quantity 0 removes a level). USD-M streams (``BinanceStreams(market="usdm...")``) use the
+    ``pu`` chain instead.
+
+    **Resync.** A gap in the update ids, a crossed book, a malformed diff event, or a
+    disconnect of the depth socket discards the book of that symbol only, and it syncs again
+    from a new snapshot. Until then nothing is emitted: no book is ever stale, crossed or
+    half-applied. :attr:`BinanceStreams.events` tells what happens:
+    :class:`~rxbinance.events.BookResyncing` (with the reason),
+    :class:`~rxbinance.events.BookSynced`, :class:`~rxbinance.events.BookSnapshotFailed`.
+
+    **REST.** Snapshots come from ``rest`` (default: ``streams.rest``), fetched on a worker
+    thread, never on the socket's reader. Each one first takes its request weight (``limit``
+    1000 costs 50 on spot) from ``budget`` (default: the one :func:`rest_budget` of the
+    streams, shared by every book and pipeline of ``streams``), so a mass resync is spread out
+    instead of getting the IP banned; a 429/418 pauses that budget for its ``Retry-After``.
+    Failed fetches are retried with a growing delay (0.1 s doubling to 30 s).
+
+    **Sharing.** Hot and ref-counted like every stream: one book per (symbol, limit, speed) per
+    BinanceStreams, however many subscribers. The first subscriber starts it, the last dispose
+    stops it (and its depth subscription), and a later subscriber starts afresh. A subscriber
+    joining a synced book receives the current book at once.
+
+    **Ending.** When the depth stream gives up reconnecting, subscribers get ``on_error`` with
+    a :class:`~rxbinance.errors.ConnectionFailure`; when the streams are closed, they complete.
+
+    **Threads.** Books are emitted on the depth socket's reader thread, or on the snapshot
+    worker thread (``rxbinance-book:<SYMBOL>``) for the first book after a sync, one at a
+    time, or on the streams' ``scheduler`` if it has one. A subscriber that raises is logged
+    and stays subscribed.
+
+    ``limit``: snapshot depth, spot 1-5000 (1000 covers what most strategies look at; levels
+    beyond the snapshot are unknown until they change), USD-M 5/10/20/50/100/500/1000.
+    ``speed``: the diff stream's period in ms, 100 or 1000. Bad values raise ValueError now.
+    """
+    lower = names.normalize_symbol(symbol)
+    stream_name = names.depth_stream(lower, None, speed)
+    futures = str(getattr(streams, "market", "spot")).startswith("usdm")
+    check_depth_limit(limit, futures=futures)
+    key: _BookKey = (lower.upper(), limit, speed)
+    registry = _registry_of(streams)
+
+    def make() -> _BookConnection:
+        return _BookConnection(
+            streams,
+            registry,
+            key,
+            stream_name=stream_name,
+            futures=futures,
+            rest=rest if rest is not None else rest_client(streams),
+            budget=budget if budget is not None else rest_budget(streams),
+        )
+
+    def subscribe(
+        observer: abc.ObserverBase[OrderBook], _: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        return registry.join(key, make, observer)
+
+    return reactivex.create(subscribe)
+
+
+# --------------------------------------------------------------------------------------------
+# Sharing: one _BookConnection per key per BinanceStreams.
+
+
+class _BookRegistry:
+    """Keyed, ref-counted books of one BinanceStreams, under one lock (like StreamRegistry)."""
+
+    def __init__(self, scheduler: abc.SchedulerBase | None) -> None:
+        self._lock = threading.Lock()
+        self._books: dict[_BookKey, _BookConnection] = {}
+        self._scheduler = scheduler
+
+    def join(
+        self,
+        key: _BookKey,
+        make: Any,
+        observer: abc.ObserverBase[OrderBook],
+    ) -> abc.DisposableBase:
+        failure: Exception | None = None
+        with self._lock:
+            found = self._books.get(key)
+            created = found is None
+            if found is None:
+                try:
+                    found = self._books[key] = make()
+                except Exception as exc:  # no REST client...
+                    failure = exc
+            if found is not None:
+                found.refs += 1
+        if found is None:
+            assert failure is not None
+            observer.on_error(failure)
+            return Disposable()
+        book = found
+        target: abc.ObserverBase[OrderBook] = observer
+        if self._scheduler is not None:
+            target = ScheduledDelivery(observer, self._scheduler)
+        if created:
+            book.start()
+        book.add(target)
+
+        def leave() -> None:
+            if isinstance(target, ScheduledDelivery):
+                target.disposed = True
+            book.remove(target)
+            with self._lock:
+                book.refs -= 1
+                if book.refs or self._books.get(key) is not book:
+                    return
+                del self._books[key]
+            book.stop()
+
+        return Disposable(leave)
+
+    def terminated(self, book: _BookConnection) -> None:
+        with self._lock:
+            if self._books.get(book.key) is book:
+                del self._books[book.key]
+
+    def live(self) -> dict[_BookKey, _BookConnection]:
+        with self._lock:
+            return dict(self._books)
+
+
+_registries: weakref.WeakKeyDictionary[Any, _BookRegistry] = weakref.WeakKeyDictionary()
+_registries_lock = threading.Lock()
+
+
+def _registry_of(streams: BinanceStreams) -> _BookRegistry:
+    with _registries_lock:
+        registry = _registries.get(streams)
+        if registry is None:
+            # Deliver on the streams' scheduler when it has one, like its raw streams do.
+            scheduler = getattr(getattr(streams, "_registry", None), "_scheduler", None)
+            registry = _registries[streams] = _BookRegistry(scheduler)
+        return registry
+
+
+# --------------------------------------------------------------------------------------------
+# One live book
+
+
+class _BookConnection:
+    """One symbol's book: BookSync + PersistentBook, fed by the depth stream and a worker."""
+
+    _RETRY_DELAY = 0.1
+    _MAX_RETRY_DELAY = 30.0
+
+    def __init__(
+        self,
+        streams: BinanceStreams,
+        registry: _BookRegistry,
+        key: _BookKey,
+        *,
+        stream_name: str,
+        futures: bool,
+        rest: DepthClient,
+        budget: WeightBudget,
+    ) -> None:
+        self.key = key
+        self.refs = 0
+        self.symbol, self.limit, _speed = key
+        self.stream_name = stream_name
+        self._streams = streams
+        self._registry = registry
+        self._rest = rest
+        self._budget = budget
+        self._weight = depth_weight(self.limit, futures=futures)
+        self._parse = parser_for(stream_name)
+        # Guards everything below except _observers (replaced, never mutated, under its own
+        # small lock so that joining never waits for an emission in progress).
+        self._lock = threading.RLock()
+        self._observers: tuple[abc.ObserverBase[OrderBook], ...] = ()
+        self._observers_lock = threading.Lock()
+        self._sync = BookSync(self.symbol, futures=futures)
+        self._book = PersistentBook()
+        self._sync.book = self._book  # same interface; its states can be kept for free
+        self._current: OrderBook | None = None
+        self._announced = False  # BookSynced posted for the current sync
+        self._generation = 0  # bumped when the book is discarded: older fetches are stale
+        self._need_snapshot = False
+        self._snapshots = 0  # snapshots fetched for the current sync
+        self._failures = 0  # consecutive failed or unusable snapshot fetches
+        self._last_event_time: int | None = None
+        # Book events go out through one FIFO drained by the worker only: never while holding
+        # self._lock, and never from inside a BinanceStreams.events callback (whose lock is not
+        # re-entrant), which is where Connected/Disconnected reach us.
+        self._outbox: collections.deque[ConnectionEvent] = collections.deque()
+        self._worker: threading.Thread | None = None
+        self._stopped = False
+        self._stop_event = threading.Event()
+        self._subscriptions: list[abc.DisposableBase] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            self._post_resyncing("start")
+        streams = self._streams
+        # Events first, so that no Connected of the depth socket can be missed.
+        subscriptions = [
+            streams.events.subscribe(self._on_connection_event),
+            streams.stream(self.stream_name).subscribe(
+                self._on_depth, self._on_source_error, self._on_source_completed
+            ),
+        ]
+        with self._lock:
+            if not self._stopped:
+                self._subscriptions = subscriptions
+                return
+        for subscription in subscriptions:  # it ended while subscribing (closed streams)
+            subscription.dispose()
+
+    def stop(self) -> None:
+        """The last subscriber left: unsubscribe; an in-flight fetch is discarded."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._stop_event.set()
+            subscriptions, self._subscriptions = self._subscriptions, []
+        for subscription in subscriptions:
+            subscription.dispose()
+
+    def _terminate(self, error: Exception | None) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._stop_event.set()
+            subscriptions, self._subscriptions = self._subscriptions, []
+            observers = self._observers
+        self._registry.terminated(self)
+        for observer in observers:
+            try:
+                if error is None:
+                    observer.on_completed()
+                else:
+                    observer.on_error(error)
+            except Exception:
+                log.exception("a subscriber of the %s order book raised at its end", self.symbol)
+        for subscription in subscriptions:
+            subscription.dispose()
+
+    def add(self, observer: abc.ObserverBase[OrderBook]) -> None:
+        # Under the book lock: the current book reaches the newcomer before any later one.
+        with self._lock:
+            with self._observers_lock:
+                self._observers = (*self._observers, observer)
+            current = self._current
+            if current is not None and not self._stopped:
+                try:
+                    observer.on_next(current)
+                except Exception:
+                    log.exception("a subscriber of the %s order book raised", self.symbol)
+
+    def remove(self, observer: abc.ObserverBase[OrderBook]) -> None:
+        with self._observers_lock:
+            observers = list(self._observers)
+            if observer in observers:
+                observers.remove(observer)
+            self._observers = tuple(observers)
+
+    # -- sources -----------------------------------------------------------------------------
+
+    def _on_depth(self, message: Any) -> None:
+        if is_give_up(message):
+            self._terminate(give_up_error(message, self.stream_name))
+            return
+        try:
+            event = self._parse(message)
+        except ParseError as exc:
+            log.warning("%s: malformed diff depth event, resyncing: %s", self.stream_name, exc)
+            with self._lock:
+                if not self._stopped:
+                    self._discard(f"malformed diff event: {exc}")
+            return
+        if not isinstance(event, DepthUpdate):
+            log.warning("%s: unexpected %s ignored", self.stream_name, type(event).__name__)
+            return
+        with self._lock:
+            if self._stopped:
+                return
+            self._last_event_time = event.event_time
+            try:
+                action = self._sync.on_event(event)
+            except ValueError as exc:  # another symbol's event: cannot happen on this stream
+                log.warning("%s: %s", self.stream_name, exc)
+                return
+            if action is SyncAction.UPDATED:
+                self._publish()
+            elif action is SyncAction.FETCH_SNAPSHOT:
+                self._need_snapshot = True
+                self._ensure_worker()
+            elif action is SyncAction.RESYNC:
+                self._resync(self._sync.reason or "resync")
+
+    def _on_connection_event(self, event: ConnectionEvent) -> None:
+        # Runs inside BinanceStreams.events' lock: take ours, post, never emit from here.
+        if event.stream != self.stream_name:
+            return
+        if isinstance(event, (Disconnected, Connected)):
+            with self._lock:
+                if self._stopped or self._sync.state == "waiting_for_event":
+                    return  # nothing to discard (the first Connected, or already reset)
+                self._discard("disconnected" if isinstance(event, Disconnected) else "reconnect")
+
+    def _on_source_error(self, error: Exception) -> None:
+        self._terminate(error)
+
+    def _on_source_completed(self) -> None:
+        self._terminate(None)
+
+    # -- state changes (under self._lock) ------------------------------------------------------
+
+    def _publish(self) -> None:
+        update_id = self._sync.update_id
+        assert update_id is not None  # UPDATED means synced
+        book = self._book.view(self.symbol, update_id, self._last_event_time)
+        self._current = book
+        if not self._announced:
+            self._announced = True
+            self._failures = 0
+            self._post(
+                BookSynced(
+                    self.stream_name,
+                    time.time(),
+                    symbol=self.symbol,
+                    update_id=update_id,
+                    snapshots=self._snapshots,
+                )
+            )
+        for observer in self._observers:
+            try:
+                observer.on_next(book)
+            except Exception:
+                log.exception("a subscriber of the %s order book raised", self.symbol)
+
+    def _discard(self, reason: str) -> None:
+        """Forget the book and the buffer: the next diff event starts a new sync."""
+        self._sync.reset()
+        self._need_snapshot = False
+        self._invalidate(reason)
+
+    def _resync(self, reason: str) -> None:
+        """BookSync discarded the book but kept its buffer: fetch a new snapshot now."""
+        self._invalidate(reason)
+        self._need_snapshot = True
+        self._ensure_worker()
+
+    def _invalidate(self, reason: str) -> None:
+        self._generation += 1
+        self._current = None
+        self._snapshots = 0
+        if self._announced:
+            self._announced = False
+            self._post_resyncing(reason)
+
+    def _post_resyncing(self, reason: str) -> None:
+        self._post(BookResyncing(self.stream_name, time.time(), symbol=self.symbol, reason=reason))
+
+    def _post(self, event: ConnectionEvent) -> None:
+        self._outbox.append(event)
+        self._ensure_worker()
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None and not self._stopped:
+            worker = threading.Thread(
+                target=self._work, name=f"rxbinance-book:{self.symbol}", daemon=True
+            )
+            self._worker = worker
+            worker.start()
+
+    # -- the worker --------------------------------------------------------------------------
+
+    def _backoff(self, failures: int) -> float:
+        if failures <= 0:
+            return 0.0
+        return min(self._RETRY_DELAY * 2.0 ** min(failures - 1, 30), self._MAX_RETRY_DELAY)
+
+    def _work(self) -> None:
+        while True:
+            self._drain()
+            with self._lock:
+                if self._stopped:
+                    self._worker = None
+                    self._outbox.clear()
+                    return
+                if self._outbox:
+                    continue
+                if not self._need_snapshot:
+                    self._worker = None
+                    return
+                self._need_snapshot = False
+                generation = self._generation
+                delay = self._backoff(self._failures)
+            if delay and self._stop_event.wait(delay):
+                continue
+            self._fetch(generation)
+
+    def _drain(self) -> None:
+        emit = getattr(self._streams, "_emit_event", None)
+        while True:
+            with self._lock:
+                if not self._outbox:
+                    return
+                event = self._outbox.popleft()
+            if emit is not None:
+                emit(event)
+
+    def _fetch(self, generation: int) -> None:
+        if not self._budget.acquire(self._weight, self._stop_event):
+            return  # stopped while waiting for weight
+        try:
+            body = self._rest.depth(self.symbol, limit=self.limit)
+            last_update_id, bids, asks = _parse_snapshot(body)
+        except Exception as exc:
+            pause = retry_after(exc)
+            if pause is not None:
+                self._budget.pause(pause)  # per IP: every book of these streams waits
+            with self._lock:
+                if self._stopped:
+                    return
+                self._failures += 1
+                retry_in = max(pause or 0.0, self._backoff(self._failures))
+                if generation == self._generation:
+                    self._need_snapshot = True
+                self._post(
+                    BookSnapshotFailed(
+                        self.stream_name,
+                        time.time(),
+                        symbol=self.symbol,
+                        error=f"{type(exc).__name__}: {exc}",
+                        retry_in=retry_in,
+                    )
+                )
+            log.warning("%s: depth snapshot failed: %r", self.symbol, exc)
+            return
+        with self._lock:
+            if self._stopped or generation != self._generation:
+                return  # the book was discarded meanwhile; a newer request is under way
+            self._snapshots += 1
+            action = self._sync.on_snapshot(last_update_id, bids, asks)
+            if action is SyncAction.UPDATED:
+                self._publish()
+            elif action is SyncAction.FETCH_SNAPSHOT:  # older than the buffered events
+                self._failures += 1
+                self._need_snapshot = True
+                self._post(
+                    BookSnapshotFailed(
+                        self.stream_name,
+                        time.time(),
+                        symbol=self.symbol,
+                        error=self._sync.reason or "snapshot too old",
+                        retry_in=self._backoff(self._failures),
+                    )
+                )
+            elif action is SyncAction.RESYNC:
+                self._failures += 1
+                self._resync(self._sync.reason or "snapshot does not continue the events")
+
+
+def _parse_snapshot(body: Any) -> tuple[int, list[Level], list[Level]]:
+    """``{"lastUpdateId", "bids", "asks"}`` -> (id, bids, asks) with Decimal levels."""
+    try:
+        last_update_id = body["lastUpdateId"]
+        if isinstance(last_update_id, bool) or not isinstance(last_update_id, int):
+            raise TypeError("lastUpdateId is not an integer")
+        bids = [(Decimal(p), Decimal(q)) for p, q, *_ in body["bids"]]
+        asks = [(Decimal(p), Decimal(q)) for p, q, *_ in body["asks"]]
+    except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
+        raise ProtocolError(f"malformed depth snapshot: {exc!r}") from exc
+    return last_update_id, bids, asks
