@@ -13,15 +13,40 @@
     # split it again.
 
 A message without a ``"stream"`` key on a combined stream is the give-up dict
-(``{'e': 'error', 'm': 'Max reconnect retries reached'}``): every operator here forwards it to
+(``{'e': 'error', 'm': 'Max reconnect retries reached'}``): every operator above forwards it to
 every consumer, so nobody misses that its data has stopped.
+
+Typed operators turn raw dicts into :mod:`rxbinance.models` and work on those:
+
+.. code-block:: python
+
+    from rxbinance.models import Kline, Trade
+
+    trades = streams.trades("BNBBTC").pipe(rbo.parse_as(Trade))          # Observable[Trade]
+    candles = streams.klines("BNBBTC", "1m").pipe(rbo.parse_as(Kline), rbo.closed_klines())
+    hourly = candles.pipe(rbo.resample("1h"))                             # Observable[Kline]
+    rxbinance.order_book(streams, "BNBBTC").pipe(rbo.mid())               # Observable[Decimal]
+
+- :func:`parse` / :func:`parse_as` / :func:`parse_list_as`: payloads to models;
+- :func:`closed_klines`, :func:`resample`: finished candles, and larger candles built from them;
+- :func:`spread`, :func:`mid`: of quotes and order books;
+- :func:`to_dataframe`: models to pandas DataFrames (the optional ``pandas`` extra).
+
+Typed operators do not pass the give-up dict on (it is not a model): they end the subscription
+with ``on_error(ConnectionFailure("...: Max reconnect retries reached"))`` instead, the typed
+equivalent of "the data stopped for good". Parsing failures end it with the ``ParseError``
+(``errors="raise"``, the default) or are logged and dropped (``errors="skip"``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import reactivex
 from reactivex import Observable, abc
@@ -29,9 +54,35 @@ from reactivex import operators as ops
 from reactivex.observable.groupedobservable import GroupedObservable
 from reactivex.subject import Subject
 
-__all__ = ["demultiplex", "merge_tagged", "select_stream", "tag"]
+from rxbinance.errors import InvalidInputError
+from rxbinance.models import BookTicker, ContinuousKline, Event, Kline, ParseError, parser_for
+from rxbinance.models import parse as parse_payload
+from rxbinance.pipelines._common import give_up_error, is_give_up
+from rxbinance.pipelines._intervals import (
+    candle_close,
+    candle_open,
+    check_interval,
+    parse_utc_offset,
+)
+
+__all__ = [
+    "closed_klines",
+    "demultiplex",
+    "merge_tagged",
+    "mid",
+    "parse",
+    "parse_as",
+    "parse_list_as",
+    "resample",
+    "select_stream",
+    "spread",
+    "tag",
+    "to_dataframe",
+]
 
 Message = dict[str, Any]
+
+log = logging.getLogger("rxbinance.operators")
 
 
 def _is_wrapped(message: Any) -> bool:
@@ -149,3 +200,460 @@ def merge_tagged(streams: Mapping[str, Observable[Any]]) -> Observable[Message]:
         return subscription
 
     return reactivex.create(subscribe)
+
+
+# --------------------------------------------------------------------------------------------
+# Typed operators
+
+_T = TypeVar("_T")
+_M = TypeVar("_M", bound=Event)
+_K = TypeVar("_K", Kline, ContinuousKline)
+
+Errors = Literal["raise", "skip"]
+"""What a typed operator does with a payload that does not parse: ``"raise"`` ends the
+subscription with the ParseError, ``"skip"`` logs a warning and drops the payload."""
+
+
+def _check_errors(errors: object) -> None:
+    if errors not in ("raise", "skip"):
+        raise InvalidInputError(f"invalid errors={errors!r}: allowed are 'raise', 'skip'")
+
+
+def _convert(
+    convert: Callable[[Any], _T], errors: Errors
+) -> Callable[[Observable[Any]], Observable[_T]]:
+    """map(convert), with the give-up dict as an error and ParseError handled per ``errors``."""
+    _check_errors(errors)
+
+    def operator(source: Observable[Any]) -> Observable[_T]:
+        def subscribe(
+            observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            def on_next(payload: Any) -> None:
+                if is_give_up(payload):
+                    observer.on_error(give_up_error(payload))
+                    return
+                try:
+                    value = convert(payload)
+                except ParseError as exc:
+                    if errors == "raise":
+                        observer.on_error(exc)
+                    else:
+                        log.warning("dropped a payload that does not parse: %s", exc)
+                    return
+                observer.on_next(value)
+
+            return source.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+
+        return reactivex.create(subscribe)
+
+    return operator
+
+
+def parse(
+    stream: str | None = None, *, errors: Errors = "raise"
+) -> Callable[[Observable[Any]], Observable[Event | list[Event]]]:
+    """Parse each payload into its model (:func:`rxbinance.models.parse`).
+
+    ``streams.trades("BNBBTC").pipe(rbo.parse())`` emits :class:`~rxbinance.models.Trade`
+    values; the model is picked from the event type (``e``), or the shape for the spot payloads
+    without one, and combined-stream wrappers are unwrapped, so it works on ``multiplex`` too.
+    An array payload (``!miniTicker@arr``) becomes a list of models. ``stream``, the stream
+    name, makes parsing faster (:func:`~rxbinance.models.parser_for`) and gives partial depth
+    payloads, which carry no symbol, their symbol.
+
+    The static type is the union of every model; use :func:`parse_as` when you know the model
+    (``parse_as(Trade)`` is an ``Observable[Trade]`` to mypy). The give-up dict ends the
+    subscription with ``on_error(ConnectionFailure)``; a payload that does not parse, with the
+    ParseError (``errors="raise"``) or is logged and dropped (``errors="skip"``).
+    """
+    convert: Callable[[Any], Event | list[Event]]
+    convert = parse_payload if stream is None else parser_for(stream)
+    return _convert(convert, errors)
+
+
+def _as_model(model: type[_M], stream: str | None) -> Callable[[Any], _M]:
+    events: tuple[str, ...] = getattr(model, "_events", ())
+    label: str = getattr(model, "_label", model.__name__)
+    fast = model.from_dict
+    # Spot bookTicker has no "e": its "u" tells it from a wrapper or an envelope.
+    shape_key = "u" if model is BookTicker else None
+
+    def convert(payload: Any) -> _M:
+        if payload.__class__ is dict:
+            event_type = payload.get("e")
+            if event_type in events or (event_type is None and shape_key in payload):
+                return cast(_M, fast(payload))
+        value = parse_payload(payload, stream)
+        if isinstance(value, model):
+            return value
+        got = type(value).__name__ if not isinstance(value, list) else "a list"
+        raise ParseError(label, f"expected a {model.__name__} payload, got {got}")
+
+    return convert
+
+
+def parse_as(
+    model: type[_M], stream: str | None = None, *, errors: Errors = "raise"
+) -> Callable[[Observable[Any]], Observable[_M]]:
+    """Parse each payload as ``model``: the typed variant of :func:`parse`.
+
+    ``streams.trades("BNBBTC").pipe(rbo.parse_as(Trade))`` is an ``Observable[Trade]`` to mypy
+    and at run time. Accepts bare payloads and combined-stream wrappers. A payload of another
+    event type (or a ParseError) ends the subscription with a ParseError, or is dropped with
+    ``errors="skip"``; the give-up dict ends it with ``on_error(ConnectionFailure)``.
+    ``stream`` gives :class:`~rxbinance.models.PartialDepth` its symbol.
+    """
+    return _convert(_as_model(model, stream), errors)
+
+
+def parse_list_as(
+    model: type[_M], stream: str | None = None, *, errors: Errors = "raise"
+) -> Callable[[Observable[Any]], Observable[list[_M]]]:
+    """Parse each array payload (``!miniTicker@arr``, ``!ticker_1d@arr``) as a list of
+    ``model``: ``streams.mini_ticker().pipe(rbo.parse_list_as(MiniTicker))`` is an
+    ``Observable[list[MiniTicker]]``. A non-array payload is a ParseError; see :func:`parse_as`.
+    """
+    one = _as_model(model, stream)
+    label: str = getattr(model, "_label", model.__name__)
+
+    def convert(payload: Any) -> list[_M]:
+        if isinstance(payload, dict) and "stream" in payload and "data" in payload:
+            payload = payload["data"]
+        if not isinstance(payload, list):
+            raise ParseError(label, f"expected a JSON array, got {type(payload).__name__}")
+        return [one(item) for item in payload]
+
+    return _convert(convert, errors)
+
+
+def _series_key(kline: Kline | ContinuousKline) -> tuple[str, str]:
+    if isinstance(kline, Kline):
+        return kline.symbol, kline.interval
+    return f"{kline.pair}_{kline.contract_type}", kline.interval
+
+
+def closed_klines() -> Callable[[Observable[_K]], Observable[_K]]:
+    """Only finished candles (``closed``, Binance's ``x = true``), each once.
+
+    ``streams.klines("BNBBTC", "1m").pipe(rbo.parse_as(Kline), rbo.closed_klines())`` emits
+    each minute's final candle once. "Once" is per (symbol, interval): a closed candle whose
+    open time is not after the last one passed (a repeat after a reconnect, or an older one) is
+    dropped. Works on Kline and ContinuousKline, and on a mix of symbols.
+
+    ::
+
+        k(t0, open) k(t0, open) k(t0, closed) k(t0, closed) k(t1, open) k(t1, closed)
+        ---------------------------k(t0)----------------------------------k(t1)------>
+    """
+
+    def operator(source: Observable[_K]) -> Observable[_K]:
+        def subscribe(
+            observer: abc.ObserverBase[_K], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            last: dict[tuple[str, str], int] = {}
+
+            def on_next(kline: _K) -> None:
+                if not kline.closed:
+                    return
+                key = _series_key(kline)
+                previous = last.get(key)
+                if previous is not None and kline.open_time <= previous:
+                    return
+                last[key] = kline.open_time
+                observer.on_next(kline)
+
+            return source.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+
+        return reactivex.create(subscribe)
+
+    return operator
+
+
+class _Bucket:
+    """The resampled candle being built for one symbol."""
+
+    __slots__ = ("first", "high", "last", "low", "open_time", "parts", "q", "qb", "qq", "v", "vb")
+
+    def __init__(self, open_time: int, first: Kline) -> None:
+        self.open_time = open_time
+        self.first = first
+        self.last = first
+        self.high = first.high
+        self.low = first.low
+        self.v = self.q = self.vb = self.qb = Decimal(0)
+        self.qq = 0  # trades
+        self.parts: list[Kline] = []
+
+    def add(self, kline: Kline) -> None:
+        self.last = kline
+        self.high = max(self.high, kline.high)
+        self.low = min(self.low, kline.low)
+        self.v += kline.volume
+        self.q += kline.quote_volume
+        self.vb += kline.taker_buy_base_volume
+        self.qb += kline.taker_buy_quote_volume
+        self.qq += kline.trades
+        self.parts.append(kline)
+
+    def candle(self, interval: str, close_time: int) -> Kline:
+        traded = [k for k in self.parts if k.first_trade_id != -1]
+        return Kline(
+            event_time=self.last.event_time,
+            symbol=self.first.symbol,
+            interval=interval,
+            open_time=self.open_time,
+            close_time=close_time,
+            open=self.first.open,
+            high=self.high,
+            low=self.low,
+            close=self.last.close,
+            volume=self.v,
+            quote_volume=self.q,
+            taker_buy_base_volume=self.vb,
+            taker_buy_quote_volume=self.qb,
+            trades=self.qq,
+            first_trade_id=traded[0].first_trade_id if traded else -1,
+            last_trade_id=traded[-1].last_trade_id if traded else -1,
+            closed=True,
+        )
+
+
+def resample(
+    interval: str, *, utc_offset: str = "+00:00"
+) -> Callable[[Observable[Kline]], Observable[Kline]]:
+    """Build ``interval`` candles from smaller closed ones (``1m`` into ``1h``, ``1d`` into
+    ``1M``...).
+
+    Only closed candles are used (open ones are ignored, so it may follow the raw kline stream
+    or :func:`closed_klines`). Boundaries are Binance's: multiples of the interval since the
+    epoch (``3d`` included), Monday 00:00 for ``1w``, the 1st of the month for ``1M``,
+    computed at ``utc_offset`` (``"+08:00"`` to match a ``@+08:00`` kline stream). Open, high,
+    low and close, the volumes and the trade count are aggregated; trade ids are the first and
+    last known; ``event_time`` is that of the last part.
+
+    A resampled candle is emitted (``closed=True``) as soon as its period is known to be over:
+    when the part ending it arrives, or, if parts are missing, when a part of a later period
+    arrives. Parts older than the period being built, or repeated, are dropped. When the
+    source ends, a period not known to be over is not emitted. Each symbol is resampled on its
+    own. A part longer than one period (``1h`` into ``15m``, ``1w`` into ``1M``) ends the
+    subscription with ``on_error(InvalidInputError)``.
+
+    ::
+
+        1m parts:  [10:00 x] [10:01 x] ... [10:59 x] [11:00 x]
+        resample("1h"):                      [10:00-10:59]------>
+    """
+    check_interval(interval)
+    offset = parse_utc_offset(utc_offset)
+
+    def operator(source: Observable[Kline]) -> Observable[Kline]:
+        def subscribe(
+            observer: abc.ObserverBase[Kline], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            building: dict[str, _Bucket] = {}
+            done: dict[str, int] = {}  # symbol -> open time of the last period emitted
+
+            def on_next(kline: Kline) -> None:
+                if not kline.closed:
+                    return
+                symbol = kline.symbol
+                start = candle_open(interval, kline.open_time, offset)
+                end = candle_close(interval, start, offset)
+                if kline.close_time > end:
+                    observer.on_error(
+                        InvalidInputError(
+                            f"cannot resample {kline.interval!r} candles into {interval!r}: "
+                            f"the candle opening at {kline.open_time} spans two periods"
+                        )
+                    )
+                    return
+                finished = done.get(symbol)
+                if finished is not None and start <= finished:
+                    return  # its period was emitted already
+                bucket = building.get(symbol)
+                if bucket is not None and bucket.open_time != start:
+                    if start < bucket.open_time:
+                        return  # older than the period being built
+                    # A later period started: the one being built is over, parts missing.
+                    del building[symbol]
+                    done[symbol] = bucket.open_time
+                    observer.on_next(
+                        bucket.candle(interval, candle_close(interval, bucket.open_time, offset))
+                    )
+                    bucket = None
+                if bucket is None:
+                    bucket = building[symbol] = _Bucket(start, kline)
+                elif kline.open_time <= bucket.last.open_time:
+                    return  # a repeat
+                bucket.add(kline)
+                if kline.close_time == end:
+                    del building[symbol]
+                    done[symbol] = start
+                    observer.on_next(bucket.candle(interval, end))
+
+            return source.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+
+        return reactivex.create(subscribe)
+
+    return operator
+
+
+class _Quoted(Protocol):
+    """Anything with a spread and a mid: Quote, OrderBook."""
+
+    @property
+    def spread(self) -> Decimal | None: ...
+
+    @property
+    def mid(self) -> Decimal | None: ...
+
+
+def _pick(attribute: str) -> Callable[[Observable[_Quoted]], Observable[Decimal]]:
+    def operator(source: Observable[_Quoted]) -> Observable[Decimal]:
+        def subscribe(
+            observer: abc.ObserverBase[Decimal], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            def on_next(item: _Quoted) -> None:
+                value = getattr(item, attribute)
+                if value is not None:
+                    observer.on_next(value)
+
+            return source.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+
+        return reactivex.create(subscribe)
+
+    return operator
+
+
+def spread() -> Callable[[Observable[_Quoted]], Observable[Decimal]]:
+    """The spread (best ask price - best bid price) of each Quote or OrderBook, as Decimal.
+
+    ``rxbinance.best_bid_ask(streams, "BTCUSDT").pipe(rbo.spread())``. Books with an empty
+    side have no spread and are skipped.
+    """
+    return _pick("spread")
+
+
+def mid() -> Callable[[Observable[_Quoted]], Observable[Decimal]]:
+    """The mid price ((best bid + best ask) / 2) of each Quote or OrderBook, as Decimal.
+
+    ``rxbinance.order_book(streams, "BTCUSDT").pipe(rbo.mid())``. Books with an empty side
+    have no mid and are skipped.
+    """
+    return _pick("mid")
+
+
+def _import_pandas() -> Any:
+    try:
+        # An optional extra, imported only when asked for (and typed Any: no stubs needed).
+        pandas = importlib.import_module("pandas")
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            "to_dataframe() needs pandas: pip install 'rxbinance[pandas]'", name="pandas"
+        ) from exc
+    return pandas
+
+
+def _row(item: Any, exact: bool) -> dict[str, Any]:
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        row = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
+    elif isinstance(item, Mapping):
+        row = dict(item)
+    else:
+        raise TypeError(f"to_dataframe() takes models or dicts, not {type(item).__name__}")
+    if not exact:
+        for name, value in row.items():
+            if isinstance(value, Decimal):
+                row[name] = float(value)
+    return row
+
+
+def to_dataframe(
+    *,
+    key: str | None = None,
+    max_rows: int | None = None,
+    batch: bool = False,
+    exact: bool = False,
+) -> Callable[[Observable[Any]], Observable[Any]]:
+    """Models (or dicts) as pandas DataFrames, live-updating or batched.
+
+    One column per model field. Prices and quantities become floats (``exact=True`` keeps
+    the Decimals, in object columns); int millisecond columns named ``*_time`` become UTC
+    datetimes. ``key`` names the column that identifies a row: it becomes the index, and a
+    later row with the same key replaces the earlier one (``key="open_time"`` keeps one row
+    per candle while the open candle updates in place).
+
+    - live-updating (``batch=False``, the default): after each item, the frame of every row so
+      far (the last ``max_rows`` if given), in arrival order;
+    - batched (``batch=True``): each item is a list of models (put ``ops.buffer_with_time(1.0)``
+      or ``ops.buffer_with_count(100)`` before it) and becomes a frame of those rows alone;
+      empty lists are skipped.
+
+    .. code-block:: python
+
+        candles.pipe(rbo.to_dataframe(key="open_time", max_rows=500)).subscribe(plot)
+
+    pandas is an optional extra: without it this raises, at once, ``ModuleNotFoundError:
+    to_dataframe() needs pandas: pip install 'rxbinance[pandas]'``. Building a frame costs
+    O(rows) per emission: for very fast streams, batch or buffer first.
+    """
+    pd = _import_pandas()
+    if max_rows is not None and (isinstance(max_rows, bool) or max_rows < 1):
+        raise InvalidInputError(f"invalid max_rows {max_rows!r}: an int >= 1, or None")
+
+    def frame(rows: list[dict[str, Any]]) -> Any:
+        df = pd.DataFrame.from_records(rows)
+        for column in df.columns:
+            if str(column).endswith("_time") and pd.api.types.is_integer_dtype(df[column]):
+                df[column] = pd.to_datetime(df[column], unit="ms", utc=True)
+        if key is not None and key in df.columns:
+            df = df.set_index(key)
+        return df
+
+    def operator(source: Observable[Any]) -> Observable[Any]:
+        def subscribe(
+            observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            rows: dict[Any, dict[str, Any]] = {}
+            counter = 0
+
+            def on_next(item: Any) -> None:
+                nonlocal counter
+                if is_give_up(item):
+                    observer.on_error(give_up_error(item))
+                    return
+                if batch:
+                    batch_rows: dict[Any, dict[str, Any]] = {}
+                    for one in item:
+                        row = _row(one, exact)
+                        batch_rows[row.get(key) if key else len(batch_rows)] = row
+                    if batch_rows:
+                        observer.on_next(frame(list(batch_rows.values())))
+                    return
+                row = _row(item, exact)
+                if key is not None:
+                    rows.pop(row.get(key), None)  # a replaced row moves to the end
+                    rows[row.get(key)] = row
+                else:
+                    counter += 1
+                    rows[counter] = row
+                while max_rows is not None and len(rows) > max_rows:
+                    del rows[next(iter(rows))]
+                observer.on_next(frame(list(rows.values())))
+
+            return source.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+
+        return reactivex.create(subscribe)
+
+    return operator
