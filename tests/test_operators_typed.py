@@ -1,0 +1,427 @@
+"""Typed operators: parse, parse_as, parse_list_as, closed_klines, resample, spread, mid,
+to_dataframe; in memory, and against FakeBinance's streams."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import reactivex
+from reactivex.subject import Subject
+
+import rxbinance.operators as rbo
+from rxbinance import BinanceStreams
+from rxbinance.errors import ConnectionFailure, InvalidInputError
+from rxbinance.models import (
+    AggTrade,
+    BookTicker,
+    Kline,
+    MiniTicker,
+    ParseError,
+    PartialDepth,
+    Trade,
+)
+from rxbinance.pipelines import Quote
+from rxbinance.pipelines._book import PersistentBook
+from rxbinance.testing import FakeBinance
+from tests.conftest import Collector
+
+D = Decimal
+GIVE_UP = {"e": "error", "m": "Max reconnect retries reached"}
+TRADE = {
+    "e": "trade",
+    "E": 1672515782136,
+    "s": "BNBBTC",
+    "t": 12345,
+    "p": "0.001",
+    "q": "100",
+    "T": 1672515782136,
+    "m": True,
+    "M": True,
+}
+AGG = {
+    "e": "aggTrade",
+    "E": 1672515782136,
+    "s": "BNBBTC",
+    "a": 12345,
+    "p": "0.001",
+    "q": "100",
+    "f": 100,
+    "l": 105,
+    "T": 1672515782136,
+    "m": True,
+    "M": True,
+}
+BOOK_TICKER = {"u": 400900217, "s": "BNBUSDT", "b": "25.35", "B": "31.21", "a": "25.36", "A": "4"}
+MINI = {
+    "e": "24hrMiniTicker",
+    "E": 1672515782136,
+    "s": "BNBBTC",
+    "c": "0.0025",
+    "o": "0.0010",
+    "h": "0.0025",
+    "l": "0.0010",
+    "v": "10000",
+    "q": "18",
+}
+
+
+def run(source: list[Any], *operators: Any) -> Collector:
+    """Push ``source`` through ``operators`` synchronously and collect the result."""
+    collector = Collector()
+    subject: Subject[Any] = Subject()
+    subject.pipe(*operators).subscribe(collector)
+    for item in source:
+        subject.on_next(item)
+    subject.on_completed()
+    return collector
+
+
+# -- parse ----------------------------------------------------------------------------------
+
+
+def test_parse_picks_the_model_unwraps_combined_messages_and_parses_arrays() -> None:
+    wrapped = {"stream": "bnbbtc@aggTrade", "data": AGG}
+    out = run([TRADE, wrapped, [MINI, MINI], BOOK_TICKER], rbo.parse())
+    trade, agg, minis, ticker = out.items
+    assert isinstance(trade, Trade)
+    assert trade.price == D("0.001")
+    assert trade.trade_id == 12345
+    assert isinstance(agg, AggTrade)
+    assert agg.last_trade_id == 105
+    assert isinstance(minis, list)
+    assert [type(m) for m in minis] == [MiniTicker, MiniTicker]
+    assert isinstance(ticker, BookTicker)
+    assert ticker.ask_quantity == D(4)
+    assert out.completed
+    assert not out.errors
+
+
+def test_parse_with_a_stream_name_gives_partial_depth_its_symbol() -> None:
+    payload = {"lastUpdateId": 160, "bids": [["0.0024", "10"]], "asks": [["0.0026", "100"]]}
+    (depth,) = run([payload], rbo.parse("bnbbtc@depth5@100ms")).items
+    assert isinstance(depth, PartialDepth)
+    assert depth.symbol == "BNBBTC"
+    assert depth.bids == ((D("0.0024"), D(10)),)
+    (anonymous,) = run([payload], rbo.parse()).items
+    assert isinstance(anonymous, PartialDepth)
+    assert anonymous.symbol is None
+
+
+def test_the_give_up_dict_ends_a_typed_chain_with_a_connection_failure() -> None:
+    out = run([TRADE, GIVE_UP, TRADE], rbo.parse())
+    assert len(out.items) == 1
+    (error,) = out.errors
+    assert isinstance(error, ConnectionFailure)
+    assert "Max reconnect retries reached" in str(error)
+    assert not out.completed
+
+
+def test_a_malformed_payload_is_an_error_by_default_and_dropped_with_skip(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bad = dict(TRADE, p=None)
+    out = run([TRADE, bad, TRADE], rbo.parse())
+    assert len(out.items) == 1
+    (error,) = out.errors
+    assert isinstance(error, ParseError)
+    assert error.field == "p"
+
+    skipped = run([TRADE, bad, TRADE], rbo.parse(errors="skip"))
+    assert len(skipped.items) == 2
+    assert not skipped.errors
+    assert skipped.completed
+    assert "does not parse" in caplog.text
+    with pytest.raises(ValueError, match="errors"):
+        rbo.parse(errors="ignore")  # type: ignore[arg-type]
+
+
+def test_parse_as_is_typed_and_refuses_other_events() -> None:
+    out = run([TRADE, {"stream": "bnbbtc@trade", "data": TRADE}], rbo.parse_as(Trade))
+    assert [t.trade_id for t in out.items] == [12345, 12345]
+    assert out.completed
+
+    wrong = run([TRADE, AGG], rbo.parse_as(Trade))
+    assert len(wrong.items) == 1
+    (error,) = wrong.errors
+    assert isinstance(error, ParseError)
+    assert "expected a Trade payload, got AggTrade" in str(error)
+
+    tickers = run([BOOK_TICKER], rbo.parse_as(BookTicker))
+    assert tickers.items[0].update_id == 400900217
+    skipping = run([AGG, TRADE, GIVE_UP], rbo.parse_as(Trade, errors="skip"))
+    assert len(skipping.items) == 1
+    assert isinstance(skipping.errors[0], ConnectionFailure)
+
+
+def test_parse_list_as_parses_arrays_and_refuses_single_events() -> None:
+    out = run(
+        [[MINI, MINI], {"stream": "!miniTicker@arr", "data": [MINI]}], rbo.parse_list_as(MiniTicker)
+    )
+    assert [len(batch) for batch in out.items] == [2, 1]
+    assert all(isinstance(m, MiniTicker) for batch in out.items for m in batch)
+    (error,) = run([MINI], rbo.parse_list_as(MiniTicker)).errors
+    assert isinstance(error, ParseError)
+    assert "JSON array" in str(error)
+
+
+# -- klines ---------------------------------------------------------------------------------
+
+MINUTE = 60_000
+
+
+def kline(
+    open_time: int,
+    *,
+    interval: str = "1m",
+    width: int = MINUTE,
+    closed: bool = True,
+    symbol: str = "BTCUSDT",
+    o: str = "10",
+    h: str = "12",
+    low: str = "9",
+    c: str = "11",
+    v: str = "1",
+    n: int = 1,
+    first: int = 1,
+    last: int = 1,
+) -> Kline:
+    return Kline(
+        event_time=open_time + width,
+        symbol=symbol,
+        interval=interval,
+        open_time=open_time,
+        close_time=open_time + width - 1,
+        open=D(o),
+        high=D(h),
+        low=D(low),
+        close=D(c),
+        volume=D(v),
+        quote_volume=D(v) * 10,
+        taker_buy_base_volume=D(v) / 2,
+        taker_buy_quote_volume=D(v) * 5,
+        trades=n,
+        first_trade_id=first,
+        last_trade_id=last,
+        closed=closed,
+    )
+
+
+def ms(*args: int) -> int:
+    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)  # type: ignore[misc]
+
+
+T0 = ms(2024, 1, 1)  # a Monday, 00:00 UTC
+
+
+def test_closed_klines_passes_each_finished_candle_once_per_symbol() -> None:
+    source = [
+        kline(T0, closed=False),
+        kline(T0),
+        kline(T0),  # a repeat (e.g. after a reconnect)
+        kline(T0, symbol="ETHUSDT"),  # another symbol: its own series
+        kline(T0 + MINUTE, closed=False),
+        kline(T0 - MINUTE),  # older than the last one passed
+        kline(T0 + MINUTE),
+    ]
+    out = run(source, rbo.closed_klines())
+    assert [(k.symbol, k.open_time) for k in out.items] == [
+        ("BTCUSDT", T0),
+        ("ETHUSDT", T0),
+        ("BTCUSDT", T0 + MINUTE),
+    ]
+    assert all(k.closed for k in out.items)
+
+
+def test_resample_aggregates_complete_periods_exactly() -> None:
+    parts = [
+        kline(
+            T0 + i * MINUTE,
+            o=str(10 + i),
+            h=str(20 + i),
+            low=str(5 + i),
+            c=str(11 + i),
+            v=str(i + 1),
+            n=i + 1,
+            first=100 + i,
+            last=100 + i,
+        )
+        for i in range(10)
+    ]
+    # Open candles are ignored; the 5m periods end with their 5th part.
+    source = [kline(T0, closed=False), *parts]
+    out = run(source, rbo.resample("5m"))
+    first, second = out.items
+    assert (first.open_time, first.close_time, first.interval) == (T0, T0 + 5 * MINUTE - 1, "5m")
+    assert (first.open, first.high, first.low, first.close) == (D(10), D(24), D(5), D(15))
+    assert first.volume == D(15)
+    assert first.trades == 15
+    assert first.quote_volume == D(150)
+    assert first.taker_buy_base_volume == D("7.5")
+    assert (first.first_trade_id, first.last_trade_id) == (100, 104)
+    assert first.event_time == parts[4].event_time
+    assert first.closed
+    assert (second.open_time, second.open, second.close) == (T0 + 5 * MINUTE, D(15), D(20))
+    assert out.completed
+
+
+def test_resample_emits_a_period_with_missing_parts_when_a_later_one_starts() -> None:
+    source = [
+        kline(T0 + 0 * MINUTE),
+        kline(T0 + 1 * MINUTE),
+        kline(T0 + 1 * MINUTE),  # a repeat: not counted twice
+        kline(T0 + 6 * MINUTE, v="7"),  # parts 2-4 never came
+        kline(T0 + 2 * MINUTE),  # older than the period being built: dropped
+        kline(T0 + 7 * MINUTE),
+    ]
+    out = run(source, rbo.resample("5m"))
+    (first,) = out.items  # the second period is not known to be over when the source ends
+    assert first.open_time == T0
+    assert first.volume == D(2)
+    assert first.trades == 2
+    assert first.close_time == T0 + 5 * MINUTE - 1
+
+
+@pytest.mark.parametrize(
+    ("interval", "part_interval", "start", "parts", "expected_open", "expected_close"),
+    [
+        # Months: January has 31 days; the period ends with the part of Jan 31.
+        ("1M", "1d", ms(2024, 1, 1), 31, ms(2024, 1, 1), ms(2024, 2, 1) - 1),
+        # February 2024 has 29 days.
+        ("1M", "1d", ms(2024, 2, 1), 29, ms(2024, 2, 1), ms(2024, 3, 1) - 1),
+        # Weeks open on Monday: 2024-01-01 is one.
+        ("1w", "1d", ms(2024, 1, 1), 7, ms(2024, 1, 1), ms(2024, 1, 8) - 1),
+        # 3d candles are multiples of 3 days since the epoch: Dec 31 2023 is day 19722, a
+        # multiple of 3.
+        ("3d", "1d", ms(2023, 12, 31), 3, ms(2023, 12, 31), ms(2024, 1, 3) - 1),
+    ],
+)
+def test_resample_boundaries_follow_binance(
+    interval: str,
+    part_interval: str,
+    start: int,
+    parts: int,
+    expected_open: int,
+    expected_close: int,
+) -> None:
+    day = 86_400_000
+    source = [kline(start + i * day, interval=part_interval, width=day) for i in range(parts)]
+    (candle,) = run(source, rbo.resample(interval)).items
+    assert (candle.open_time, candle.close_time) == (expected_open, expected_close)
+    assert candle.volume == D(parts)
+    assert candle.interval == interval
+
+
+def test_resample_at_a_utc_offset() -> None:
+    hour = 3_600_000
+    # Day candles at UTC+8 open at 16:00 UTC the day before.
+    start = ms(2024, 1, 1) - 8 * hour
+    source = [kline(start + i * hour, interval="1h", width=hour) for i in range(24)]
+    (candle,) = run(source, rbo.resample("1d", utc_offset="+08:00")).items
+    assert candle.open_time == start
+    assert candle.close_time == start + 24 * hour - 1
+    # At UTC the same parts straddle two days: the first (8 parts of Dec 31) is over when
+    # the part of Jan 1, 00:00 arrives; Jan 1 is not over when the source ends.
+    (partial,) = run(source, rbo.resample("1d")).items
+    assert (partial.open_time, partial.trades) == (ms(2023, 12, 31), 8)
+
+
+def test_resample_refuses_parts_longer_than_a_period_and_bad_arguments() -> None:
+    (error,) = run([kline(T0, interval="1h", width=3_600_000)], rbo.resample("15m")).errors
+    assert isinstance(error, InvalidInputError)
+    assert "spans two periods" in str(error)
+    with pytest.raises(ValueError, match="interval"):
+        rbo.resample("2m")
+    with pytest.raises(ValueError, match="offset"):
+        rbo.resample("1d", utc_offset="8")
+
+
+# -- quotes ---------------------------------------------------------------------------------
+
+
+def test_spread_and_mid_of_quotes_and_books_skip_empty_sides() -> None:
+    quote = Quote("BTCUSDT", 1, D("100.0"), D(1), D("100.5"), D(2))
+    book = PersistentBook()
+    book.load([(D(99), D(1))], [(D(101), D(1))])
+    full = book.view("BTCUSDT", 7, None)
+    book.load([(D(99), D(1))], [])
+    one_sided = book.view("BTCUSDT", 8, None)
+    items = [quote, full, one_sided]
+    assert run(items, rbo.spread()).items == [D("0.5"), D(2)]
+    assert run(items, rbo.mid()).items == [D("100.25"), D(100)]
+
+
+# -- to_dataframe ---------------------------------------------------------------------------
+
+
+def test_to_dataframe_without_pandas_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)  # makes `import pandas` fail
+    with pytest.raises(ModuleNotFoundError) as info:
+        rbo.to_dataframe()
+    assert str(info.value) == "to_dataframe() needs pandas: pip install 'rxbinance[pandas]'"
+
+
+def test_to_dataframe_live_updating_keeps_one_row_per_key() -> None:
+    pd = pytest.importorskip("pandas")
+    source = [
+        kline(T0, closed=False, c="10.5", n=1),
+        kline(T0, c="11", n=2),  # the same candle, updated in place
+        kline(T0 + MINUTE, closed=False, c="12"),
+        kline(T0 + 2 * MINUTE, c="13"),
+    ]
+    frames = run(source, rbo.to_dataframe(key="open_time", max_rows=2)).items
+    assert [len(f) for f in frames] == [1, 1, 2, 2]
+    first, second, _, last = frames
+    assert first["close"].iloc[0] == 10.5
+    assert second["close"].iloc[0] == 11.0
+    assert list(last["close"]) == [12.0, 13.0]
+    assert last.index[0] == pd.Timestamp(T0 + MINUTE, unit="ms", tz="UTC")
+    assert str(last["close_time"].dtype).startswith("datetime64")
+
+
+def test_to_dataframe_batched_and_exact() -> None:
+    pytest.importorskip("pandas")
+    source = [[kline(T0), kline(T0 + MINUTE)], [], [kline(T0 + 2 * MINUTE)]]
+    frames = run(source, rbo.to_dataframe(batch=True, exact=True)).items
+    assert [len(f) for f in frames] == [2, 1]
+    assert frames[0]["close"].iloc[0] == D(11)
+    assert isinstance(frames[0]["close"].iloc[0], Decimal)
+
+
+# -- against FakeBinance --------------------------------------------------------------------
+
+
+def test_closed_klines_of_the_live_stream_equal_the_rest_candles(
+    fake: FakeBinance, streams: BinanceStreams
+) -> None:
+    out = Collector()
+    source = streams.klines("BTCUSDT", "1s").pipe(rbo.parse_as(Kline), rbo.closed_klines())
+    subscription = source.subscribe(out)
+    try:
+        fake.wait_for_connections(1, stream="btcusdt@kline_1s")
+        fake.step(60)  # 6 s of market time: at least 5 one-second candles close
+        out.wait_count(5)
+        rows = fake.with_market(lambda m: m.rest_klines("BTCUSDT", "1s", limit=1000))
+        by_open = {row[0]: row for row in rows}
+        for candle in out.items[:5]:
+            row = by_open[candle.open_time]
+            assert candle.closed
+            assert candle.close_time == row[6]
+            assert [str(x) for x in (candle.open, candle.high, candle.low, candle.close)] == row[
+                1:5
+            ]
+            assert (str(candle.volume), candle.trades) == (row[5], row[8])
+        opens = [c.open_time for c in out.items]
+        assert opens == sorted(set(opens))  # each once, in order
+    finally:
+        subscription.dispose()
+
+
+def test_reactivex_sources_work_too() -> None:
+    out = Collector()
+    reactivex.from_iterable([TRADE]).pipe(rbo.parse_as(Trade)).subscribe(out)
+    assert out.items[0].symbol == "BNBBTC"
+    assert out.completed
