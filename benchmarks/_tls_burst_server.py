@@ -1,4 +1,4 @@
-"""A loopback WebSocket server that answers every connection with one burst of trade frames.
+"""A loopback WebSocket server that answers each connection with one burst of trade frames.
 
 Run by ``benchmarks/throughput.py`` as a separate process, so it has its own GIL and its own core
 and cannot slow the client down by sharing an interpreter with it::
@@ -6,14 +6,18 @@ and cannot slow the client down by sharing an interpreter with it::
     python benchmarks/_tls_burst_server.py --messages 200000 [--cert C --key K]
 
 It prints ``PORT <n>`` on stdout once listening on 127.0.0.1, then serves connections one after
-another, for ever (the parent terminates it). For each connection it:
+another until its stdin closes (the parent exited) or it is terminated. For each connection it:
 
 1. (TLS) completes the TLS handshake, then reads the HTTP upgrade request and answers
-   ``101 Switching Protocols`` with the computed ``Sec-WebSocket-Accept``; the path is ignored;
-2. sends the burst: ``--messages`` unmasked text frames, each a Binance spot ``trade`` payload
+   ``101 Switching Protocols`` with the computed ``Sec-WebSocket-Accept``;
+2. when the request path starts with ``/run<id>/``, waits for the line ``go <id>`` on stdin, so
+   the client decides when the burst starts (after all its subscribers are in place) and a late
+   or repeated connection of a finished run is refused instead of served; other paths start at
+   once;
+3. sends the burst: ``--messages`` unmasked text frames, each a Binance spot ``trade`` payload
    (binance-protocol.md 4.2) with increasing trade ids and times and a varying price, all
    pre-encoded at start-up into one bytes buffer and written with ``sendall`` in 1 MiB chunks;
-3. sends a close frame (1000), then reads until the client closes (EOF) or 10 s pass, and closes.
+4. sends a close frame (1000), then reads until the client closes (EOF) or 10 s pass, and closes.
 
 Everything the burst costs the server is paid before the client connects, except the kernel copy
 and, for TLS, the encryption: the server is never the bottleneck.
@@ -27,6 +31,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import select
 import socket
 import ssl
 import struct
@@ -35,6 +41,8 @@ import sys
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _CHUNK = 1 << 20
 _CLOSE_FRAME = b"\x88\x02" + struct.pack("!H", 1000)
+_RUN_PATH = re.compile(rb"^GET /run(\d+)/")
+_GO_TIMEOUT = 60.0  # seconds a connection may wait for its "go" before it is dropped
 
 
 def trade_payload(i: int) -> bytes:
@@ -76,7 +84,35 @@ class _Gone(Exception):
     """The client left before asking for an upgrade (a TLS probe): not worth a word."""
 
 
-def _handshake(conn: socket.socket) -> None:
+class _Releases:
+    """The ``go <id>`` lines of stdin, read without blocking the server for longer than asked."""
+
+    def __init__(self) -> None:
+        self.latest = 0  # highest run id released so far
+        self.closed = False  # stdin hit EOF: the parent is gone
+        self._pending = b""
+
+    def wait_for(self, run: int, timeout: float) -> bool:
+        """Read lines until run ``run`` (or a later one) is released; False on timeout or EOF."""
+        while self.latest < run:
+            ready, _, _ = select.select([sys.stdin.fileno()], [], [], timeout)
+            if not ready:
+                return False
+            chunk = os.read(sys.stdin.fileno(), 4096)
+            if not chunk:
+                self.closed = True
+                return False
+            self._pending += chunk
+            *lines, self._pending = self._pending.split(b"\n")
+            for line in lines:
+                word, _, number = line.strip().partition(b" ")
+                if word == b"go" and number.isdigit():
+                    self.latest = max(self.latest, int(number))
+        return True
+
+
+def _handshake(conn: socket.socket) -> int | None:
+    """Answer the upgrade request; return the run id of its path, if any."""
     request = b""
     while b"\r\n\r\n" not in request:
         chunk = conn.recv(4096)
@@ -100,11 +136,20 @@ def _handshake(conn: socket.socket) -> None:
         b"Connection: Upgrade\r\n"
         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
     )
+    match = _RUN_PATH.match(request)
+    return int(match.group(1)) if match else None
 
 
-def _serve_one(conn: socket.socket, burst: memoryview) -> None:
+def _serve_one(conn: socket.socket, burst: memoryview, releases: _Releases, served: set[int]
+               ) -> None:  # fmt: skip
     conn.settimeout(10.0)
-    _handshake(conn)
+    run = _handshake(conn)
+    if run is not None:
+        if run in served or not releases.wait_for(run, _GO_TIMEOUT) or releases.latest != run:
+            # A reconnect of a finished run, or one whose client moved on: no burst for it.
+            print(f"run {run}: connection refused (stale or never released)", file=sys.stderr)
+            return
+        served.add(run)
     # Big writes: the kernel (and, for TLS, OpenSSL's 16 KiB records) split them as they need.
     for start in range(0, len(burst), _CHUNK):
         conn.sendall(burst[start : start + _CHUNK])
@@ -124,11 +169,13 @@ def serve(messages: int, certfile: str | None, keyfile: str | None) -> None:
     if certfile is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(certfile, keyfile)
+    releases = _Releases()
+    served: set[int] = set()
     with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
         print(f"PORT {listener.getsockname()[1]}", flush=True)
-        parent = os.getppid()
         listener.settimeout(1.0)
-        while os.getppid() == parent:  # orphaned (parent killed): stop serving
+        parent = os.getppid()
+        while not releases.closed and os.getppid() == parent:  # stop when orphaned
             try:
                 raw, _ = listener.accept()
             except TimeoutError:
@@ -138,12 +185,11 @@ def serve(messages: int, certfile: str | None, keyfile: str | None) -> None:
                 raw.settimeout(10.0)
                 conn = context.wrap_socket(raw, server_side=True) if context else raw
                 with conn:
-                    _serve_one(conn, burst)
+                    _serve_one(conn, burst, releases, served)
             except _Gone:
                 pass
             except OSError as exc:
-                # A client that went away early (or a stray reconnect the benchmark closed):
-                # nothing to do but serve the next one.
+                # The client went away mid-burst: its run reports the failure; serve the next.
                 print(f"connection ended early: {exc!r}", file=sys.stderr, flush=True)
             finally:
                 raw.close()

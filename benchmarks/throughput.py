@@ -6,10 +6,12 @@ Usage::
 
 A loopback server in a separate process (``_tls_burst_server.py``: its own GIL, its own core)
 answers each connection with a burst of ``--messages`` realistic Binance ``trade`` frames, then a
-close frame. This process is the client. For every case it measures, from the first message
-received to the last, the wall time (messages per second) and this process's CPU time, all
-threads counted (CPU seconds per 100k messages). Cases, each over ``wss://`` (a self-signed
-certificate made at run time) and over plain ``ws://`` (case d of issue 3):
+close frame; it holds each upgraded connection until the client says go (on the server's stdin),
+so every subscriber is in place before the first frame. This process is the client. For every
+case it measures, from the first message received to the last, the wall time (messages per
+second) and this process's CPU time, all threads counted (CPU seconds per 100k messages). Cases,
+each over ``wss://`` (a self-signed certificate made at run time) and over plain ``ws://`` (case d
+of issue 3):
 
 - ``floor, defaults``: ``websocket.create_connection(url)`` with websocket-client's defaults, then
   ``ws.recv()`` + ``json.loads`` in a loop: for reference (its pure-Python UTF-8 check dominates);
@@ -78,7 +80,7 @@ class Run:
 class Case:
     key: str  # "ref", "a", "b", "c"
     label: str
-    run: Callable[[str, int, ssl.SSLContext | None], Run]
+    run: Callable[[BurstServer, int, ssl.SSLContext | None], Run]
 
 
 # -- certificate and server ------------------------------------------------------------------
@@ -138,19 +140,44 @@ def client_context(cert: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(cert))
 
 
+class BurstServer:
+    """The burst server process for one transport: every run gets a fresh base URL
+    (``<scheme>://127.0.0.1:<port>/run<id>``) and starts its burst with the returned ``go``."""
+
+    def __init__(self, proc: subprocess.Popen[str], scheme: str, port: int) -> None:
+        self._proc = proc
+        self.scheme = scheme
+        self.port = port
+        self._runs = 0
+
+    def run_url(self) -> tuple[str, Callable[[], None]]:
+        self._runs += 1
+        run = self._runs
+        stdin = self._proc.stdin
+        assert stdin is not None
+
+        def go() -> None:
+            # The server holds the upgraded connection until this line: nothing is sent before
+            # the client is ready to count.
+            stdin.write(f"go {run}\n")
+            stdin.flush()
+
+        return f"{self.scheme}://127.0.0.1:{self.port}/run{run}", go
+
+
 @contextlib.contextmanager
-def burst_server(messages: int, cert: Path | None, key: Path | None) -> Iterator[int]:
-    """Start the burst server process; yield its port; terminate it on exit."""
+def burst_server(messages: int, cert: Path | None, key: Path | None) -> Iterator[BurstServer]:
+    """Start the burst server process (TLS when given a certificate); terminate it on exit."""
     command = [sys.executable, str(SERVER_SCRIPT), "--messages", str(messages)]
     if cert is not None and key is not None:
         command += ["--cert", str(cert), "--key", str(key)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()  # printed once the burst is built and the port listens
         if not line.startswith("PORT "):
             raise RuntimeError(f"burst server failed to start (said {line!r})")
-        yield int(line.split()[1])
+        yield BurstServer(proc, "wss" if cert is not None else "ws", int(line.split()[1]))
     finally:
         proc.terminate()
         try:
@@ -158,22 +185,26 @@ def burst_server(messages: int, cert: Path | None, key: Path | None) -> Iterator
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
 
 # -- the measured clients --------------------------------------------------------------------
 
 
-def floor_run(url: str, n: int, ctx: ssl.SSLContext | None, *, fast: bool) -> Run:
+def floor_run(server: BurstServer, n: int, ctx: ssl.SSLContext | None, *, fast: bool) -> Run:
     """websocket-client alone: ``recv()`` + ``json.loads`` for ``n`` messages."""
     options: dict[str, Any] = {}
     if ctx is not None:
         options["sslopt"] = {"context": ctx}
     if fast:
         options["skip_utf8_validation"] = True
+    url, go = server.run_url()
     ws = websocket.create_connection(f"{url}/ws/btcusdt@trade", **options)
     try:
+        go()
         recv, loads = ws.recv, json.loads
         loads(recv())
         wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -185,7 +216,9 @@ def floor_run(url: str, n: int, ctx: ssl.SSLContext | None, *, fast: bool) -> Ru
     return Run(n - 1, wall1 - wall0, cpu1 - cpu0)
 
 
-def streams_run(url: str, n: int, ctx: ssl.SSLContext | None, *, subscribers: int) -> Run:
+def streams_run(
+    server: BurstServer, n: int, ctx: ssl.SSLContext | None, *, subscribers: int
+) -> Run:
     """``subscribers`` counting subscribers of ``BinanceStreams.trades``, until each saw ``n``.
 
     The first subscriber notes the start when it sees the first message; the last one notes the
@@ -221,6 +254,7 @@ def streams_run(url: str, n: int, ctx: ssl.SSLContext | None, *, subscribers: in
 
     # A long retry delay: the server's close frame after the burst must not reconnect before
     # the dispose below (it does not affect the measured span).
+    url, go = server.run_url()
     with BinanceStreams(ws_url=url, ssl_context=ctx, retry_delay=30.0) as streams:
         # A drop before the last message would make the span include a reconnect: note it.
         drops: list[str] = []
@@ -232,8 +266,8 @@ def streams_run(url: str, n: int, ctx: ssl.SSLContext | None, *, subscribers: in
             )
         )
         trades = streams.trades("BTCUSDT")
-        # All subscribed before the socket can even connect: the first subscribe starts the
-        # reader thread, whose TCP (+TLS) and upgrade handshakes take far longer than this loop.
+        # The first subscribe opens the socket; on a busy machine its reader can be connected
+        # and reading before the tenth subscribe, so the burst waits for go() below.
         subscriptions = [
             trades.subscribe(
                 on_next=counter(
@@ -244,6 +278,7 @@ def streams_run(url: str, n: int, ctx: ssl.SSLContext | None, *, subscribers: in
             )
             for i in range(subscribers)
         ]
+        go()
         timeout = 30.0 + n / 2_000  # ten times slower than the slowest stack here: stuck
         try:
             if not done.wait(timeout):
@@ -262,22 +297,22 @@ CASES = (
     Case(
         "ref",
         "floor, websocket-client defaults",
-        lambda url, n, ctx: floor_run(url, n, ctx, fast=False),
+        lambda server, n, ctx: floor_run(server, n, ctx, fast=False),
     ),
     Case(
         "a",
         "(a) floor: recv() + json.loads",
-        lambda url, n, ctx: floor_run(url, n, ctx, fast=True),
+        lambda server, n, ctx: floor_run(server, n, ctx, fast=True),
     ),
     Case(
         "b",
         "(b) trades(), 1 subscriber",
-        lambda url, n, ctx: streams_run(url, n, ctx, subscribers=1),
+        lambda server, n, ctx: streams_run(server, n, ctx, subscribers=1),
     ),
     Case(
         "c",
         "(c) trades(), 10 subscribers",
-        lambda url, n, ctx: streams_run(url, n, ctx, subscribers=10),
+        lambda server, n, ctx: streams_run(server, n, ctx, subscribers=10),
     ),
 )
 
@@ -304,14 +339,15 @@ class Row:
         return self.floor.cpu_per_100k / self.best.cpu_per_100k if self.floor else None
 
 
-def measure(transport: str, url: str, n: int, ctx: ssl.SSLContext | None, repeats: int
+def measure(server: BurstServer, n: int, ctx: ssl.SSLContext | None, repeats: int
             ) -> dict[str, Run]:  # fmt: skip
     """Best run of each case, repeats interleaved so a noisy spell hits every case alike."""
+    transport = server.scheme
     best: dict[str, Run] = {}
     for attempt in range(1, repeats + 1):
         for case in CASES:
             try:
-                run = case.run(url, n, ctx)
+                run = case.run(server, n, ctx)
             except Exception as exc:  # report and carry on: one broken case must not hide others
                 print(f"  {transport} {case.label}: run {attempt} failed: {exc!r}", flush=True)
                 continue
@@ -422,12 +458,11 @@ def main(argv: list[str] | None = None) -> int:
         transports = [("wss", cert, key, ctx), ("ws", None, None, None)]
         about = ""
         for transport, c, k, context in transports:
-            with burst_server(args.messages, c, k) as port:
-                url = f"{transport}://127.0.0.1:{port}"
+            with burst_server(args.messages, c, k) as server:
                 if context is not None:
-                    about = environment(args.messages, args.repeats, context, port)
-                print(f"{transport}:// server on port {port}", flush=True)
-                best = measure(transport, url, args.messages, context, args.repeats)
+                    about = environment(args.messages, args.repeats, context, server.port)
+                print(f"{transport}:// server on port {server.port}", flush=True)
+                best = measure(server, args.messages, context, args.repeats)
             floor = best.get("a")
             rows += [
                 Row(transport, case, best[case.key], floor) for case in CASES if case.key in best
