@@ -126,15 +126,18 @@ def test_stall_freezes_data_control_and_pings(sockets: list[websocket.WebSocket]
         connect = make_connect(fake, sockets)
         ws = connect("/ws/btcusdt@trade")
         (record,) = fake.wait_for_connections(1)
-        pings = 0
-        while pings < 2:  # reading makes websocket-client answer the server's pings
+        seen = 0  # pings this client read (and so answered: websocket-client does it in recv)
+        while seen < 2:
             opcode, _frame = ws.recv_data_frame(True)
-            pings += opcode == websocket.ABNF.OPCODE_PING
+            seen += opcode == websocket.ABNF.OPCODE_PING
         fake.wait_for(lambda f: f.connection(record.id).pongs_received >= 1)
 
         fake.stall()
         assert fake.stalled
         before = fake.connection(record.id)
+        while seen < before.pings_sent:  # pings already on the wire when the stall began
+            opcode, _frame = ws.recv_data_frame(True)
+            seen += opcode == websocket.ABNF.OPCODE_PING
         assert fake.publish("btcusdt@trade", {"x": 1}) == 0
         assert fake.send_malformed() == 0
         events = fake.step(30)  # the market keeps moving...
@@ -260,14 +263,16 @@ def test_client_that_does_not_answer_pings_is_dropped(sockets: list[websocket.We
         records = fake.wait_for_connections(3)
         liar_id, reader_id = records[1].id, records[2].id
 
-        payloads = set()
+        payloads: list[bytes] = []
         while fake.connection(reader_id).pings_sent < 25:
-            opcode, frame = reader.recv_data_frame(True)
+            opcode, frame = reader.recv_data_frame(True)  # answers the ping it returns
             if opcode == websocket.ABNF.OPCODE_PING:
-                payloads.add(frame.data)
+                payloads.append(frame.data)
                 liar.pong(b"")
         assert b"" not in payloads
-        assert len(payloads) >= 20  # every ping carries its own payload
+        assert len(set(payloads)) == len(payloads)  # every ping carries its own payload
+        # Every ping the reader saw was answered (more may be in flight on a busy machine).
+        fake.wait_for(lambda f: f.connection(reader_id).pongs_received >= len(payloads))
 
         done = closed(fake, silent_record.id)
         assert (done.close_code, done.close_reason, done.close_cause) == (
@@ -279,9 +284,7 @@ def test_client_that_does_not_answer_pings_is_dropped(sockets: list[websocket.We
         liar_done = closed(fake, liar_id)
         assert liar_done.close_cause == "pong_timeout"
         assert liar_done.pongs_received >= 1  # unsolicited pongs were seen but did not count
-        alive = fake.connection(reader_id)
-        assert alive.is_open
-        assert alive.pongs_received >= alive.pings_sent - 2
+        assert fake.connection(reader_id).is_open
 
 
 @pytest.mark.parametrize("frame", ["text", "ping", "pong"])
@@ -362,7 +365,7 @@ def test_max_connection_age(sockets: list[websocket.WebSocket]) -> None:
             done = closed(fake, record.id)
             assert (done.close_code, done.close_cause) == (1001, "max_age")
             assert done.closed_at is not None
-            assert done.closed_at - done.opened_at >= 0.3
+            assert done.closed_at - done.opened_at >= 0.29
 
 
 def test_slow_consumer_is_dropped(sockets: list[websocket.WebSocket]) -> None:

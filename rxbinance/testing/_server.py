@@ -298,6 +298,7 @@ class FakeBinance:
         self._next_id = 0
         self._refuse: int | None = 0  # attempts still to refuse; None = all
         self._stalled = False
+        self._stall_generation = 0  # bumped by every stall(), so keepalive notices short ones
 
         # Loop-thread state.
         self._all_connections: set[_FakeConnection] = set()
@@ -847,10 +848,12 @@ class FakeBinance:
             if conn.pending_pongs and self._pong_timeout is not None:
                 oldest = next(iter(conn.pending_pongs.values()))
                 wake = min(wake, oldest + self._pong_timeout)
+            generation = self._stall_generation
             await asyncio.sleep(max(0.0, wake - loop.time()))
-            if self._stalled:
+            if self._stalled or generation != self._stall_generation:
                 # A stalled server neither pings nor holds unanswered pings against the client
-                # (it could not read the pongs): forgive them and restart the cycle afterwards.
+                # (it could not read the pongs, even if the stall was shorter than this sleep):
+                # forgive them and restart the cycle once the stall is over.
                 await self._unstalled.wait()
                 conn.pending_pongs.clear()
                 next_ping = loop.time() + interval
@@ -986,6 +989,7 @@ class FakeBinance:
             assert self._unstalled is not None
             with self._cond:
                 self._stalled = True
+                self._stall_generation += 1
                 self._unstalled.clear()
                 if self._unstall_handle is not None:
                     self._unstall_handle.cancel()
