@@ -616,3 +616,38 @@ def test_clean_stop_leaves_no_thread() -> None:
     session.close()
     ws.close()
     api.close()
+
+
+# ------------------------------------------------------------------------- public surface
+
+
+def test_exported_names() -> None:
+    import rxbinance.testing
+
+    assert rxbinance.testing.__all__ == [
+        "BookState",
+        "CloseCause",
+        "ConnectionAttempt",
+        "ConnectionKind",
+        "ConnectionRecord",
+        "FakeBinance",
+        "Market",
+        "MarketError",
+        "RestRequest",
+    ]
+    for name in rxbinance.testing.__all__:
+        assert getattr(rxbinance.testing, name) is not None
+
+
+def test_package_docstring_example_runs() -> None:
+    import textwrap
+
+    import rxbinance.testing
+
+    doc = rxbinance.testing.__doc__
+    assert doc is not None
+    block = doc.split("own code)::\n", 1)[1].split("\nOther faults:", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(textwrap.dedent(block), "rxbinance.testing example", "exec"), namespace)
+    with FakeBinance(tick_interval=None) as server:
+        namespace["test_my_code"](server)

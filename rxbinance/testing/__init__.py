@@ -12,37 +12,50 @@ order-book gaps, HTTP 429/418. Everything it sees is recorded as frozen snapshot
 
 Point your code at ``fake.ws_url`` / ``fake.rest_url`` / ``fake.ws_api_url`` instead of
 ``wss://stream.binance.com:9443`` / ``https://api.binance.com`` /
-``wss://ws-api.binance.com/ws-api/v3``::
+``wss://ws-api.binance.com/ws-api/v3``. A pytest test (websocket-client stands in for your
+own code)::
 
     import json
 
     import pytest
-    import websocket  # websocket-client; any client works
+    import websocket
 
     from rxbinance.testing import FakeBinance
 
 
     @pytest.fixture
     def fake():
-        with FakeBinance(tick_interval=None) as fake:  # paused market: moves on fake.step()
-            yield fake
+        with FakeBinance(tick_interval=None) as server:  # paused: the market moves on step()
+            yield server
 
 
-    def test_my_bot_sees_trades(fake):
+    def test_my_code(fake):
         ws = websocket.create_connection(fake.ws_url + "/ws/btcusdt@trade", timeout=5)
-        try:
-            fake.wait_for_connections(1, stream="btcusdt@trade")
-            # Scripted data: exactly this payload, to every subscriber of the stream.
-            fake.publish("btcusdt@trade", {"e": "trade", "s": "BTCUSDT", "p": "1.0"})
-            assert json.loads(ws.recv())["p"] == "1.0"
-            # Or let the synthetic market move and compare with its ground truth.
-            while not fake.trades("BTCUSDT"):
-                fake.step()
-            ...
-            fake.drop_connections()  # your reconnect logic runs now
-            fake.wait_for_attempts(2)
-        finally:
-            ws.close()
+        fake.wait_for_connections(1, stream="btcusdt@trade")  # no sleep: waits for the event
+
+        # Scripted data: exactly this payload, to every subscriber of the stream.
+        fake.publish("btcusdt@trade", {"e": "trade", "s": "BTCUSDT", "p": "1.0"})
+        assert json.loads(ws.recv())["p"] == "1.0"
+
+        # Or let the synthetic market move; step() returns what it sent.
+        events = fake.step(20)
+        received = [json.loads(ws.recv()) for _ in events]
+        assert received == [payload for _, payload in events]
+        assert received[-1] == fake.trades("BTCUSDT")[-1]  # the market's ground truth
+
+        # Faults: cut every connection without a close frame, then watch the client's
+        # reconnect arrive (here a second create_connection stands for it).
+        fake.drop_connections()
+        ws.close()
+        ws = websocket.create_connection(fake.ws_url + "/ws/btcusdt@trade", timeout=5)
+        assert [a.accepted for a in fake.wait_for_attempts(2)] == [True, True]
+        assert fake.connections[0].close_cause == "drop"
+        ws.close()
+
+Other faults: ``refuse_connections``, ``stall``, ``send_malformed``, ``server_shutdown``,
+``inject_gap`` (order-book sequence gaps), ``rest_fault`` (HTTP 429/418). Rules are arguments:
+``FakeBinance(ping_interval=0.05, pong_timeout=0.3, max_connection_age=1.0)`` makes the 20 s /
+60 s / 24 h behaviours testable in a second.
 
 Threads and time: the server runs in daemon threads (``FakeBinance-loop``,
 ``FakeBinance-rest``, ``FakeBinance-rest-conn``), so a forgotten ``stop()`` never hangs the
@@ -52,6 +65,7 @@ smaller intervals run it faster, ``None`` pauses it. REST ``/api/v3/time`` and e
 time use the market's clock.
 """
 
+from ._market import BookState, Market, MarketError
 from ._records import (
     CloseCause,
     ConnectionAttempt,
@@ -62,10 +76,13 @@ from ._records import (
 from ._server import FakeBinance
 
 __all__ = [
+    "BookState",
     "CloseCause",
     "ConnectionAttempt",
     "ConnectionKind",
     "ConnectionRecord",
     "FakeBinance",
+    "Market",
+    "MarketError",
     "RestRequest",
 ]

@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from websockets.asyncio.messages import Assembler
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -53,6 +53,7 @@ from ._control import (
     parse_request_path,
 )
 from ._limits import WeightMeter
+from ._market import BookState, Market
 from ._records import (
     CloseCause,
     ConnectionAttempt,
@@ -62,9 +63,6 @@ from ._records import (
 )
 from ._rest import RestApp, RestFaults, RestServer
 from ._wsapi import WsApi, WsApiSession
-
-if TYPE_CHECKING:
-    from ._market import BookState, Market
 
 __all__ = ["FakeBinance"]
 
@@ -268,8 +266,6 @@ class FakeBinance:
         market: Market | None = None,
     ) -> None:
         if market is None:
-            from ._market import Market
-
             market = Market(symbols=tuple(symbols), seed=seed)
         self._market = market
         self._tick_interval = tick_interval
