@@ -42,6 +42,9 @@ __all__ = ["StreamSocket"]
 
 log = logging.getLogger("rxbinance.transport")
 
+#: Bytes asked of the kernel per read once connected (see _BufferedRecv).
+READ_CHUNK = 256 * 1024
+
 _OPCODE_TEXT = websocket.ABNF.OPCODE_TEXT
 _OPCODE_BINARY = websocket.ABNF.OPCODE_BINARY
 _OPCODE_CLOSE = websocket.ABNF.OPCODE_CLOSE
@@ -169,6 +172,7 @@ class StreamSocket:
                 f"cannot connect to {self.url}: {exc}", url=self.url, stream=self.key
             ) from exc
         ws.settimeout(self._stall_timeout)
+        _install_buffered_recv(ws)
         with self._lock:
             self._ws = ws
         if self._closing.is_set():  # close() ran while we were connecting
@@ -178,7 +182,10 @@ class StreamSocket:
 
     def _read_forever(self, ws: websocket.WebSocket) -> None:
         on_message = self._on_message
-        loads = json.loads
+        # Decoding to str first and parsing with a bound decoder is measurably cheaper than
+        # json.loads(bytes), which sniffs the encoding on every call (benchmarks/throughput.py).
+        # Invalid UTF-8 raises UnicodeDecodeError, a ValueError: the malformed-frame path.
+        decode = json.JSONDecoder().decode
         recv = ws.recv_data_frame
         while True:
             try:
@@ -201,7 +208,7 @@ class StreamSocket:
             if opcode == _OPCODE_TEXT:
                 data = frame.data
                 try:
-                    message = loads(data)
+                    message = decode(data.decode())
                 except ValueError as exc:
                     self._malformed(data, f"invalid JSON: {exc}")
                     continue
@@ -248,6 +255,44 @@ class StreamSocket:
             self._on_event(event)
         except Exception:
             log.exception("connection event handler raised")
+
+
+class _BufferedRecv:
+    """websocket-client's frame reader with one large read per buffer instead of three per frame.
+
+    websocket-client reads every frame in pieces (2-byte header, extended length, payload), each
+    a ``recv`` system call, plus a ``poll`` when the socket has a timeout: at Binance's message
+    sizes that is most of the cost of a frame. This reader asks the socket for ``READ_CHUNK``
+    bytes and hands out slices. Only the source of bytes changes; framing, ping answers, close
+    handling and timeouts (the stall detector) stay websocket-client's, because the raw read it
+    wraps is websocket-client's own ``_recv``, called only when the buffer is empty.
+    """
+
+    __slots__ = ("_buffer", "_position", "_raw")
+
+    def __init__(self, raw: Callable[[int], bytes]) -> None:
+        self._raw = raw
+        self._buffer = b""
+        self._position = 0
+
+    def __call__(self, size: int) -> bytes:
+        if self._position >= len(self._buffer):
+            self._buffer = self._raw(READ_CHUNK)
+            self._position = 0
+        start = self._position
+        self._position = start + size
+        return self._buffer[start : self._position]
+
+
+def _install_buffered_recv(ws: websocket.WebSocket) -> None:
+    # frame_buffer.recv and WebSocket._recv are websocket-client internals (stable since 1.x;
+    # the dependency is pinned below 2). If they ever move, fall back to unbuffered reads.
+    frames = getattr(ws, "frame_buffer", None)
+    raw = getattr(ws, "_recv", None)
+    if frames is None or raw is None or not hasattr(frames, "recv"):
+        log.debug("websocket-client internals changed; reading unbuffered")
+        return
+    frames.recv = _BufferedRecv(raw)
 
 
 def _close_status(payload: bytes) -> tuple[int, str]:

@@ -1,0 +1,66 @@
+"""The transport: buffered frame reads, big and many frames, pings keeping a quiet socket alive."""
+
+from __future__ import annotations
+
+import json
+
+from rxbinance import BinanceStreams
+from rxbinance.events import Disconnected
+from rxbinance.testing import FakeBinance
+from rxbinance.transport import READ_CHUNK, _BufferedRecv
+from tests.conftest import Collector
+
+
+def test_buffered_recv_hands_out_exactly_what_is_asked() -> None:
+    chunks = [b"abcdef", b"gh", b"ijklmnop"]
+    asked: list[int] = []
+
+    def raw(size: int) -> bytes:
+        asked.append(size)
+        return chunks.pop(0)
+
+    recv = _BufferedRecv(raw)
+    assert recv(2) == b"ab"
+    assert recv(3) == b"cde"
+    assert recv(5) == b"f"  # what is left; websocket-client loops for the rest
+    assert recv(5) == b"gh"
+    assert recv(4) == b"ijkl"
+    assert recv(100) == b"mnop"
+    assert asked == [READ_CHUNK] * 3
+
+
+def test_many_small_and_one_huge_frame_arrive_intact_and_in_order(
+    fake: FakeBinance, streams: BinanceStreams
+) -> None:
+    got = Collector()
+    sub = streams.stream("btcusdt@depth").subscribe(got)
+    fake.wait_for_connections(1, stream="btcusdt@depth")
+    huge = {"e": "depthUpdate", "U": 1, "u": 2, "b": [[f"{i}.0", "1"] for i in range(40_000)]}
+    assert len(json.dumps(huge)) > 2 * READ_CHUNK
+    for i in range(500):
+        fake.publish("btcusdt@depth", {"e": "depthUpdate", "U": i, "u": i})
+    fake.publish("btcusdt@depth", huge)
+    fake.publish("btcusdt@depth", {"e": "depthUpdate", "U": 501, "u": 501})
+    got.wait_count(502)
+    assert [m["U"] for m in got.items[:500]] == list(range(500))
+    assert got.items[500] == huge
+    assert got.items[501]["U"] == 501
+    sub.dispose()
+
+
+def test_server_pings_keep_a_quiet_socket_alive() -> None:
+    # No data at all, but a ping every 0.25 s: a 0.75 s stall timeout must never fire, because
+    # every ping re-arms it (and the client's pongs keep the server from dropping us). Pings
+    # any faster would make our pongs break Binance's 5 incoming frames per second.
+    with (
+        FakeBinance(tick_interval=None, ping_interval=0.25, pong_timeout=1.0) as fake,
+        BinanceStreams(ws_url=fake.ws_url, stall_timeout=0.75) as streams,
+    ):
+        events = Collector()
+        streams.events.subscribe(events)
+        sub = streams.trades("BTCUSDT").subscribe(Collector())
+        fake.wait_for_connections(1)
+        fake.wait_for(lambda f: f.connections[0].pongs_received >= 8, timeout=10)
+        assert not [e for e in events.items if isinstance(e, Disconnected)]
+        assert len(fake.connections) == 1
+        sub.dispose()
