@@ -324,6 +324,13 @@ def test_ws_api_is_not_limited_to_five_frames(fake: FakeBinance, connect: Connec
     assert [json.loads(api.recv())["status"] for _ in range(12)] == [200] * 12
 
 
+def test_fast_pings_need_a_matching_rate_limit() -> None:
+    with pytest.raises(ValueError, match="pongs alone would exceed"):
+        FakeBinance(tick_interval=None, ping_interval=0.1)  # 10 pongs/s against 5/s
+    FakeBinance(tick_interval=None, ping_interval=0.1, max_incoming_per_second=None)
+    FakeBinance(tick_interval=None, ping_interval=0.5, max_incoming_per_second=5)
+
+
 def test_max_streams(sockets: list[websocket.WebSocket]) -> None:
     with FakeBinance(
         tick_interval=None, max_streams=3, max_incoming_per_second=None, close_timeout=0.3

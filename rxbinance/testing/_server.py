@@ -232,7 +232,9 @@ class FakeBinance:
         max_incoming_per_second: More incoming frames than this (text, binary, ping and pong
             frames) within any one-second window on a market-stream connection closes it with
             1008 "Too many requests" (cause ``"rate_limit"``). None disables the check. The WS
-            API is limited by request weight instead.
+            API is limited by request weight instead. Like on Binance, the pongs answering the
+            server's own pings count too, so ``ping_interval * max_incoming_per_second`` must
+            be above 1 (ValueError otherwise): for fast pings pass None or a higher limit.
         max_streams: Streams one connection may hold: more in the URL is rejected at the
             handshake (HTTP 400, -1101); a SUBSCRIBE that would exceed it gets an error reply
             and subscribes nothing.
@@ -265,6 +267,17 @@ class FakeBinance:
         max_send_buffer: int = 8 * 2**20,
         market: Market | None = None,
     ) -> None:
+        if (
+            ping_interval is not None
+            and max_incoming_per_second is not None
+            and ping_interval * max_incoming_per_second <= 1
+        ):
+            # Fail loudly here rather than drop every well-behaved client for its pongs.
+            raise ValueError(
+                f"ping_interval={ping_interval} with max_incoming_per_second="
+                f"{max_incoming_per_second}: the client's pongs alone would exceed the rate "
+                "limit; pass max_incoming_per_second=None (or a higher limit)"
+            )
         if market is None:
             market = Market(symbols=tuple(symbols), seed=seed)
         self._market = market
