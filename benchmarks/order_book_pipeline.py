@@ -1,0 +1,142 @@
+"""How fast rxbinance.order_book takes diff levels: ``python benchmarks/order_book_pipeline.py``.
+
+The same simulated 1,000-levels-a-side book and diff events as ``book_apply.py``, measured in
+level updates per second on one core, against a floor measured in the same run:
+
+- floor: a bare ``dict[price] = quantity`` loop over already parsed levels;
+- from_dict + BookSync (LocalBook): parsing plus the sequencer on the mutable book;
+- from_dict + BookSync (PersistentBook): the same on the copy-on-write book order_book uses;
+- order_book pipeline: what the depth socket's reader thread runs per decoded message inside
+  ``order_book`` (give-up check, the stream's parser, the lock, ``BookSync.on_event``, a new
+  immutable OrderBook, delivery to a subscriber reading ``best_bid``);
+- pipeline + top 10: the subscriber also reads ``bids(10)`` and ``asks(10)``.
+
+Not included: JSON decoding and the socket, which ``throughput.py`` measures. The target is
+200,000 level updates per second through the pipeline. Options: ``--events N`` (default 20000),
+``--repeat N`` (default 5, best run reported). Exit status 1 when the target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from book_apply import LEVELS, TARGET, decimals, measure, simulate
+
+from rxbinance.models import DepthUpdate
+from rxbinance.pipelines import OrderBook, WeightBudget
+from rxbinance.pipelines._book import PersistentBook
+from rxbinance.pipelines.order_book import _BookConnection, _BookRegistry
+from rxbinance.protocol.book import BookSync
+
+
+class _Subscriber:
+    """An observer that does what a strategy minimally does: look at the top."""
+
+    def __init__(self, top: int) -> None:
+        self.top = top
+        self.books = 0
+
+    def on_next(self, book: OrderBook) -> None:
+        self.books += 1
+        book.best_bid  # noqa: B018
+        if self.top:
+            book.bids(self.top)
+            book.asks(self.top)
+
+    def on_error(self, error: Exception) -> None:
+        raise error
+
+    def on_completed(self) -> None:
+        pass
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    snap_bids, snap_asks, payloads = simulate(args.events)
+    total = sum(len(p["b"]) + len(p["a"]) for p in payloads)
+    state: dict[str, Any] = {}
+
+    def fresh() -> None:
+        # New Decimal objects each run, so hashing costs what it costs on live data.
+        state["events"] = [DepthUpdate.from_dict(p) for p in payloads]
+        state["bids"], state["asks"] = decimals(snap_bids), decimals(snap_asks)
+
+    def floor() -> None:
+        bids = dict(state["bids"])
+        asks = dict(state["asks"])
+        for event in state["events"]:
+            for price, qty in event.bids:
+                bids[price] = qty
+            for price, qty in event.asks:
+                asks[price] = qty
+
+    def synced(persistent: bool) -> BookSync:
+        sync = BookSync("BTCUSDT")
+        if persistent:
+            sync.book = PersistentBook()
+        sync.on_snapshot(payloads[0]["U"] - 1, state["bids"], state["asks"])
+        return sync
+
+    def sequencer(persistent: bool) -> None:
+        on_event = synced(persistent).on_event
+        from_dict = DepthUpdate.from_dict
+        for payload in payloads:
+            on_event(from_dict(payload))
+
+    def pipeline(top: int) -> None:
+        connection = _BookConnection(
+            object(),  # type: ignore[arg-type]  # never started: no streams needed
+            _BookRegistry(None),
+            ("BTCUSDT", 1000, 100),
+            stream_name="btcusdt@depth@100ms",
+            futures=False,
+            rest=object(),  # type: ignore[arg-type]
+            budget=WeightBudget(),
+        )
+        connection._sync.on_snapshot(payloads[0]["U"] - 1, state["bids"], state["asks"])
+        connection._announced = True  # as after the first book: no event to post
+        subscriber = _Subscriber(top)
+        connection.add(subscriber)
+        on_depth = connection._on_depth
+        for payload in payloads:
+            on_depth(payload)
+        if subscriber.books != len(payloads):
+            raise AssertionError("every simulated event should produce a book")
+
+    rows = [
+        ("floor: bare dict assignment", floor),
+        ("from_dict + BookSync (LocalBook)", lambda: sequencer(False)),
+        ("from_dict + BookSync (Persistent)", lambda: sequencer(True)),
+        ("order_book pipeline", lambda: pipeline(0)),
+        ("pipeline + top 10 per side", lambda: pipeline(10)),
+    ]
+    print(
+        f"{LEVELS} levels a side, {len(payloads)} diff events, {total} level updates "
+        f"({total / len(payloads):.1f} per event), best of {args.repeat}, Python "
+        f"{sys.version.split()[0]}"
+    )
+    print(f"{'path':34} {'updates/s':>12} {'ns/update':>10} {'x floor':>8}")
+    results: dict[str, float] = {}
+    for name, run in rows:
+        results[name] = total / measure(run, fresh, args.repeat)
+    floor_rate = results["floor: bare dict assignment"]
+    for name, rate in results.items():
+        print(f"{name:34} {rate:12,.0f} {1e9 / rate:10.0f} {floor_rate / rate:8.1f}")
+    rate = results["order_book pipeline"]
+    verdict = "meets" if rate >= TARGET else "MISSES"
+    print(f"order_book pipeline {verdict} the {TARGET:,} updates/s target ({rate / TARGET:.1f}x).")
+    return 0 if rate >= TARGET else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
