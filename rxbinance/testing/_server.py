@@ -365,7 +365,12 @@ class FakeBinance:
             faults=self._rest_faults,
             record=self._record_rest,
         )
-        self._rest = RestServer((self._host, 0), app)
+        self._state = "running"
+        try:
+            self._rest = RestServer((self._host, 0), app)
+        except BaseException:
+            self.stop()  # do not leave the loop thread behind
+            raise
         self._rest_thread = threading.Thread(
             target=self._rest.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -373,7 +378,6 @@ class FakeBinance:
             daemon=True,
         )
         self._rest_thread.start()
-        self._state = "running"
 
     def stop(self) -> None:
         """Close every connection (1001, cause ``"stop"``), stop both servers, join threads.
