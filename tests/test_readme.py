@@ -1,0 +1,32 @@
+"""The README's promises: its test command is CI's, and its FakeBinance example runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.rst").read_text()
+
+
+def code_blocks(language: str) -> list[str]:
+    pattern = rf"\.\. code-block:: {language}\n\n((?:    .*\n|\n)+)"
+    return [
+        "\n".join(line[4:] for line in block.splitlines()) for block in re.findall(pattern, README)
+    ]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    commands = [line.strip() for block in code_blocks("console") for line in block.splitlines()]
+    commands = [c for c in commands if c]
+    assert len(commands) == 2, commands  # the demo, then the tests
+    assert "rxbinance demo" in commands[0]
+    assert "pytest" in commands[1]
+    assert commands[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_fakebinance_example_runs() -> None:
+    (example,) = [b for b in code_blocks("python") if "def test_my_strategy" in b]
+    namespace: dict[str, object] = {}
+    exec(compile(example, "README.rst", "exec"), namespace)
+    namespace["test_my_strategy_sees_trades"]()  # type: ignore[operator]
