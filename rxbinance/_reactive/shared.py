@@ -224,15 +224,14 @@ class SharedConnection:
             if self._stopped:
                 return
             self._timer = None
-            holder: list[SocketLike] = []
+            # The lambda runs on the reader thread, after start(): `sock` is bound by then.
             sock = self._open_socket(
                 self.url,
                 key=self.key,
                 on_message=self.fanout.on_next,
                 on_event=self._emit_event,
-                on_closed=lambda failure: self._closed(holder[0], failure),
+                on_closed=lambda failure: self._closed(sock, failure),
             )
-            holder.append(sock)
             self._socket = sock
             self.connects += 1
             self.sockets = [s for s in self.sockets if _alive(s)] + [sock]
