@@ -12,9 +12,16 @@
     │   ├── StallError                        no data and no ping for ``stall_timeout`` seconds
     │   └── ServerShutdown                    Binance announced ``serverShutdown``: reconnect at
     │                                         once, not counted as a failure
+    ├── BinanceAPIError                       Binance answered a request with an error: HTTP
+    │   │                                     ``status``, Binance ``code`` and ``msg``
+    │   └── RateLimitError                    429 (slow down) or 418 (IP banned), with
+    │                                         ``retry_after`` seconds and ``banned``
+    ├── RequestError                          a REST request got no answer: DNS, refused, TLS,
+    │   │                                     connection reset (requests' errors, chained)
+    │   └── RequestTimeout                    no answer within the client's ``timeout``
     └── ProtocolError                         Binance sent something unexpected (bad frame)
 
-Exceptions of websocket-client and the socket module are mapped to these at the transport
+Exceptions of websocket-client, requests and the socket module are mapped to these at the transport
 boundary and chained (``raise ConnectError(...) from exc``), so callers never need to import the
 dependencies' exception types. None of them ever carries an API secret.
 """
@@ -22,12 +29,16 @@ dependencies' exception types. None of them ever carries an API secret.
 from __future__ import annotations
 
 __all__ = [
+    "BinanceAPIError",
     "ConnectError",
     "ConnectionDropped",
     "ConnectionFailure",
     "HandshakeError",
     "InvalidInputError",
     "ProtocolError",
+    "RateLimitError",
+    "RequestError",
+    "RequestTimeout",
     "RxBinanceError",
     "ServerShutdown",
     "StallError",
@@ -95,3 +106,81 @@ class ServerShutdown(ConnectionFailure):
 
 class ProtocolError(RxBinanceError):
     """Binance sent something rxbinance cannot use (malformed JSON, a binary frame, ...)."""
+
+
+class BinanceAPIError(RxBinanceError):
+    """Binance answered a request with an error.
+
+    Attributes:
+        status: The HTTP status (REST) or the response's ``status`` (WebSocket API), e.g. 400.
+        code: Binance's error code, e.g. -1121; None when the body was not Binance's
+            ``{"code", "msg"}`` JSON (an nginx HTML page such as the 410 of a retired endpoint).
+        msg: Binance's message, or a description of the non-JSON body.
+        method: The HTTP method or WebSocket API method ("" when unknown).
+        url: The URL, never with its signature ("" when unknown).
+
+    ``str()`` shows status, code and msg (and the request when known). Status 5xx means the
+    outcome is unknown, not that the request failed (binance-protocol.md 7.1).
+    """
+
+    def __init__(
+        self, status: int, code: int | None, msg: str, *, method: str = "", url: str = ""
+    ) -> None:
+        super().__init__(status, code, msg)
+        self.status = status
+        self.code = code
+        self.msg = msg
+        self.method = method
+        self.url = url
+
+    def __str__(self) -> str:
+        request = " ".join(part for part in (self.method, self.url) if part)
+        where = f" ({request})" if request else ""
+        code = "no Binance code" if self.code is None else f"code {self.code}"
+        return f"HTTP {self.status}, {code}: {self.msg}{where}"
+
+
+class RateLimitError(BinanceAPIError):
+    """429 (too much request weight: back off) or 418 (the IP is banned).
+
+    Attributes:
+        retry_after: Seconds to wait before the next request (the ``Retry-After`` header, or
+            what is left of it when the client refused to send), None when Binance gave none.
+        banned: True for 418: the IP is banned until ``retry_after`` has passed.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: int | None,
+        msg: str,
+        *,
+        retry_after: float | None = None,
+        banned: bool = False,
+        method: str = "",
+        url: str = "",
+    ) -> None:
+        super().__init__(status, code, msg, method=method, url=url)
+        self.retry_after = retry_after
+        self.banned = banned
+
+    def __str__(self) -> str:
+        wait = "" if self.retry_after is None else f" [retry after {self.retry_after:g} s]"
+        return super().__str__() + wait
+
+
+class RequestError(RxBinanceError):
+    """A REST request got no HTTP answer: DNS failure, connection refused or reset, TLS error.
+
+    The request may or may not have reached Binance. ``method`` and ``url`` (never with its
+    signature) say which request; the exception of requests is chained as ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+
+
+class RequestTimeout(RequestError):
+    """No answer within the client's ``timeout`` (connecting or reading)."""
