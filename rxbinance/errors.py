@@ -21,9 +21,9 @@
     │   └── RequestTimeout                    no answer within the client's ``timeout``
     └── ProtocolError                         Binance sent something unexpected (bad frame)
 
-Exceptions of websocket-client, requests and the socket module are mapped to these at the transport
-boundary and chained (``raise ConnectError(...) from exc``), so callers never need to import the
-dependencies' exception types. None of them ever carries an API secret.
+Exceptions of websocket-client, requests and the socket module are mapped to these at the
+transport boundary and chained (``raise ConnectError(...) from exc``), so callers never need to
+import the dependencies' exception types. None of them ever carries an API secret.
 """
 
 from __future__ import annotations
