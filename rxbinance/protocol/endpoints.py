@@ -1,22 +1,46 @@
-"""Binance endpoints per market and the URL shapes of stream sockets (binance-protocol.md 1, 8)."""
+"""Binance endpoints per market and the URL shapes of stream sockets (binance-protocol.md 1, 8).
+
+Spot streams live at ``<base>/ws/<name>`` and ``<base>/stream?streams=...``. USD-M futures
+streams live on routed paths since 2026-04-23: ``<base>/public/...`` (book data),
+``<base>/market/...`` (everything else) and ``<base>/private/ws?listenKey=...&events=...`` (user
+data); a stream on the wrong route, or on an un-routed URL, connects and delivers nothing.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import quote
 
 from rxbinance.errors import InvalidInputError
 
-__all__ = ["MARKETS", "Endpoints", "combined_url", "endpoints_for", "raw_url"]
+__all__ = [
+    "MARKETS",
+    "Endpoints",
+    "Product",
+    "combined_url",
+    "endpoints_for",
+    "private_url",
+    "raw_url",
+    "routed_combined_url",
+    "routed_raw_url",
+]
+
+#: What a market trades, which decides stream names, routes and user data: spot, or USD-M
+#: futures.
+Product = Literal["spot", "usdm"]
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoints:
-    """Where one market lives: stream base, REST base and WebSocket API URL."""
+    """Where one market lives: stream base, REST base and WebSocket API URL, and its
+    ``product`` (``"spot"`` or ``"usdm"``)."""
 
     ws_url: str
     rest_url: str
     ws_api_url: str
+    product: Product = "spot"
 
 
 MARKETS: dict[str, Endpoints] = {
@@ -39,11 +63,13 @@ MARKETS: dict[str, Endpoints] = {
         ws_url="wss://fstream.binance.com",
         rest_url="https://fapi.binance.com",
         ws_api_url="wss://ws-fapi.binance.com/ws-fapi/v1",
+        product="usdm",
     ),
     "usdm-testnet": Endpoints(
         ws_url="wss://fstream.binancefuture.com",
         rest_url="https://testnet.binancefuture.com",
         ws_api_url="wss://testnet.binancefuture.com/ws-fapi/v1",
+        product="usdm",
     ),
 }
 
@@ -66,3 +92,24 @@ def raw_url(base: str, name: str) -> str:
 def combined_url(base: str, names: list[str]) -> str:
     """``<base>/stream?streams=a/b``: payloads wrapped as ``{"stream": name, "data": ...}``."""
     return f"{base.rstrip('/')}/stream?streams={quote('/'.join(names), safe='!@/')}"
+
+
+def routed_raw_url(base: str, route: str, name: str) -> str:
+    """``<base>/<route>/ws/<name>``: one USD-M stream on its route, payloads delivered bare."""
+    return raw_url(f"{base.rstrip('/')}/{route}", name)
+
+
+def routed_combined_url(base: str, route: str, names: list[str]) -> str:
+    """``<base>/<route>/stream?streams=a/b``: USD-M streams of one route, payloads wrapped."""
+    return combined_url(f"{base.rstrip('/')}/{route}", names)
+
+
+def private_url(base: str, listen_key: str, events: Sequence[str] = ()) -> str:
+    """``<base>/private/ws?listenKey=<key>&events=<E1>/<E2>``: USD-M user data, unwrapped.
+
+    ``events`` names the event types to receive; empty leaves the parameter out.
+    """
+    url = f"{base.rstrip('/')}/private/ws?listenKey={quote(listen_key, safe='')}"
+    if events:
+        url += "&events=" + quote("/".join(events), safe="/")
+    return url

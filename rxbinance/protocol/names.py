@@ -4,34 +4,56 @@ Pure functions, no I/O. Every builder validates its inputs and raises
 :class:`~rxbinance.errors.InvalidInputError` (a ``ValueError``) naming the bad value and the
 allowed ones, so nothing invalid ever reaches a socket. Symbols are accepted in any case and sent
 lowercase, as Binance requires in stream names.
+
+Spot and USD-M futures differ (binance-protocol.md 4.1, 8.3): the ``usdm_*`` builders,
+:func:`validate_usdm_stream_name` and :func:`usdm_route` cover USD-M, whose streams live on
+routed paths (``/public`` for book data, ``/market`` for the rest). A stream on the wrong route
+connects and delivers nothing, so the route is derived from the name here, never chosen by hand.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import Literal
 
 from rxbinance.errors import InvalidInputError
 
 __all__ = [
+    "CONTINUOUS_KLINE_INTERVALS",
+    "CONTRACT_TYPES",
     "DEPTH_LEVELS",
     "DEPTH_SPEEDS",
     "KLINE_INTERVALS",
+    "MARK_PRICE_SPEEDS",
     "RETIRED_STREAMS",
     "ROLLING_WINDOWS",
+    "USDM_DEPTH_SPEEDS",
+    "USDM_KLINE_INTERVALS",
+    "USDM_USER_EVENTS",
+    "UsdmRoute",
     "agg_trade_stream",
     "avg_price_stream",
     "book_ticker_stream",
     "combined_key",
+    "continuous_kline_stream",
     "depth_stream",
+    "force_order_stream",
     "kline_stream",
+    "mark_price_stream",
     "mini_ticker_stream",
     "normalize_symbol",
+    "normalize_usdm_symbol",
     "rolling_ticker_stream",
     "symbol_ticker_stream",
     "trade_stream",
+    "usdm_depth_stream",
+    "usdm_kline_stream",
+    "usdm_route",
     "validate_stream_name",
     "validate_stream_names",
+    "validate_usdm_stream_name",
+    "validate_usdm_stream_names",
 ]
 
 # Case matters: "1M" is a month, "1m" a minute (binance-protocol.md 4.1).
@@ -188,3 +210,164 @@ def validate_stream_names(names: Iterable[str]) -> list[str]:
 def combined_key(names: Sequence[str]) -> str:
     """The registry key and URL part of a combined socket: sorted names joined by '/'."""
     return "/".join(names)
+
+
+# --------------------------------------------------------------------------------------------
+# USD-M futures (binance-protocol.md 8.3)
+
+#: USD-M candles have no 1 s interval; continuous-contract candles do.
+USDM_KLINE_INTERVALS: tuple[str, ...] = tuple(i for i in KLINE_INTERVALS if i != "1s")
+CONTINUOUS_KLINE_INTERVALS: tuple[str, ...] = KLINE_INTERVALS
+#: Contract types of ``<pair>_<contractType>@continuousKline_<interval>``, as in stream names.
+CONTRACT_TYPES: tuple[str, ...] = (
+    "perpetual",
+    "current_quarter",
+    "next_quarter",
+    "tradifi_perpetual",
+)
+#: USD-M depth update periods in ms: 250 is the default (no suffix), then ``@500ms``, ``@100ms``.
+USDM_DEPTH_SPEEDS: tuple[int, ...] = (250, 500, 100)
+#: Mark price update periods in ms: 3000 is the default (no suffix), 1000 is ``@1s``.
+MARK_PRICE_SPEEDS: tuple[int, ...] = (3000, 1000)
+#: The USD-M user data event types (``e``) a ``/private`` connection asks for by default
+#: (binance-protocol.md 8.5). ``listenKeyExpired`` is not a filterable type: it always comes.
+USDM_USER_EVENTS: tuple[str, ...] = (
+    "ACCOUNT_UPDATE",
+    "ORDER_TRADE_UPDATE",
+    "TRADE_LITE",
+    "MARGIN_CALL",
+    "ACCOUNT_CONFIG_UPDATE",
+    "ALGO_UPDATE",
+    "STRATEGY_UPDATE",
+    "GRID_UPDATE",
+    "CONDITIONAL_ORDER_TRIGGER_REJECT",
+)
+
+#: The routed path a USD-M market stream lives on.
+UsdmRoute = Literal["public", "market"]
+
+# Futures symbols may carry a delivery date: BTCUSDT_250328 (quarterly contracts).
+_USDM_SYMBOL = re.compile(r"[^\W_]{1,32}(?:_\d{6})?")
+
+
+def normalize_usdm_symbol(symbol: object) -> str:
+    """Return a USD-M ``symbol`` lowercased for a stream name, or raise ``InvalidInputError``.
+
+    Like :func:`normalize_symbol`, plus the delivery-date suffix of quarterly contracts
+    (``BTCUSDT_250328``).
+    """
+    if not isinstance(symbol, str) or not _USDM_SYMBOL.fullmatch(symbol):
+        raise InvalidInputError(
+            f"invalid symbol {symbol!r}: expected 1 to {MAX_SYMBOL_LENGTH} letters or digits "
+            "such as 'BTCUSDT', optionally with a delivery date such as 'BTCUSDT_250328'"
+        )
+    return symbol.lower()
+
+
+def usdm_kline_stream(symbol: str, interval: str = "1m") -> str:
+    """``<symbol>@kline_<interval>`` on USD-M; ``interval`` is one of
+    :data:`USDM_KLINE_INTERVALS` (no ``1s``: use :func:`continuous_kline_stream` for that)."""
+    _check_choice("USD-M kline interval", interval, USDM_KLINE_INTERVALS)
+    return f"{normalize_usdm_symbol(symbol)}@kline_{interval}"
+
+
+def usdm_depth_stream(symbol: str, levels: int | None = None, speed: int = 250) -> str:
+    """USD-M diff depth (``levels=None``) or partial depth (``levels`` 5, 10 or 20); both are
+    ``depthUpdate`` events with ``pu``. ``speed`` in ms: 250 (default), 500 or 100."""
+    if levels is not None:
+        _check_choice("depth levels", levels, DEPTH_LEVELS)
+    _check_choice("USD-M depth speed (ms)", speed, USDM_DEPTH_SPEEDS)
+    suffix = "" if speed == 250 else f"@{speed}ms"
+    return f"{normalize_usdm_symbol(symbol)}@depth{levels or ''}{suffix}"
+
+
+def mark_price_stream(symbol: str | None = None, speed: int = 3000) -> str:
+    """``<symbol>@markPrice[@1s]``, or ``!markPrice@arr[@1s]`` for every symbol (None).
+
+    ``speed`` in ms: 3000 (Binance's default) or 1000 (``@1s``).
+    """
+    _check_choice("mark price speed (ms)", speed, MARK_PRICE_SPEEDS)
+    suffix = "@1s" if speed == 1000 else ""
+    if symbol is None:
+        return f"!markPrice@arr{suffix}"
+    return f"{normalize_usdm_symbol(symbol)}@markPrice{suffix}"
+
+
+def force_order_stream(symbol: str | None = None) -> str:
+    """``<symbol>@forceOrder`` (liquidations), or ``!forceOrder@arr`` for every symbol."""
+    if symbol is None:
+        return "!forceOrder@arr"
+    return f"{normalize_usdm_symbol(symbol)}@forceOrder"
+
+
+def continuous_kline_stream(pair: str, contract_type: str, interval: str) -> str:
+    """``<pair>_<contractType>@continuousKline_<interval>``.
+
+    ``pair`` is a plain pair (``BTCUSDT``); ``contract_type`` one of :data:`CONTRACT_TYPES`
+    in any case (``"PERPETUAL"`` as in payloads works too); ``interval`` one of
+    :data:`CONTINUOUS_KLINE_INTERVALS` (``1s`` included).
+    """
+    lowered = contract_type.lower() if isinstance(contract_type, str) else contract_type
+    _check_choice("contract type", lowered, CONTRACT_TYPES)
+    _check_choice("continuous kline interval", interval, CONTINUOUS_KLINE_INTERVALS)
+    return f"{normalize_symbol(pair)}_{lowered}@continuousKline_{interval}"
+
+
+_USDM_INTERVALS = "|".join(USDM_KLINE_INTERVALS)
+_USDM_PUBLIC = re.compile(
+    r"[^\W_A-Z]{1,32}(?:_\d{6})?@(?:"
+    r"bookTicker|depth(?:5|10|20)?(?:@500ms|@100ms)?|rpiDepth@500ms"
+    r")|!bookTicker"
+)
+_USDM_MARKET = re.compile(
+    r"[^\W_A-Z]{1,32}(?:_\d{6})?@(?:"
+    r"aggTrade|markPrice(?:@1s)?|miniTicker|ticker|forceOrder|compositeIndex|assetIndex"
+    rf"|kline_(?:{_USDM_INTERVALS})"
+    r")"
+    rf"|[^\W_A-Z]{{1,32}}_(?:{'|'.join(CONTRACT_TYPES)})@continuousKline_(?:{_INTERVALS})"
+    r"|!markPrice@arr(?:@1s)?|!miniTicker@arr|!ticker@arr|!forceOrder@arr|!contractInfo"
+    r"|!assetIndex@arr|tradingSession"
+)
+
+
+def usdm_route(name: str) -> UsdmRoute:
+    """The routed path of a valid USD-M stream name: ``"public"`` for book data (bookTicker,
+    depth), ``"market"`` for everything else (binance-protocol.md 8.1). Raises
+    InvalidInputError for a name that is not a USD-M market stream."""
+    validate_usdm_stream_name(name)
+    return "public" if _USDM_PUBLIC.fullmatch(name) else "market"
+
+
+def validate_usdm_stream_name(name: object) -> str:
+    """Return ``name`` if it is a valid USD-M futures market stream name, else raise
+    InvalidInputError naming it and the allowed shapes.
+
+    Spot-only streams (``@trade``, ``@avgPrice``, ``@ticker_<window>``, ``kline_1s``...) are
+    refused here: Binance's USD-M docs do not have them.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"invalid stream name {name!r}: expected a non-empty string")
+    if _USDM_PUBLIC.fullmatch(name) or _USDM_MARKET.fullmatch(name):
+        return name
+    symbol, at, _ = name.partition("@")
+    hint = ""
+    if at and symbol != symbol.lower():
+        hint = f" (symbols in stream names are lowercase: {symbol.lower()!r})"
+    raise InvalidInputError(
+        f"invalid USD-M futures stream name {name!r}{hint}: expected '<symbol>@<kind>' with "
+        "kind one of aggTrade, markPrice[@1s], kline_<interval> (no 1s), miniTicker, ticker, "
+        "forceOrder, compositeIndex, bookTicker, depth[5|10|20][@500ms|@100ms], "
+        "rpiDepth@500ms; or '<pair>_<contractType>@continuousKline_<interval>'; or one of "
+        "'!markPrice@arr[@1s]', '!miniTicker@arr', '!ticker@arr', '!forceOrder@arr', "
+        "'!bookTicker', '!contractInfo', '!assetIndex@arr'"
+    )
+
+
+def validate_usdm_stream_names(names: Iterable[str]) -> list[str]:
+    """Like :func:`validate_stream_names`, for USD-M names."""
+    if isinstance(names, str):
+        raise InvalidInputError(f"expected a list of stream names, got the string {names!r}")
+    checked = sorted({validate_usdm_stream_name(n) for n in names})
+    if not checked:
+        raise InvalidInputError("expected at least one stream name")
+    return checked
