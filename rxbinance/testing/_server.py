@@ -33,7 +33,7 @@ import concurrent.futures
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
@@ -61,7 +61,7 @@ from ._records import (
     ConnectionRecord,
     RestRequest,
 )
-from ._rest import RestApp, RestFaults, RestServer
+from ._rest import ApiKey, ApiKeys, ListenKeyRecord, ListenKeys, RestApp, RestFaults, RestServer
 from ._wsapi import WsApi, WsApiSession
 
 __all__ = ["FakeBinance"]
@@ -248,6 +248,9 @@ class FakeBinance:
         market: Serve this market object instead of building
             ``Market(symbols=symbols, seed=seed)`` (then ``symbols`` and ``seed`` are
             ignored). The escape hatch for a custom start time, tick size or book depth.
+        api_keys: API keys the fake accepts, mapped to their HMAC secrets (more, including
+            Ed25519/RSA public keys, with :meth:`add_api_key`). USER_STREAM and SIGNED REST
+            endpoints check them (see ``rxbinance.testing._rest``).
     """
 
     def __init__(
@@ -266,6 +269,7 @@ class FakeBinance:
         close_timeout: float = 2.0,
         max_send_buffer: int = 8 * 2**20,
         market: Market | None = None,
+        api_keys: Mapping[str, str] | None = None,
     ) -> None:
         if (
             ping_interval is not None
@@ -295,6 +299,8 @@ class FakeBinance:
         self._cond = threading.Condition(self._lock)
         self._weights = WeightMeter(rest_weight_limit)
         self._rest_faults = RestFaults()
+        self._api_keys = ApiKeys(api_keys)
+        self._listen_keys = ListenKeys(self._cond)  # notifies wait_for on every change
         self._wsapi = WsApi(weights=self._weights, server_time_ms=self._market_time_ms)
 
         # Observability (guarded by the lock).
@@ -364,6 +370,8 @@ class FakeBinance:
             weights=self._weights,
             faults=self._rest_faults,
             record=self._record_rest,
+            api_keys=self._api_keys,
+            listen_keys=self._listen_keys,
         )
         self._state = "running"
         try:
@@ -1081,6 +1089,31 @@ class FakeBinance:
     def rest_weight_used(self) -> int:
         """Request weight used in the current wall-clock minute (REST and WS API)."""
         return self._weights.used()
+
+    def add_api_key(
+        self,
+        api_key: str,
+        secret: str | bytes | None = None,
+        *,
+        public_key: str | bytes | None = None,
+    ) -> ApiKey:
+        """Accept ``api_key`` with an HMAC ``secret`` or a PEM ``public_key`` (Ed25519/RSA)."""
+        return self._api_keys.add(api_key, secret, public_key=public_key)
+
+    @property
+    def api_keys(self) -> ApiKeys:
+        """The API keys the fake accepts (``verify(api_key, payload, signature)``, ``remove``)."""
+        return self._api_keys
+
+    @property
+    def listen_keys(self) -> tuple[ListenKeyRecord, ...]:
+        """Every USD-M listen key created so far, oldest first, with state and expiry."""
+        return self._listen_keys.snapshot()
+
+    def expire_listen_key(self, listen_key: str) -> ListenKeyRecord:
+        """Expire an active listen key now, as if its 60 minutes had run out (KeyError if it
+        is not active): keepalives then get -1125 and a new POST creates a new key."""
+        return self._listen_keys.expire(listen_key)
 
     @property
     def wsapi(self) -> WsApi:
