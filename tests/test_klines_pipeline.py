@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -54,6 +55,13 @@ class HttpError(Exception):
         self.status = status
 
 
+def caught_up(fake: FakeBinance) -> Callable[[Collector], bool]:
+    """True once the candle that closed last on the market has been emitted closed."""
+    rows = fake.with_market(lambda m: m.rest_klines("BTCUSDT", "1s"))
+    last_closed = rows[-2][0]
+    return lambda c: any(k.closed and k.open_time == last_closed for k in c.items)
+
+
 def check_series(fake: FakeBinance, emitted: list[Kline]) -> None:
     """No duplicate, no gap, never backwards, and every closed candle equals Binance's."""
     opens = [k.open_time for k in emitted]
@@ -91,7 +99,7 @@ def test_history_then_live_without_gap_or_duplicate(
         assert all(k.first_trade_id == -1 for k in history)  # REST does not report them
         fake.wait_for_connections(1, stream="btcusdt@kline_1s")
         fake.step(45)
-        out.wait_for(lambda c: sum(k.closed for k in c.items) >= 8)
+        out.wait_for(caught_up(fake))
     finally:
         sub.dispose()
     assert rest.calls == [{"symbol": "BTCUSDT", "start_time": None, "limit": 5}]
@@ -119,9 +127,9 @@ def test_live_candles_buffered_during_the_rest_call_join_seamlessly(
         fake.step(25)  # candles close and updates arrive while the REST answer is in flight
         assert not out.items
         release.set()
-        out.wait_for(lambda c: sum(k.closed for k in c.items) >= 4)  # 2 + 2 of the buffer
+        out.wait_for(caught_up(fake))  # the buffered candles, after the history
         fake.step(20)
-        out.wait_for(lambda c: sum(k.closed for k in c.items) >= 6)
+        out.wait_for(caught_up(fake))
     finally:
         sub.dispose()
     check_series(fake, out.items)
@@ -136,15 +144,17 @@ def test_candles_missed_while_disconnected_are_fetched_again(
     sub = klines_with_history(streams, "BTCUSDT", "1s", history=2, rest=rest).subscribe(out)
     try:
         fake.wait_for_connections(1, stream="btcusdt@kline_1s")
+        out.wait_count(2)  # the history
         fake.step(15)
-        out.wait_for(lambda c: any(k.closed for k in c.items[2:]))
+        out.wait_for(caught_up(fake))
+        first = max(c.id for c in fake.connections)
         fake.refuse_connections()
         fake.drop_connections()
         fake.step(40)  # four candles close while nobody listens
         fake.accept_connections()
-        fake.wait_for_connections(1, stream="btcusdt@kline_1s")
+        fake.wait_for(lambda f: any(c.id > first and c.closed_at is None for c in f.connections))
         fake.step(25)
-        out.wait_for(lambda c: len(rest.calls) >= 2 and sum(k.closed for k in c.items) >= 9)
+        out.wait_for(caught_up(fake))
     finally:
         sub.dispose()
     check_series(fake, out.items)
@@ -198,3 +208,22 @@ def test_bad_arguments_raise_at_once(streams: BinanceStreams) -> None:
         klines_with_history(streams, "BTCUSDT", "1m", history=0)
     with pytest.raises(ValueError, match="history"):
         klines_with_history(streams, "BTCUSDT", "1m", history=1001)
+
+
+def test_history_over_http(fake: FakeBinance, streams: BinanceStreams) -> None:
+    rest_module = pytest.importorskip("rxbinance.rest")
+    client = getattr(streams, "rest", None) or rest_module.Client(base_url=fake.rest_url)
+    fake.step(60)
+    out = Collector()
+    sub = klines_with_history(streams, "BTCUSDT", "1s", history=4, rest=client).subscribe(out)
+    try:
+        out.wait_count(4)
+        fake.wait_for_connections(1, stream="btcusdt@kline_1s")
+        fake.step(30)
+        out.wait_for(caught_up(fake))
+    finally:
+        sub.dispose()
+    (request,) = [r for r in fake.rest_requests if r.path == "/api/v3/klines"]
+    assert "limit=4" in request.query
+    assert request.weight == 2
+    check_series(fake, out.items)

@@ -212,15 +212,15 @@ def test_every_book_equals_the_true_book_through_gaps_drops_and_shutdowns(
     books = Collector()
     subscription = order_book(streams, "BTCUSDT", limit=5000, rest=rest).subscribe(books)
     try:
-        books.wait_count(30)
+        books.wait_count(25)
         fake.inject_gap("BTCUSDT", 3)
-        books.wait_count(80)
+        books.wait_count(60)
         fake.drop_connections()
-        books.wait_count(130)
+        books.wait_count(95)
         fake.server_shutdown()
-        books.wait_count(180)
+        books.wait_count(130)
         fake.inject_gap("BTCUSDT")
-        books.wait_count(230)
+        books.wait_count(165)
     finally:
         subscription.dispose()
     assert not books.errors
@@ -529,3 +529,41 @@ def test_bad_arguments_raise_at_once(streams: BinanceStreams) -> None:
         order_book(streams, "BTCUSDT", limit=5001)
     with pytest.raises(ValueError, match="speed"):
         order_book(streams, "BTCUSDT", speed=250)
+
+
+# -- through the real REST client (HTTP to FakeBinance) --------------------------------------
+
+
+def _http_rest(streams: BinanceStreams, fake: FakeBinance) -> Any:
+    rest_module = pytest.importorskip("rxbinance.rest")
+    client = getattr(streams, "rest", None)
+    return client if client is not None else rest_module.Client(base_url=fake.rest_url)
+
+
+def test_snapshots_over_http_cost_their_weight_and_429_waits_retry_after(
+    fake: FakeBinance, streams: BinanceStreams
+) -> None:
+    rest = _http_rest(streams, fake)
+    events = Events(streams)
+    budget = WeightBudget()
+    fake.rest_fault(429, retry_after=1, times=1)
+    books = Collector()
+    sub = order_book(streams, "BTCUSDT", rest=rest, budget=budget).subscribe(books)
+    try:
+        fake.wait_for_connections(1)
+        fake.step()
+        events.wait(lambda e: bool(e.of(BookSnapshotFailed)))
+        while not books.items:
+            fake.step()
+            time.sleep(0.02)
+    finally:
+        sub.dispose()
+    (failed,) = events.of(BookSnapshotFailed)
+    assert failed.retry_in >= 1
+    depth = [r for r in fake.rest_requests if r.path == "/api/v3/depth"]
+    assert [r.status for r in depth] == [429, 200]
+    assert "limit=1000" in depth[1].query
+    assert depth[1].weight == 50
+    assert depth[1].time - depth[0].time >= 0.9
+    assert budget.spent == 100  # both attempts took their weight
+    assert_true_book(fake, books.items[-1], full=True)

@@ -310,17 +310,18 @@ class _Session:
                 self._fetched(candles)
 
     def _candles(self, rows: Any) -> list[Kline]:
-        """REST rows -> Klines. Every row but the last is closed; the last is closed only if
-        a buffered live candle is later than it (else it is the candle in progress)."""
+        """REST rows -> Klines. Every row but the last is closed (REST knows a later candle).
+        The last is the candle in progress as far as REST knew: open. If it has closed since,
+        the live stream's closing update (buffered, or still to come) closes it; if that update
+        was missed, the next live candle finds it open and fetches it again (see _offer)."""
         buffered = self._buffer or []
-        latest_live = max((k.open_time for k in buffered), default=None)
         latest_event = max((k.event_time for k in buffered), default=None)
         out = []
         try:
             for i, row in enumerate(rows):
                 open_time = int(row[0])
                 close_time = int(row[6])
-                closed = i + 1 < len(rows) or (latest_live is not None and latest_live > open_time)
+                closed = i + 1 < len(rows)
                 out.append(
                     Kline(
                         event_time=close_time if closed else (latest_event or open_time),
