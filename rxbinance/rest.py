@@ -487,11 +487,12 @@ class Client:
             remaining = self._blocked_until - time.monotonic()
             block = self._block
         if remaining > 0 and block is not None:
-            what = "the IP is banned (418)" if block.banned else f"HTTP {block.status}"
+            banned = " (IP banned)" if block.banned else ""
             raise RateLimitError(
                 block.status,
                 block.code,
-                f"not sent: {what} asked to wait {remaining:.3f} s more; Binance said: {block.msg}",
+                f"not sent: Binance answered HTTP {block.status}{banned} and asked to wait "
+                f"{remaining:.3f} s more; it said: {block.msg}",
                 retry_after=remaining,
                 banned=block.banned,
                 method=method,
