@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from rxbinance import BinanceStreams
-from rxbinance.errors import ConnectionFailure
+from rxbinance.errors import BinanceAPIError, ConnectionFailure, RequestError
 from rxbinance.models import Kline
 from rxbinance.pipelines import klines_with_history
+from rxbinance.rest import Client
 from rxbinance.testing import FakeBinance
 from tests.conftest import Collector
 
@@ -47,12 +48,6 @@ class MarketKlines:
         if callable(step):
             step()  # e.g. hang: the answer was taken before, as a slow response would be
         return answer
-
-
-class HttpError(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
 
 
 def caught_up(fake: FakeBinance) -> Callable[[Collector], bool]:
@@ -168,7 +163,9 @@ def test_transient_rest_errors_are_retried_and_fatal_ones_end_the_subscription(
 ) -> None:
     fake.step(20)
     retried = Collector()
-    rest = MarketKlines(fake, script=[ConnectionError("reset"), HttpError(503)])
+    rest = MarketKlines(
+        fake, script=[RequestError("connection reset"), BinanceAPIError(503, None, "busy")]
+    )
     sub = klines_with_history(streams, "BTCUSDT", "1s", history=2, rest=rest).subscribe(retried)
     try:
         retried.wait_count(2)
@@ -178,10 +175,11 @@ def test_transient_rest_errors_are_retried_and_fatal_ones_end_the_subscription(
     assert not retried.errors
 
     fatal = Collector()
-    bad = MarketKlines(fake, script=[HttpError(400)])
+    bad = MarketKlines(fake, script=[BinanceAPIError(400, -1121, "Invalid symbol.")])
     klines_with_history(streams, "BTCUSDT", "1s", rest=bad).subscribe(fatal)
     fatal.wait_for(lambda c: bool(c.errors))
-    assert isinstance(fatal.errors[0], HttpError)
+    assert isinstance(fatal.errors[0], BinanceAPIError)
+    assert fatal.errors[0].code == -1121
     assert len(bad.calls) == 1
 
 
@@ -211,8 +209,11 @@ def test_bad_arguments_raise_at_once(streams: BinanceStreams) -> None:
 
 
 def test_history_over_http(fake: FakeBinance, streams: BinanceStreams) -> None:
-    rest_module = pytest.importorskip("rxbinance.rest")
-    client = getattr(streams, "rest", None) or rest_module.Client(base_url=fake.rest_url)
+    with Client(base_url=fake.rest_url) as own:
+        check_history_over_http(fake, streams, getattr(streams, "rest", None) or own)
+
+
+def check_history_over_http(fake: FakeBinance, streams: BinanceStreams, client: Any) -> None:
     fake.step(60)
     out = Collector()
     sub = klines_with_history(streams, "BTCUSDT", "1s", history=4, rest=client).subscribe(out)

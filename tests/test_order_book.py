@@ -15,11 +15,13 @@ import pytest
 from reactivex.scheduler import EventLoopScheduler
 
 from rxbinance import BinanceStreams
-from rxbinance.errors import ConnectionFailure
+from rxbinance.errors import BinanceAPIError, ConnectionFailure, RateLimitError, RequestError
 from rxbinance.events import BookResyncing, BookSnapshotFailed, BookSynced, ConnectionEvent
 from rxbinance.pipelines import OrderBook, WeightBudget, order_book
 from rxbinance.pipelines._book import PersistentBook
+from rxbinance.pipelines._rest import DEFAULT_RATE_LIMIT_PAUSE, is_fatal, retry_after
 from rxbinance.protocol.book import LocalBook
+from rxbinance.rest import Client
 from rxbinance.testing import FakeBinance
 from tests.conftest import Collector
 
@@ -52,14 +54,6 @@ class MarketRest:
     def count(self, symbol: str) -> int:
         with self.lock:
             return sum(1 for call in self.calls if call[0] == symbol)
-
-
-class RateLimited(Exception):
-    """What rxbinance.errors.RateLimitError looks like to the pipelines: a retry_after."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"429 Too Many Requests, retry after {retry_after} s")
-        self.retry_after = retry_after
 
 
 class Events:
@@ -198,6 +192,19 @@ def test_weight_budget_spreads_requests_out_and_pauses_on_rate_limits() -> None:
     assert budget.spent == 16
     with pytest.raises(ValueError, match="> 0"):
         WeightBudget(0)
+
+
+def test_rest_errors_are_triaged_into_wait_retry_or_give_up() -> None:
+    limited = RateLimitError(429, -1003, "Too much request weight used", retry_after=2)
+    banned = RateLimitError(418, -1003, "IP banned", retry_after=None, banned=True)
+    assert (retry_after(limited), retry_after(banned)) == (2.0, DEFAULT_RATE_LIMIT_PAUSE)
+    assert retry_after(RequestError("reset")) is None
+    assert not is_fatal(limited)
+    assert not is_fatal(banned)
+    assert not is_fatal(RequestError("reset"))
+    assert not is_fatal(BinanceAPIError(503, None, "unknown outcome"))
+    assert is_fatal(BinanceAPIError(400, -1121, "Invalid symbol."))
+    assert not is_fatal(RuntimeError("anything else is worth another try"))
 
 
 # -- against FakeBinance --------------------------------------------------------------------
@@ -383,7 +390,8 @@ def test_rate_limited_snapshots_wait_retry_after_then_sync(
 ) -> None:
     events = Events(streams)
     budget = WeightBudget()
-    rest = MarketRest(fake, script=[RateLimited(0.3)])
+    limited = RateLimitError(429, -1003, "Too much request weight used", retry_after=0.3)
+    rest = MarketRest(fake, script=[limited])
     books = Collector()
     sub = order_book(streams, "BTCUSDT", rest=rest, budget=budget).subscribe(books)
     try:
@@ -397,7 +405,7 @@ def test_rate_limited_snapshots_wait_retry_after_then_sync(
     finally:
         sub.dispose()
     (failed,) = events.of(BookSnapshotFailed)
-    assert "RateLimited" in failed.error
+    assert failed.error.startswith("RateLimitError: HTTP 429, code -1003")
     assert failed.retry_in >= 0.3
     first, second = rest.calls[0][2], rest.calls[1][2]
     assert second - first >= 0.25
@@ -534,16 +542,21 @@ def test_bad_arguments_raise_at_once(streams: BinanceStreams) -> None:
 # -- through the real REST client (HTTP to FakeBinance) --------------------------------------
 
 
-def _http_rest(streams: BinanceStreams, fake: FakeBinance) -> Any:
-    rest_module = pytest.importorskip("rxbinance.rest")
+@pytest.fixture
+def http_rest(fake: FakeBinance, streams: BinanceStreams) -> Iterator[Any]:
+    """The streams' REST client (rxbinance.rest.Client over HTTP to FakeBinance)."""
     client = getattr(streams, "rest", None)
-    return client if client is not None else rest_module.Client(base_url=fake.rest_url)
+    if client is not None:
+        yield client
+        return
+    with Client(base_url=fake.rest_url) as own:
+        yield own
 
 
 def test_snapshots_over_http_cost_their_weight_and_429_waits_retry_after(
-    fake: FakeBinance, streams: BinanceStreams
+    fake: FakeBinance, streams: BinanceStreams, http_rest: Any
 ) -> None:
-    rest = _http_rest(streams, fake)
+    rest = http_rest
     events = Events(streams)
     budget = WeightBudget()
     fake.rest_fault(429, retry_after=1, times=1)

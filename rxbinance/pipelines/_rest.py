@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rxbinance.errors import InvalidInputError
+from rxbinance.errors import InvalidInputError, RateLimitError, RequestError
 
 if TYPE_CHECKING:
     from rxbinance.streams import BinanceStreams
@@ -85,29 +85,40 @@ def check_depth_limit(limit: object, *, futures: bool) -> int:
     return limit
 
 
+#: Pause after a 429/418 that carried no ``Retry-After``: weight is counted per minute.
+DEFAULT_RATE_LIMIT_PAUSE = 60.0
+
+
 def retry_after(error: BaseException) -> float | None:
     """Seconds a rate-limit error (429/418) asks to wait, else None.
 
-    Duck-typed on ``retry_after`` (``rxbinance.errors.RateLimitError`` carries it) so that any
-    client raising an error with that attribute gets the same treatment.
+    :class:`~rxbinance.errors.RateLimitError` carries ``retry_after`` (None when Binance sent
+    no ``Retry-After``: then :data:`DEFAULT_RATE_LIMIT_PAUSE`). Any other exception with a
+    numeric ``retry_after`` attribute (another client's) is honoured the same way.
     """
     value = getattr(error, "retry_after", None)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return max(0.0, float(value))
+    if isinstance(error, RateLimitError):
+        return DEFAULT_RATE_LIMIT_PAUSE
     return None
 
 
 def is_fatal(error: BaseException) -> bool:
     """True for a REST error that retrying cannot fix: Binance refused the request itself
-    (HTTP 4xx other than 429/418, e.g. -1121 invalid symbol) or the arguments were invalid."""
+    (HTTP 4xx other than 429/418, e.g. -1121 invalid symbol) or the arguments were invalid.
+
+    Rate limits, 5xx (outcome unknown), timeouts and network errors
+    (:class:`~rxbinance.errors.RequestError`) are worth retrying.
+    """
     if isinstance(error, InvalidInputError):
         return True
-    if retry_after(error) is not None:
+    if isinstance(error, (RateLimitError, RequestError)) or retry_after(error) is not None:
         return False
     status = getattr(error, "status", None)
     if status is None:
         status = getattr(error, "status_code", None)
-    return isinstance(status, int) and 400 <= status < 500
+    return isinstance(status, int) and 400 <= status < 500 and status not in (418, 429)
 
 
 class WeightBudget:
