@@ -43,7 +43,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import reactivex
 from reactivex import Observable, abc
@@ -57,6 +57,9 @@ from rxbinance.events import ConnectionEvent
 from rxbinance.protocol import names
 from rxbinance.protocol.endpoints import combined_url, endpoints_for, raw_url
 from rxbinance.transport import StreamSocket
+
+if TYPE_CHECKING:
+    from rxbinance.rest import Client
 
 __all__ = ["BinanceStreams", "Message", "StreamStatistics"]
 
@@ -122,8 +125,12 @@ class BinanceStreams:
         connect_timeout: float = 10.0,
         scheduler: abc.SchedulerBase | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        api_key: str | None = None,
+        api_secret: str | None = None,
     ) -> None:
         endpoints = endpoints_for(market)
+        self._api_key = api_key
+        self._api_secret = api_secret
         self.market = market
         self.ws_url = (ws_url or endpoints.ws_url).rstrip("/")
         self.rest_url = (rest_url or endpoints.rest_url).rstrip("/")
@@ -146,6 +153,8 @@ class BinanceStreams:
             exit_if_empty=True,
         )
         self._registry = StreamRegistry(make_connection=self._make_connection, scheduler=scheduler)
+        self._rest: Client | None = None
+        self._rest_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -171,6 +180,28 @@ class BinanceStreams:
                     sock.join(max(0.0, deadline - time.monotonic()))
         with self._events_lock:
             self._events.on_completed()
+        with self._rest_lock:
+            rest, self._rest = self._rest, None
+        if rest is not None:
+            rest.close()
+
+    @property
+    def rest(self) -> Client:
+        """The REST client of these streams (created on first use): a
+        :class:`rxbinance.rest.Client` on ``rest_url`` for ``market``, with the streams'
+        ``api_key``/``api_secret``. Pipelines fetch snapshots and history with it; it is
+        closed by :meth:`close`."""
+        from rxbinance.rest import Client  # rest imports requests: only when needed
+
+        with self._rest_lock:
+            if self._rest is None:
+                self._rest = Client(
+                    api_key=self._api_key,
+                    api_secret=self._api_secret,
+                    base_url=self.rest_url,
+                    market=self.market,
+                )
+            return self._rest
 
     def __repr__(self) -> str:
         return f"BinanceStreams(market={self.market!r}, ws_url={self.ws_url!r})"
