@@ -103,7 +103,7 @@ def klines_with_history(
             rest=client,
             budget=budget if budget is not None else rest_budget(streams),
         )
-        session.start(streams.stream(stream_name))
+        session.start(streams.klines(upper, interval))
 
         def stop() -> None:
             if isinstance(target, ScheduledDelivery):

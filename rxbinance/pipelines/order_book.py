@@ -244,7 +244,7 @@ class _BookConnection:
     ) -> None:
         self.key = key
         self.refs = 0
-        self.symbol, self.limit, _speed = key
+        self.symbol, self.limit, self._speed = key
         self.stream_name = stream_name
         self._streams = streams
         self._registry = registry
@@ -285,7 +285,7 @@ class _BookConnection:
         # Events first, so that no Connected of the depth socket can be missed.
         subscriptions = [
             streams.events.subscribe(self._on_connection_event),
-            streams.stream(self.stream_name).subscribe(
+            streams.depth(self.symbol, speed=self._speed).subscribe(
                 self._on_depth, self._on_source_error, self._on_source_completed
             ),
         ]

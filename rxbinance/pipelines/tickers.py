@@ -86,7 +86,7 @@ def best_bid_ask(streams: BinanceStreams, symbol: str) -> Observable[Quote]:
     bookTicker is a complete quote, but it says nothing about deeper levels.
     """
     stream_name = names.book_ticker_stream(symbol)
-    source = streams.stream(stream_name)
+    source = streams.book_ticker(symbol)
 
     def subscribe(
         observer: abc.ObserverBase[Quote], scheduler: abc.SchedulerBase | None = None
