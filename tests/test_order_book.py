@@ -580,3 +580,23 @@ def test_snapshots_over_http_cost_their_weight_and_429_waits_retry_after(
     assert depth[1].time - depth[0].time >= 0.9
     assert budget.spent == 100  # both attempts took their weight
     assert_true_book(fake, books.items[-1], full=True)
+
+
+def test_the_default_rest_client_is_the_streams_one(
+    fake: FakeBinance, streams: BinanceStreams
+) -> None:
+    if getattr(streams, "rest", None) is None:
+        pytest.skip("BinanceStreams.rest is not there yet")
+    books = Collector()
+    sub = order_book(streams, "ETHUSDT", limit=500).subscribe(books)
+    try:
+        fake.wait_for_connections(1)
+        while not books.items:
+            fake.step()
+            time.sleep(0.01)
+    finally:
+        sub.dispose()
+    (depth,) = [r for r in fake.rest_requests if r.path == "/api/v3/depth"]
+    assert "symbol=ETHUSDT" in depth.query
+    assert depth.weight == 25
+    assert_true_book(fake, books.items[-1], top=500)
