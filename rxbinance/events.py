@@ -25,6 +25,7 @@ __all__ = [
     "GaveUp",
     "MalformedFrame",
     "Reconnecting",
+    "Rejected",
 ]
 
 
@@ -71,6 +72,16 @@ class GaveUp(ConnectionEvent):
     """``attempts`` consecutive reconnects failed: subscribers got the error dict and completed."""
 
     attempts: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected(ConnectionEvent):
+    """Binance refused what the stream needs, for a reason retrying cannot fix (the user data
+    subscription with an unknown API key, a bad signature, a timestamp outside recvWindow, a
+    rate limit): no reconnect; subscribers got ``on_error`` with the exception (a
+    :class:`~rxbinance.errors.BinanceAPIError`), whose text is ``reason``."""
+
     reason: str
 
 

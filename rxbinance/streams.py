@@ -28,6 +28,18 @@ Semantics every method shares:
 - **Connection state apart from data**: :attr:`BinanceStreams.events` emits
   :mod:`rxbinance.events` (connecting, connected, disconnected, reconnecting, gave up, malformed
   frame), each naming its stream key.
+- **Markets.** ``market`` picks the endpoints (``"spot"``, ``"spot-testnet"``, ``"spot-demo"``,
+  ``"usdm"``, ``"usdm-testnet"``). On USD-M futures every stream goes to its routed path
+  automatically (``/public`` for bookTicker and depth, ``/market`` for the rest, ``/private`` for
+  user data): a stream on the wrong route connects and silently delivers nothing, so the library
+  chooses, never the caller. Spot-only methods (:meth:`BinanceStreams.trades`,
+  :meth:`~BinanceStreams.avg_price`, :meth:`~BinanceStreams.rolling_ticker`) raise
+  ``ValueError`` on USD-M, and USD-M-only ones (:meth:`~BinanceStreams.mark_price`,
+  :meth:`~BinanceStreams.force_orders`, :meth:`~BinanceStreams.continuous_klines`) on spot,
+  naming the market.
+- **User data.** :meth:`BinanceStreams.user` (with ``api_key``/``api_secret``) is a stream like
+  the others: hot, shared, ref-counted, healed, with the same give-up dict; Binance refusing the
+  key or signature ends it with ``on_error`` (see there).
 - **Threads.** Each socket is read by its own daemon thread (named ``rxbinance:<key>``), and
   subscribers are called on it, in order, unless ``scheduler=`` names a reactivex scheduler to
   deliver on. A slow subscriber on the reader thread delays that socket (and, if it is slow
@@ -52,10 +64,23 @@ from reactivex.scheduler import EventLoopScheduler
 
 from rxbinance._reactive.reconnect import ReconnectPolicy
 from rxbinance._reactive.shared import SharedConnection, SocketLike, StreamRegistry
-from rxbinance.errors import ConnectionFailure, InvalidInputError
+from rxbinance._reactive.user_data import (
+    USER_DATA_KEY,
+    SpotUserSession,
+    UsdmUserSocket,
+    classify_ws_api,
+)
+from rxbinance.errors import InvalidInputError, RxBinanceError
 from rxbinance.events import ConnectionEvent
 from rxbinance.protocol import names
-from rxbinance.protocol.endpoints import combined_url, endpoints_for, raw_url
+from rxbinance.protocol.endpoints import (
+    combined_url,
+    endpoints_for,
+    raw_url,
+    routed_combined_url,
+    routed_raw_url,
+)
+from rxbinance.protocol.signing import Signer, load_signer
 from rxbinance.transport import StreamSocket
 
 if TYPE_CHECKING:
@@ -68,8 +93,11 @@ log = logging.getLogger("rxbinance.streams")
 #: A Binance message as decoded JSON: a dict for most streams.
 Message = dict[str, Any]
 
-#: Binance allows at most this many streams on one connection (binance-protocol.md 2).
+#: Binance allows at most this many streams on one connection (binance-protocol.md 2, 8.2).
 MAX_STREAMS_PER_CONNECTION = 1024
+MAX_USDM_STREAMS_PER_CONNECTION = 200
+
+_USDM_MARKETS = ", ".join(repr(m) for m in ("usdm", "usdm-testnet"))
 
 _JOIN_TIMEOUT = 2.0
 
@@ -98,9 +126,14 @@ class BinanceStreams:
 
     Keyword arguments, grouped by concern:
 
-    - where: ``market`` (``"spot"``), or explicit ``ws_url`` / ``rest_url`` / ``ws_api_url``,
-      which override the market's endpoints (point them at
-      :class:`rxbinance.testing.FakeBinance` in tests);
+    - where: ``market`` (``"spot"``, ``"spot-testnet"``, ``"spot-demo"``, ``"usdm"``,
+      ``"usdm-testnet"``), or explicit ``ws_url`` / ``rest_url`` / ``ws_api_url``, which override
+      the market's endpoints (point them at :class:`rxbinance.testing.FakeBinance` in tests;
+      on USD-M, ``ws_url`` is the root the ``/public``, ``/market`` and ``/private`` routes
+      hang from);
+    - who: ``api_key`` and ``api_secret`` (an HMAC secret, or an Ed25519/RSA private key in
+      PEM form) for :meth:`user` and the signed calls of :attr:`rest`;
+      ``listen_key_keepalive`` (1800.0 s): how often a USD-M listenKey is extended;
     - healing: ``max_retries`` (5), ``retry_delay`` (1.0 s), ``max_retry_delay`` (30.0 s),
       ``stall_timeout`` (60.0 s without data or ping), ``connect_timeout`` (10.0 s);
     - delivery: ``scheduler``, a reactivex scheduler to call subscribers on instead of the
@@ -126,12 +159,26 @@ class BinanceStreams:
         scheduler: abc.SchedulerBase | None = None,
         ssl_context: ssl.SSLContext | None = None,
         api_key: str | None = None,
-        api_secret: str | None = None,
+        api_secret: str | bytes | Signer | None = None,
+        listen_key_keepalive: float = 1800.0,
     ) -> None:
         endpoints = endpoints_for(market)
+        if api_key is not None and (not isinstance(api_key, str) or not api_key):
+            raise InvalidInputError("api_key must be a non-empty string or None")
+        if isinstance(listen_key_keepalive, bool) or not (
+            isinstance(listen_key_keepalive, (int, float)) and 0 < listen_key_keepalive <= 3600
+        ):
+            raise InvalidInputError(
+                f"listen_key_keepalive must be seconds in (0, 3600] (a listenKey lives 60 "
+                f"minutes), got {listen_key_keepalive!r}"
+            )
         self._api_key = api_key
         self._api_secret = api_secret
+        self._signer: Signer | None = None
+        self._listen_key_keepalive = float(listen_key_keepalive)
         self.market = market
+        #: ``"spot"`` or ``"usdm"``: which stream names, routes and user data this market has.
+        self.product = endpoints.product
         self.ws_url = (ws_url or endpoints.ws_url).rstrip("/")
         self.rest_url = (rest_url or endpoints.rest_url).rstrip("/")
         self.ws_api_url = ws_api_url or endpoints.ws_api_url
@@ -204,7 +251,9 @@ class BinanceStreams:
             return self._rest
 
     def __repr__(self) -> str:
-        return f"BinanceStreams(market={self.market!r}, ws_url={self.ws_url!r})"
+        # Never the secret; the key only masked.
+        key = f", api_key='{self._api_key[:4]}…'" if self._api_key else ""
+        return f"BinanceStreams(market={self.market!r}, ws_url={self.ws_url!r}{key})"
 
     # -- connection state --------------------------------------------------------------------
 
@@ -243,7 +292,7 @@ class BinanceStreams:
         return SharedConnection(
             key,
             url,
-            open_socket=self._open_socket,
+            open_socket=self._open_user_socket if key == USER_DATA_KEY else self._open_socket,
             policy=self.policy,
             timer_scheduler=self._timers,
             emit_event=self._emit_event,
@@ -257,7 +306,7 @@ class BinanceStreams:
         key: str,
         on_message: Callable[[Any], None],
         on_event: Callable[[ConnectionEvent], None],
-        on_closed: Callable[[ConnectionFailure | None], None],
+        on_closed: Callable[[RxBinanceError | None], None],
     ) -> SocketLike:
         return StreamSocket(
             url,
@@ -270,55 +319,162 @@ class BinanceStreams:
             ssl_context=self._ssl_context,
         )
 
+    def _open_user_socket(
+        self,
+        url: str,
+        *,
+        key: str,
+        on_message: Callable[[Any], None],
+        on_event: Callable[[ConnectionEvent], None],
+        on_closed: Callable[[RxBinanceError | None], None],
+    ) -> SocketLike:
+        if self.product == "usdm":
+            return UsdmUserSocket(
+                rest=self.rest,
+                ws_url=self.ws_url,
+                events=names.USDM_USER_EVENTS,
+                keepalive=self._listen_key_keepalive,
+                key=key,
+                on_message=on_message,
+                on_event=on_event,
+                on_closed=on_closed,
+                stall_timeout=self._stall_timeout,
+                connect_timeout=self._connect_timeout,
+                ssl_context=self._ssl_context,
+            )
+        assert self._api_key is not None
+        assert self._signer is not None
+        session = SpotUserSession(self._api_key, self._signer, on_message, url=url, key=key)
+        return StreamSocket(
+            url,
+            key=key,
+            on_message=session.on_frame,
+            on_event=on_event,
+            on_closed=on_closed,
+            stall_timeout=self._stall_timeout,
+            connect_timeout=self._connect_timeout,
+            ssl_context=self._ssl_context,
+            classify=classify_ws_api,
+            handshake=session.handshake,
+            on_control=session.on_control,
+        )
+
     # -- streams -----------------------------------------------------------------------------
+
+    def _usdm(self) -> bool:
+        return self.product == "usdm"
+
+    def _spot_only(self, method: str, why: str) -> None:
+        if self._usdm():
+            raise InvalidInputError(
+                f"{method}() is not available on market {self.market!r} (USD-M futures): {why}"
+            )
+
+    def _usdm_only(self, method: str) -> None:
+        if not self._usdm():
+            raise InvalidInputError(
+                f"{method}() is a USD-M futures stream: not available on market "
+                f"{self.market!r}; use BinanceStreams(market=...) with one of {_USDM_MARKETS}"
+            )
+
+    def _validate(self, name: str) -> str:
+        """``name`` if it is a market stream of this market, else InvalidInputError naming the
+        market (and the other market when the name belongs there)."""
+        own, other = (
+            (names.validate_usdm_stream_name, names.validate_stream_name)
+            if self._usdm()
+            else (names.validate_stream_name, names.validate_usdm_stream_name)
+        )
+        try:
+            return own(name)
+        except InvalidInputError as exc:
+            try:
+                other(name)
+            except InvalidInputError:
+                raise InvalidInputError(f"{exc} (market {self.market!r})") from None
+            kind = "spot" if self._usdm() else "USD-M futures"
+            raise InvalidInputError(
+                f"stream {name!r} is a {kind} stream: not available on market {self.market!r}"
+            ) from None
+
+    def _observe(self, name: str) -> Observable[Any]:
+        """The shared Observable of a validated stream name, on its route (USD-M)."""
+        if self._usdm():
+            url = routed_raw_url(self.ws_url, names.usdm_route(name), name)
+        else:
+            url = raw_url(self.ws_url, name)
+        return self._registry.observable(name, url)
+
+    def _symbol(self, symbol: str) -> str:
+        if self._usdm():
+            return names.normalize_usdm_symbol(symbol)
+        return names.normalize_symbol(symbol)
 
     def stream(self, name: str) -> Observable[Any]:
         """Any market stream by its Binance name, e.g. ``"btcusdt@kline_1M"``.
 
         Payloads arrive bare (a dict, or a list for ``!...@arr`` streams). The name must be
-        exactly Binance's: lowercase symbol, documented suffix.
+        exactly Binance's: lowercase symbol, documented suffix, and a stream of this market
+        (USD-M names on ``"usdm"``, which are sent to their route).
         """
-        names.validate_stream_name(name)
-        return self._registry.observable(name, raw_url(self.ws_url, name))
+        return self._observe(self._validate(name))
 
     def trades(self, symbol: str) -> Observable[Message]:
-        """Every trade of ``symbol`` (``<symbol>@trade``), real time."""
+        """Every trade of ``symbol`` (``<symbol>@trade``), real time. Spot only: USD-M futures
+        has no such stream (use :meth:`agg_trades`)."""
+        self._spot_only("trades", "Binance documents no <symbol>@trade stream; use agg_trades()")
         return self.stream(names.trade_stream(symbol))
 
     def agg_trades(self, symbol: str) -> Observable[Message]:
-        """Aggregate trades of ``symbol`` (``<symbol>@aggTrade``), real time."""
-        return self.stream(names.agg_trade_stream(symbol))
+        """Aggregate trades of ``symbol`` (``<symbol>@aggTrade``): real time on spot, every
+        100 ms on USD-M."""
+        return self.stream(f"{self._symbol(symbol)}@aggTrade")
 
-    def depth(self, symbol: str, levels: int | None = None, speed: int = 1000) -> Observable[Any]:
+    def depth(
+        self, symbol: str, levels: int | None = None, speed: int | None = None
+    ) -> Observable[Any]:
         """Order book depth of ``symbol``.
 
         ``levels=None``: diff depth (``depthUpdate`` events, for a local book); ``levels`` 5, 10
-        or 20: partial book snapshots ``{"lastUpdateId", "bids", "asks"}``, which carry no symbol.
-        ``speed``: update period in ms, 1000 or 100.
+        or 20: partial book snapshots (on spot ``{"lastUpdateId", "bids", "asks"}``, which carry
+        no symbol; on USD-M ``depthUpdate`` events). ``speed``: update period in ms; spot 1000
+        (default) or 100, USD-M 250 (default), 500 or 100.
         """
-        return self.stream(names.depth_stream(symbol, levels, speed))
+        if self._usdm():
+            name = names.usdm_depth_stream(symbol, levels, 250 if speed is None else speed)
+        else:
+            name = names.depth_stream(symbol, levels, 1000 if speed is None else speed)
+        return self.stream(name)
 
     def klines(self, symbol: str, interval: str = "1m") -> Observable[Message]:
         """Candles of ``symbol`` (``<symbol>@kline_<interval>``); ``"1M"`` is a month, ``"1m"`` a
-        minute. ``k.x`` is true on the last update of a candle."""
+        minute. ``k.x`` is true on the last update of a candle. USD-M has no ``"1s"`` (see
+        :meth:`continuous_klines`)."""
+        if self._usdm():
+            return self.stream(names.usdm_kline_stream(symbol, interval))
         return self.stream(names.kline_stream(symbol, interval))
 
     def symbol_ticker(self, symbol: str) -> Observable[Message]:
-        """24 h rolling statistics of ``symbol`` (``<symbol>@ticker``), every second."""
-        return self.stream(names.symbol_ticker_stream(symbol))
+        """24 h rolling statistics of ``symbol`` (``<symbol>@ticker``): every second on spot,
+        every 2 s on USD-M."""
+        return self.stream(f"{self._symbol(symbol)}@ticker")
 
     def rolling_ticker(self, symbol: str, window: str = "1h") -> Observable[Message]:
         """Rolling-window statistics of ``symbol`` (``<symbol>@ticker_<window>``), window 1h, 4h
-        or 1d, every second."""
+        or 1d, every second. Spot only."""
+        self._spot_only("rolling_ticker", "Binance has no <symbol>@ticker_<window> on USD-M")
         return self.stream(names.rolling_ticker_stream(symbol, window))
 
     def ticker(self) -> Observable[Any]:
         """All-market tickers: a list of the symbols whose ticker changed, every second.
 
-        Binance retired ``!ticker@arr`` on spot on 2026-03-26. This is its living equivalent,
+        Spot: Binance retired ``!ticker@arr`` on 2026-03-26. This is its living equivalent,
         ``!ticker_1d@arr``: the same statistics over a rolling 1-day window (``e`` is
-        ``"1dTicker"``; no best bid/ask fields, which ``!ticker@arr`` had).
+        ``"1dTicker"``; no best bid/ask fields, which ``!ticker@arr`` had). USD-M: ``!ticker@arr``
+        (``24hrTicker`` events), still live on futures.
         """
+        if self._usdm():
+            return self.stream("!ticker@arr")
         return self.stream(names.rolling_ticker_stream(None, "1d"))
 
     def mini_ticker(self, symbol: str | None = None, update_time: int = 1000) -> Observable[Any]:
@@ -334,37 +490,149 @@ class BinanceStreams:
             raise InvalidInputError(
                 f"invalid update_time {update_time!r}: an int of milliseconds >= 1000"
             )
-        source = self.stream(names.mini_ticker_stream(symbol))
+        name = "!miniTicker@arr" if symbol is None else f"{self._symbol(symbol)}@miniTicker"
+        source = self.stream(name)
         if update_time == 1000:
             return source
         return source.pipe(_throttle_by_event_time(update_time, merge_lists=symbol is None))
 
     def book_ticker(self, symbol: str) -> Observable[Message]:
-        """Best bid and ask of ``symbol`` (``<symbol>@bookTicker``), real time. No ``e`` field."""
-        return self.stream(names.book_ticker_stream(symbol))
+        """Best bid and ask of ``symbol`` (``<symbol>@bookTicker``), real time. No ``e`` field
+        on spot; USD-M adds ``e``, ``E`` and ``T``."""
+        return self.stream(f"{self._symbol(symbol)}@bookTicker")
 
     def avg_price(self, symbol: str) -> Observable[Message]:
-        """The 5 minute average price of ``symbol`` (``<symbol>@avgPrice``), every second."""
+        """The 5 minute average price of ``symbol`` (``<symbol>@avgPrice``), every second. Spot
+        only."""
+        self._spot_only("avg_price", "Binance has no <symbol>@avgPrice on USD-M")
         return self.stream(names.avg_price_stream(symbol))
+
+    # -- USD-M futures only ------------------------------------------------------------------
+
+    def mark_price(self, symbol: str | None = None, speed: int = 3000) -> Observable[Any]:
+        """Mark price, index price and funding rate (``markPriceUpdate``) of ``symbol``
+        (``<symbol>@markPrice``), or a list for every symbol (``!markPrice@arr``) when None.
+        ``speed`` in ms: 3000 (Binance's default) or 1000 (``@1s``). USD-M only."""
+        self._usdm_only("mark_price")
+        return self.stream(names.mark_price_stream(symbol, speed))
+
+    def force_orders(self, symbol: str | None = None) -> Observable[Message]:
+        """Liquidation orders (``forceOrder``) of ``symbol`` (``<symbol>@forceOrder``), or of
+        every symbol (``!forceOrder@arr``, still one event per message) when None: at most the
+        latest liquidation per symbol each second. USD-M only."""
+        self._usdm_only("force_orders")
+        return self.stream(names.force_order_stream(symbol))
+
+    def continuous_klines(
+        self, pair: str, contract_type: str, interval: str
+    ) -> Observable[Message]:
+        """Candles of a continuous contract (``continuous_kline`` events,
+        ``<pair>_<contractType>@continuousKline_<interval>``): ``contract_type`` is
+        ``"perpetual"``, ``"current_quarter"``, ``"next_quarter"`` or ``"tradifi_perpetual"``
+        (any case), ``interval`` any kline interval including ``"1s"``. USD-M only."""
+        self._usdm_only("continuous_klines")
+        return self.stream(names.continuous_kline_stream(pair, contract_type, interval))
+
+    # -- several streams ---------------------------------------------------------------------
 
     def multiplex(self, stream_names: Iterable[str]) -> Observable[Message]:
         """Several streams on one combined socket (``/stream?streams=a/b``).
 
         Emits ``{"stream": name, "data": payload}``; the stream name is the only way to tell
-        apart payloads without a symbol (partial depth). Names must be Binance stream names,
-        lowercase; user data streams are refused. Shared and ref-counted like every stream, keyed
-        by the sorted set of names, so ``multiplex(["a", "b"])`` and ``multiplex(["b", "a"])``
-        share one socket. See :func:`rxbinance.operators.demultiplex` to split it again.
+        apart payloads without a symbol (partial depth). Names must be Binance stream names of
+        this market, lowercase; user data streams are refused. Shared and ref-counted like every
+        stream, keyed by the sorted set of names, so ``multiplex(["a", "b"])`` and
+        ``multiplex(["b", "a"])`` share one socket. See :func:`rxbinance.operators.demultiplex`
+        to split it again.
+
+        On USD-M the names are grouped by route: names of one route share one socket; names
+        spanning ``/public`` and ``/market`` get one socket per route, merged into this one
+        Observable (each socket shared and healed on its own). At most 1024 streams per socket
+        on spot, 200 on USD-M.
         """
-        checked = names.validate_stream_names(stream_names)
-        if len(checked) > MAX_STREAMS_PER_CONNECTION:
+        if isinstance(stream_names, str):
             raise InvalidInputError(
-                f"{len(checked)} streams requested: Binance allows at most "
-                f"{MAX_STREAMS_PER_CONNECTION} on one connection"
+                f"expected a list of stream names, got the string {stream_names!r}"
             )
-        return self._registry.observable(
-            names.combined_key(checked), combined_url(self.ws_url, checked)
-        )
+        checked = sorted({self._validate(n) for n in stream_names})
+        if not checked:
+            raise InvalidInputError("expected at least one stream name")
+        if not self._usdm():
+            self._check_count(checked, MAX_STREAMS_PER_CONNECTION)
+            return self._registry.observable(
+                names.combined_key(checked), combined_url(self.ws_url, checked)
+            )
+        by_route: dict[str, list[str]] = {}
+        for name in checked:
+            by_route.setdefault(names.usdm_route(name), []).append(name)
+        parts = []
+        for route, group in sorted(by_route.items()):
+            self._check_count(group, MAX_USDM_STREAMS_PER_CONNECTION)
+            parts.append(
+                self._registry.observable(
+                    names.combined_key(group), routed_combined_url(self.ws_url, route, group)
+                )
+            )
+        return parts[0] if len(parts) == 1 else reactivex.merge(*parts)
+
+    def _check_count(self, group: list[str], limit: int) -> None:
+        if len(group) > limit:
+            raise InvalidInputError(
+                f"{len(group)} streams requested: Binance allows at most {limit} on one "
+                f"connection on market {self.market!r}"
+            )
+
+    # -- user data ---------------------------------------------------------------------------
+
+    def user(self) -> Observable[Message]:
+        """The account's user data events, as Binance's dicts: hot, shared, ref-counted.
+
+        Needs ``api_key`` and ``api_secret`` (USD-M: ``api_key`` is enough); without them it
+        raises ``ValueError`` naming them.
+
+        - **Spot** (WebSocket API at ``ws_api_url``): every connection sends
+          ``userDataStream.subscribe.signature`` signed with a fresh timestamp and checks the
+          reply before anything else, so each reconnect subscribes again. Events arrive
+          unwrapped from ``{"subscriptionId", "event"}``: ``executionReport``,
+          ``outboundAccountPosition``, ``balanceUpdate``, ``listStatus``,
+          ``externalLockUpdate``, ``eventStreamTerminated`` (after which a new connection
+          subscribes again at once).
+        - **USD-M** (``/private`` route): every connection first creates the listenKey over
+          REST (Binance returns the active key, extended, if there is one), then connects to
+          ``/private/ws?listenKey=...&events=...`` asking for every documented event type
+          (:data:`rxbinance.protocol.names.USDM_USER_EVENTS`). The key is extended every
+          ``listen_key_keepalive`` seconds. ``listenKeyExpired`` (its ``E`` is a string, as
+          Binance sends it) is delivered, then the key is renewed and the socket reconnected
+          at once; so is a keepalive answered -1125. Disposing the last subscriber closes the
+          key (DELETE).
+
+        Healing is the market streams': connection failures are retried ``max_retries``
+        times, then subscribers get ``{'e': 'error', 'm': 'Max reconnect retries reached'}``
+        and complete. When Binance refuses the request itself (401/-2015 unknown or revoked
+        key, -1022 bad signature, -1021 timestamp outside recvWindow, 429/418), retrying cannot
+        help: subscribers get ``on_error`` with the :class:`~rxbinance.errors.BinanceAPIError`
+        (or :class:`~rxbinance.errors.RateLimitError`), :attr:`events` a
+        :class:`~rxbinance.events.Rejected`, and the stream is forgotten, so a later
+        subscriber tries afresh. Connection events name the stream ``"userData"``; events may
+        arrive on the reader thread ``rxbinance:userData``.
+        """
+        if self._usdm():
+            if not self._api_key:
+                raise InvalidInputError(
+                    "user() needs an API key: BinanceStreams(api_key=..., api_secret=...)"
+                )
+            url = f"{self.ws_url}/private/ws"
+        else:
+            if not self._api_key or not self._api_secret:
+                raise InvalidInputError(
+                    "user() needs api_key and api_secret: "
+                    "BinanceStreams(api_key=..., api_secret=...)"
+                )
+            if self._signer is None:
+                # Loaded once, here: a bad PEM or a missing `cryptography` fails now, clearly.
+                self._signer = load_signer(self._api_secret)
+            url = self.ws_api_url
+        return self._registry.observable(USER_DATA_KEY, url)
 
 
 def _throttle_by_event_time(

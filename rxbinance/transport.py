@@ -10,6 +10,16 @@ Why a hand-written read loop and not ``WebSocketApp.run_forever``: its dispatche
 (reactivex-notes 15). ``recv_data_frame`` answers server pings with a pong echoing the payload
 (Binance requires the echo) and, with ``control_frame=True``, returns the ping to us as well, so
 the socket timeout doubles as a stall detector: any frame, data or ping, re-arms it.
+
+The same socket serves the WebSocket API's user data (``rxbinance._reactive.user_data``) through
+four optional hooks, none of which touches the market-stream hot path: ``prepare`` (run on the
+reader thread before connecting, returns the URL: a USD-M listenKey is created there),
+``handshake`` (run after connecting with a ``request`` function that sends one JSON request and
+reads frames until its reply), ``classify`` (which frames are data, ``serverShutdown`` or
+replies) and ``on_control`` (unsolicited replies, e.g. a 401 when a key is revoked). A hook ends
+the connection by raising: a :class:`~rxbinance.errors.ConnectionFailure` is retried by the
+reactive layer, any other :class:`~rxbinance.errors.RxBinanceError` (a
+:class:`~rxbinance.errors.BinanceAPIError`: bad key, bad signature) is final.
 """
 
 from __future__ import annotations
@@ -32,13 +42,20 @@ from rxbinance.errors import (
     ConnectionDropped,
     ConnectionFailure,
     HandshakeError,
+    RxBinanceError,
     ServerShutdown,
     StallError,
 )
 from rxbinance.events import Connected, Connecting, ConnectionEvent, Disconnected, MalformedFrame
-from rxbinance.protocol.frames import FrameKind, classify
+from rxbinance.protocol.frames import FrameKind
+from rxbinance.protocol.frames import classify as classify_frame
 
-__all__ = ["StreamSocket"]
+__all__ = ["Request", "StreamSocket"]
+
+#: Sends one WebSocket API request (a dict with an ``id``) and returns its reply (the decoded
+#: frame with the same ``id``). Raises ConnectionFailure if the connection fails or no reply
+#: comes in time. Given to a ``handshake`` hook; reader thread only.
+Request = Callable[[dict[str, Any]], dict[str, Any]]
 
 log = logging.getLogger("rxbinance.transport")
 
@@ -60,10 +77,15 @@ class StreamSocket:
       disconnected);
     - ``on_closed(failure)`` exactly once at the end: ``None`` when :meth:`close` ended it, else
       the :class:`~rxbinance.errors.ConnectionFailure` that did (refused, handshake error, drop,
-      stall, ``serverShutdown``).
+      stall, ``serverShutdown``), or the :class:`~rxbinance.errors.RxBinanceError` a hook raised
+      (Binance refused the user data subscription).
 
     An exception raised by ``on_message`` is logged and the socket carries on: a subscriber's bug
-    must not cost every other subscriber its data.
+    must not cost every other subscriber its data. Only a ``ConnectionFailure`` raised there ends
+    the connection (the user data layer's way to resubscribe after ``eventStreamTerminated``).
+
+    The WebSocket API hooks (``prepare``, ``handshake``, ``classify``, ``on_control``) are
+    described in the module docstring; ``request_timeout`` bounds the wait for one reply.
     """
 
     def __init__(
@@ -73,10 +95,15 @@ class StreamSocket:
         key: str,
         on_message: Callable[[Any], None],
         on_event: Callable[[ConnectionEvent], None],
-        on_closed: Callable[[ConnectionFailure | None], None],
+        on_closed: Callable[[RxBinanceError | None], None],
         stall_timeout: float = 60.0,
         connect_timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
+        classify: Callable[[Any], FrameKind] = classify_frame,
+        prepare: Callable[[], str] | None = None,
+        handshake: Callable[[Request], None] | None = None,
+        on_control: Callable[[dict[str, Any]], None] | None = None,
+        request_timeout: float = 10.0,
     ) -> None:
         self.url = url
         self.key = key
@@ -86,7 +113,13 @@ class StreamSocket:
         self._stall_timeout = stall_timeout
         self._connect_timeout = connect_timeout
         self._ssl_context = ssl_context
+        self._classify = classify
+        self._prepare = prepare
+        self._handshake = handshake
+        self._on_control = on_control
+        self._request_timeout = request_timeout
         self._closing = threading.Event()
+        self._failure: ConnectionFailure | None = None  # set by fail()
         self._lock = threading.Lock()  # guards _ws between the reader and close()
         self._ws: websocket.WebSocket | None = None
         self._thread = threading.Thread(target=self._run, name=f"rxbinance:{key}", daemon=True)
@@ -118,6 +151,24 @@ class StreamSocket:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def fail(self, failure: ConnectionFailure) -> None:
+        """End the connection from any thread as if it had failed with ``failure``, which
+        ``on_closed`` then reports (so the reactive layer reconnects). Never waits; a no-op
+        once :meth:`close` was called."""
+        if self._closing.is_set():
+            return
+        self._failure = failure
+        with self._lock:
+            ws = self._ws
+        if ws is None:
+            return  # still connecting: _connect checks _failure once connected
+        with contextlib.suppress(Exception):
+            ws.send_close(websocket.STATUS_NORMAL)
+        sock = ws.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not threading.current_thread() and self._thread.is_alive():
             self._thread.join(timeout)
@@ -125,24 +176,33 @@ class StreamSocket:
     # -- reader thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        failure: ConnectionFailure | None = None
+        failure: RxBinanceError | None = None
         try:
-            self._read_forever(self._connect())
-        except ConnectionFailure as exc:
+            if self._prepare is not None:
+                self.url = self._prepare()
+            ws = self._connect()
+            if self._handshake is not None:
+                self._handshake(lambda payload: self._request(ws, payload))
+            self._read_forever(ws)
+        except RxBinanceError as exc:  # ConnectionFailure (retried) or an API refusal (final)
             failure = exc
         except Exception as exc:  # a bug of ours must still end in on_closed
             log.exception("reader of %s crashed", self.key)
             failure = ConnectionDropped(f"reader crashed: {exc!r}", code=1006, url=self.url)
         finally:
             with self._lock:
-                ws, self._ws = self._ws, None
-            if ws is not None:
-                ws.shutdown()  # type: ignore[no-untyped-call]
+                opened, self._ws = self._ws, None
+            if opened is not None:
+                opened.shutdown()  # type: ignore[no-untyped-call]
+        if self._failure is not None:
+            failure = self._failure  # fail() broke it on purpose: report its reason
         if self._closing.is_set():
             failure = None  # whatever broke, it broke because we closed it
         else:
             reason = str(failure) if failure else "closed"
             code = failure.code if isinstance(failure, ConnectionDropped) else None
+            if not isinstance(failure, ConnectionFailure):
+                log.warning("%s: %s", self.key, reason)
             self._emit_event(Disconnected(self.key, time.time(), reason=reason, code=code))
         self._on_closed(failure)
 
@@ -177,11 +237,14 @@ class StreamSocket:
             self._ws = ws
         if self._closing.is_set():  # close() ran while we were connecting
             raise ConnectionDropped("closed while connecting", code=1000, url=self.url)
+        if self._failure is not None:  # fail() ran while we were connecting
+            raise self._failure
         self._emit_event(Connected(self.key, time.time(), url=self.url))
         return ws
 
     def _read_forever(self, ws: websocket.WebSocket) -> None:
         on_message = self._on_message
+        classify = self._classify
         # Decoding to str first and parsing with a bound decoder is measurably cheaper than
         # json.loads(bytes), which sniffs the encoding on every call (benchmarks/throughput.py).
         # Invalid UTF-8 raises UnicodeDecodeError, a ValueError: the malformed-frame path.
@@ -191,20 +254,9 @@ class StreamSocket:
             try:
                 opcode, frame = recv(True)
             except websocket.WebSocketTimeoutException as exc:
-                raise StallError(
-                    f"no data and no ping for {self._stall_timeout} s",
-                    timeout=self._stall_timeout,
-                    url=self.url,
-                    stream=self.key,
-                ) from exc
+                raise self._stalled() from exc
             except (OSError, websocket.WebSocketException) as exc:
-                # EOF without a close frame is what an abrupt drop looks like: 1006 by RFC 6455.
-                raise ConnectionDropped(
-                    f"connection lost: {exc or type(exc).__name__}",
-                    code=1006,
-                    url=self.url,
-                    stream=self.key,
-                ) from exc
+                raise self._lost(exc) from exc
             if opcode == _OPCODE_TEXT:
                 data = frame.data
                 try:
@@ -217,6 +269,8 @@ class StreamSocket:
                     self.messages += 1
                     try:
                         on_message(message)
+                    except ConnectionFailure:
+                        raise  # the handler asked for a new connection
                     except Exception:
                         log.exception("message handler of %s raised; socket carries on", self.key)
                 elif kind is FrameKind.SERVER_SHUTDOWN:
@@ -226,18 +280,103 @@ class StreamSocket:
                 else:
                     self._control_reply(message)
             elif opcode == _OPCODE_CLOSE:
-                code, reason = _close_status(frame.data)
-                raise ConnectionDropped(
-                    f"server closed the connection: {code} {reason}".rstrip(),
-                    code=code,
-                    reason=reason,
-                    url=self.url,
-                    stream=self.key,
-                )
+                raise self._server_closed(frame.data)
             elif opcode == _OPCODE_BINARY:
                 self._malformed(frame.data, "unexpected binary frame")
             # Ping and pong frames: websocket-client already answered the ping; receiving it
             # re-armed the stall timer, which is all we need them for.
+
+    def _request(self, ws: websocket.WebSocket, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send ``payload`` and read frames until the reply with its ``id`` (see :data:`Request`).
+
+        Frames that arrive meanwhile are handled as in the read loop: data is delivered,
+        ``serverShutdown`` and close frames end the connection, other replies go to
+        ``on_control``. Not on the hot path: used once per connection by the handshake hook.
+        """
+        request_id = payload.get("id")
+        method = payload.get("method", "request")
+        try:
+            ws.send(json.dumps(payload, separators=(",", ":")))
+        except (OSError, websocket.WebSocketException) as exc:
+            raise self._lost(exc) from exc
+        decode = json.JSONDecoder().decode
+        deadline = time.monotonic() + self._request_timeout
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ConnectionFailure(
+                        f"no reply to {method} within {self._request_timeout} s",
+                        url=self.url,
+                        stream=self.key,
+                    )
+                ws.settimeout(min(self._stall_timeout, remaining))
+                try:
+                    opcode, frame = ws.recv_data_frame(True)
+                except websocket.WebSocketTimeoutException as exc:
+                    if time.monotonic() < deadline:
+                        raise self._stalled() from exc
+                    continue  # the reply deadline passed: reported at the top of the loop
+                except (OSError, websocket.WebSocketException) as exc:
+                    raise self._lost(exc) from exc
+                if opcode == _OPCODE_CLOSE:
+                    raise self._server_closed(frame.data)
+                if opcode == _OPCODE_BINARY:
+                    self._malformed(frame.data, "unexpected binary frame")
+                    continue
+                if opcode != _OPCODE_TEXT:
+                    continue  # ping or pong: already answered
+                try:
+                    message = decode(frame.data.decode())
+                except ValueError as exc:
+                    self._malformed(frame.data, f"invalid JSON: {exc}")
+                    continue
+                kind = self._classify(message)
+                if kind is FrameKind.CONTROL_REPLY and message.get("id") == request_id:
+                    return dict(message)
+                if kind is FrameKind.DATA:
+                    self.messages += 1
+                    try:
+                        self._on_message(message)
+                    except ConnectionFailure:
+                        raise
+                    except Exception:
+                        log.exception("message handler of %s raised; socket carries on", self.key)
+                elif kind is FrameKind.SERVER_SHUTDOWN:
+                    raise ServerShutdown(
+                        "server announced serverShutdown", url=self.url, stream=self.key
+                    )
+                else:
+                    self._control_reply(message)
+        finally:
+            ws.settimeout(self._stall_timeout)
+
+    def _stalled(self) -> StallError:
+        return StallError(
+            f"no data and no ping for {self._stall_timeout} s",
+            timeout=self._stall_timeout,
+            url=self.url,
+            stream=self.key,
+        )
+
+    def _lost(self, exc: BaseException) -> ConnectionDropped:
+        # EOF without a close frame is what an abrupt drop looks like: 1006 by RFC 6455.
+        return ConnectionDropped(
+            f"connection lost: {exc or type(exc).__name__}",
+            code=1006,
+            url=self.url,
+            stream=self.key,
+        )
+
+    def _server_closed(self, payload: bytes) -> ConnectionDropped:
+        code, reason = _close_status(payload)
+        return ConnectionDropped(
+            f"server closed the connection: {code} {reason}".rstrip(),
+            code=code,
+            reason=reason,
+            url=self.url,
+            stream=self.key,
+        )
 
     def _malformed(self, data: bytes | str, error: str) -> None:
         excerpt = data[:80] if isinstance(data, str) else data[:80].decode("utf-8", "replace")
@@ -245,6 +384,9 @@ class StreamSocket:
         self._emit_event(MalformedFrame(self.key, time.time(), excerpt=excerpt, error=error))
 
     def _control_reply(self, message: dict[str, Any]) -> None:
+        if self._on_control is not None:
+            self._on_control(message)  # may raise to end the connection
+            return
         if "error" in message:
             log.warning("%s: control request %r failed: %r", self.key, message.get("id"), message)
         else:

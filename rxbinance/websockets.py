@@ -31,6 +31,14 @@ What carries over from python-binance, and what differs (and why):
 - ``start_ticker_socket`` uses ``!ticker_1d@arr``: Binance retired ``!ticker@arr`` on
   2026-03-26. ``start_miniticker_socket(update_time=...)`` above 1000 ms is honoured client side
   (Binance only sends every second).
+- ``start_user_socket(callback)`` needs a client carrying the API key and secret: an
+  :class:`rxbinance.rest.Client`, python-binance's ``Client`` (``API_KEY``/``API_SECRET``), or
+  any object with ``api_key``/``api_secret``. Spot user data comes over the WebSocket API (the
+  spot listenKey was retired on 2026-02-20); the conn_key is ``"userData"``. When Binance
+  refuses the key or signature, the callback gets ``{'e': 'error', 'type':
+  'BinanceAPIError', 'm': <message>, 'code': <Binance code>}`` once and the socket is gone.
+  ``market="usdm"`` (or a client whose ``market`` is a USD-M one) gives futures user data over
+  a listenKey, kept alive for you.
 """
 
 from __future__ import annotations
@@ -43,8 +51,10 @@ from typing import Any
 from reactivex import Observable, abc
 
 from rxbinance import enums
+from rxbinance._reactive.user_data import USER_DATA_KEY
 from rxbinance.errors import InvalidInputError
 from rxbinance.protocol import names
+from rxbinance.protocol.endpoints import MARKETS
 from rxbinance.streams import BinanceStreams
 
 __all__ = ["BinanceSocketManager"]
@@ -72,9 +82,19 @@ class BinanceSocketManager:
         retry_delay: float = 1.0,
         max_retry_delay: float = 30.0,
         stall_timeout: float = 60.0,
+        market: str | None = None,
+        listen_key_keepalive: float = 1800.0,
     ) -> None:
         self._client = client
+        if market is None:
+            # An rxbinance Client knows its market; python-binance's has no such attribute.
+            client_market = getattr(client, "market", None)
+            market = client_market if client_market in MARKETS else "spot"
         self._options: dict[str, Any] = {
+            "market": market,
+            "api_key": _client_attribute(client, "api_key", "API_KEY"),
+            "api_secret": _client_attribute(client, "api_secret", "API_SECRET"),
+            "listen_key_keepalive": listen_key_keepalive,
             "ws_url": ws_url,
             "rest_url": rest_url,
             "ws_api_url": ws_api_url,
@@ -195,6 +215,21 @@ class BinanceSocketManager:
         key = "streams=" + names.combined_key(checked)
         return self._start(key, lambda s: s.multiplex(checked), callback)
 
+    def start_user_socket(self, callback: Callback) -> str | bool:
+        """The account's user data events (see :meth:`BinanceStreams.user`); conn_key
+        ``"userData"``. Raises ``ValueError`` when the manager's client carries no API key and
+        secret."""
+        options = self._options
+        if not options["api_key"] or (
+            not options["api_secret"] and not str(options["market"]).startswith("usdm")
+        ):
+            raise InvalidInputError(
+                "start_user_socket needs a client with an API key and secret: "
+                "BinanceSocketManager(Client(api_key, api_secret)) (attributes api_key/api_secret"
+                " or python-binance's API_KEY/API_SECRET)"
+            )
+        return self._start(USER_DATA_KEY, lambda s: s.user(), callback)
+
     def _start(
         self, conn_key: str, make: Callable[[BinanceStreams], Observable[Any]], callback: Callback
     ) -> str | bool:
@@ -221,8 +256,20 @@ class BinanceSocketManager:
                 self._pending.pop(conn_key, None)
                 self._subscriptions.pop(conn_key, None)
 
+        def failed(error: Exception) -> None:
+            # Binance refused (bad key or signature): one error dict, python-binance style.
+            forget()
+            message: dict[str, Any] = {"e": "error", "type": type(error).__name__, "m": str(error)}
+            code = getattr(error, "code", None)
+            if code is not None:
+                message["code"] = code
+            try:
+                callback(message)
+            except Exception:
+                log.exception("the callback of %s raised", conn_key)
+
         self._subscriptions[conn_key] = make(streams).subscribe(
-            on_next=callback, on_completed=forget
+            on_next=callback, on_error=failed, on_completed=forget
         )
 
 
@@ -237,3 +284,11 @@ def _depth_levels(depth: str | int | None) -> int | None:
             "WEBSOCKET_DEPTH_5, WEBSOCKET_DEPTH_10, WEBSOCKET_DEPTH_20 ('5', '10', '20')"
         )
     return allowed[str(depth)]
+
+
+def _client_attribute(client: Any, name: str, legacy: str) -> Any:
+    """``client.<name>``, else python-binance's spelling ``client.<legacy>``, else None."""
+    value = getattr(client, name, None)
+    if value is None:
+        value = getattr(client, legacy, None)
+    return value

@@ -11,7 +11,9 @@ on the wrong side of the sharing (reactivex-notes 2-6). Instead:
   subscriber always gets a fresh connection, never a replayed end.
 - :class:`SharedConnection` supervises the sockets of one key: when one fails it schedules the
   next per :class:`~rxbinance._reactive.reconnect.ReconnectPolicy`; when the retries are spent it
-  sends every subscriber the give-up message and completes them.
+  sends every subscriber the give-up message and completes them. A failure that retrying cannot
+  fix (Binance refused the user data subscription: bad API key or signature) ends the
+  connection at once with ``on_error`` and a :class:`~rxbinance.events.Rejected` event.
 - :class:`Fanout` hands each message to every subscriber on the socket's reader thread, each call
   guarded: a subscriber that raises is logged and keeps its subscription, the others never notice.
 
@@ -34,8 +36,8 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from rxbinance._reactive.reconnect import ReconnectPolicy, give_up_message
-from rxbinance.errors import ConnectionFailure, ServerShutdown
-from rxbinance.events import ConnectionEvent, GaveUp, Reconnecting
+from rxbinance.errors import ConnectionFailure, RxBinanceError, ServerShutdown
+from rxbinance.events import ConnectionEvent, GaveUp, Reconnecting, Rejected
 
 __all__ = [
     "Fanout",
@@ -52,7 +54,10 @@ log = logging.getLogger("rxbinance.streams")
 class SocketLike(Protocol):
     """What the reactive layer needs of a transport socket (see rxbinance.transport)."""
 
-    messages: int
+    @property
+    def messages(self) -> int:
+        """Data messages delivered so far (a connection that delivered any resets the retry
+        count)."""
 
     def start(self) -> None: ...
     def close(self) -> None: ...
@@ -69,7 +74,7 @@ class SocketFactory(Protocol):
         key: str,
         on_message: Callable[[Any], None],
         on_event: Callable[[ConnectionEvent], None],
-        on_closed: Callable[[ConnectionFailure | None], None],
+        on_closed: Callable[[RxBinanceError | None], None],
     ) -> SocketLike: ...
 
 
@@ -113,6 +118,13 @@ class Fanout:
                 observer.on_completed()
             except Exception:
                 log.exception("a subscriber of %s raised on completion", self.key)
+
+    def on_error(self, error: Exception) -> None:
+        for observer in self.observers:
+            try:
+                observer.on_error(error)
+            except Exception:
+                log.exception("a subscriber of %s raised on error", self.key)
 
 
 class ScheduledDelivery(abc.ObserverBase[Any]):
@@ -237,7 +249,7 @@ class SharedConnection:
             self.sockets = [s for s in self.sockets if _alive(s)] + [sock]
         sock.start()
 
-    def _closed(self, sock: SocketLike, failure: ConnectionFailure | None) -> None:
+    def _closed(self, sock: SocketLike, failure: RxBinanceError | None) -> None:
         with self._lock:
             if self._stopped or self._socket is not sock:
                 return  # we closed it on purpose
@@ -249,8 +261,9 @@ class SharedConnection:
                 self._failures = 0
                 self._shutdowns = 0
             give_up = False
-            if isinstance(failure, ServerShutdown):
-                # Binance is restarting the server: reconnect at once, not counted as a failure.
+            if isinstance(failure, ServerShutdown) or getattr(failure, "reconnect_now", False):
+                # Binance is restarting the server (or ended a user data subscription, whose
+                # failure says reconnect_now): reconnect at once, not counted as a failure.
                 # Only if shutdowns repeat on connections that never carried data do we back
                 # off, so a misbehaving server cannot make us spin.
                 self._shutdowns += 1
@@ -268,7 +281,12 @@ class SharedConnection:
                 delay = self._policy.delay(attempt)
             if not give_up:
                 self._timer = self._timers.schedule_relative(delay, self._open)
-        if give_up:
+        if give_up and not isinstance(failure, ConnectionFailure):
+            # Binance refused us (API key, signature, timestamp): retrying cannot help.
+            self._emit_event(Rejected(self.key, time.time(), reason=str(failure)))
+            self._on_terminated(self)
+            self.fanout.on_error(failure)
+        elif give_up:
             self._emit_event(GaveUp(self.key, time.time(), attempts=attempt, reason=str(failure)))
             self._on_terminated(self)
             self.fanout.on_next(give_up_message())

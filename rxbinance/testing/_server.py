@@ -4,7 +4,7 @@ Architecture, one job per module:
 
 - ``_market``: the pure synthetic market (prices, book, trades, payloads, REST bodies);
 - ``_control``: the stream endpoint's wire protocol (URL routing, control messages, framing);
-- ``_wsapi``: the WebSocket API request/response envelope and method table;
+- ``_wsapi``: the WebSocket API request/response envelope, method table and user data methods;
 - ``_rest``: the HTTP endpoints; ``_limits``: request weight per minute;
 - ``_records``: the frozen snapshots tests read;
 - this module: sockets, threads, connection rules and faults.
@@ -23,6 +23,18 @@ the call that produced it returns. A client that stops reading is dropped abrupt
 1006, cause ``"slow_consumer"``) once more than ``max_send_buffer`` bytes (default 8 MiB) wait in
 the transport's buffer (on top of what the kernel's socket buffer already holds), the way Binance
 drops readers that cannot keep up.
+
+USD-M routes. The stream port also serves USD-M futures' routed paths (binance-protocol.md 8.1):
+``/public/ws/...`` and ``/public/stream?streams=...`` deliver only book data (bookTicker,
+depth), ``/market/...`` everything else, and ``/private/ws?listenKey=<key>[&events=E1/E2]`` (or
+``/private/stream?...``, wrapped as ``{"stream": <key>, "data": ...}``) the user data of an
+active listen key. Stream names there follow USD-M's grammar
+(:func:`rxbinance.protocol.names.validate_usdm_stream_name`). A stream on the wrong route
+connects (and SUBSCRIBE succeeds) but delivers nothing, as on Binance. A ``/private`` handshake
+with an unknown or ended listen key is refused: 400 ``{"code":-1125,"msg":"This listenKey does
+not exist."}``. When a listen key expires (:meth:`FakeBinance.expire_listen_key`), its
+connections get ``{"e":"listenKeyExpired","E":"<ms as a string>","listenKey":...}`` and nothing
+after.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
+from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.messages import Assembler
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -43,6 +56,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
+
+from rxbinance.errors import InvalidInputError
+from rxbinance.protocol.names import usdm_route, validate_usdm_stream_name
 
 from ._control import (
     Endpoint,
@@ -62,7 +78,7 @@ from ._records import (
     RestRequest,
 )
 from ._rest import ApiKey, ApiKeys, ListenKeyRecord, ListenKeys, RestApp, RestFaults, RestServer
-from ._wsapi import WsApi, WsApiSession
+from ._wsapi import UserDataStreams, WsApi, WsApiSession
 
 __all__ = ["FakeBinance"]
 
@@ -95,6 +111,9 @@ class _FakeConnection(ServerConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.endpoint: Endpoint | None = None
+        self.route: str | None = None  # USD-M route: "public", "market", "private"
+        self.listen_key: str | None = None  # /private only
+        self.user_events: tuple[str, ...] = ()  # /private only: the events= filter
         self.session: _Session | None = None
         self.attempt_recorded = False
         self.close_cause: CloseCause | None = None
@@ -302,6 +321,8 @@ class FakeBinance:
         self._api_keys = ApiKeys(api_keys)
         self._listen_keys = ListenKeys(self._cond)  # notifies wait_for on every change
         self._wsapi = WsApi(weights=self._weights, server_time_ms=self._market_time_ms)
+        self._user_data = UserDataStreams(self._wsapi, self._api_keys)
+        self._listen_keys.add_listener(self._listen_key_changed)
 
         # Observability (guarded by the lock).
         self._attempts: list[ConnectionAttempt] = []
@@ -310,6 +331,7 @@ class FakeBinance:
         # Routing: stream name -> sessions subscribed to it, in subscription order.
         self._routes: dict[str, dict[int, _Session]] = {}
         self._classified: dict[str, Literal["ok", "retired", "invalid"]] = {}
+        self._classified_usdm: dict[str, Literal["ok", "retired", "invalid"]] = {}
         self._next_id = 0
         self._refuse: int | None = 0  # attempts still to refuse; None = all
         self._stalled = False
@@ -543,6 +565,31 @@ class FakeBinance:
         with self._lock:
             return int(self._market.time_ms)
 
+    def _classify_usdm(self, name: str) -> Literal["ok", "retired", "invalid"]:
+        # USD-M names on the routed paths; the market simulates spot only, so USD-M-only
+        # streams (markPrice, forceOrder...) deliver what publish() sends and nothing else.
+        with self._lock:
+            kind = self._classified_usdm.get(name)
+            if kind is None:
+                try:
+                    validate_usdm_stream_name(name)
+                    kind = "ok"
+                except InvalidInputError:
+                    kind = "invalid"
+                self._classified_usdm[name] = kind
+            return kind
+
+    @staticmethod
+    def _serves(conn: _FakeConnection, name: str) -> bool:
+        """Whether a connection on ``conn.route`` gets the data of stream ``name``: un-routed
+        (spot) connections get every stream; ``/public`` only book data, ``/market`` the
+        rest, ``/private`` no market stream at all."""
+        if conn.route is None:
+            return True
+        if conn.route == "private":
+            return False
+        return usdm_route(name) == conn.route
+
     def _classify(self, name: str) -> Literal["ok", "retired", "invalid"]:
         # A pure function of the name: cache it, the tick asks for every active stream.
         with self._lock:
@@ -690,13 +737,45 @@ class FakeBinance:
                 if self._refuse is not None:
                     self._refuse -= 1
                 return self._reject(conn, request.path, _REFUSED)
-            endpoint = parse_request_path(
-                request.path, classify=self._classify, max_streams=self._max_streams
-            )
+            fake_conn = cast(_FakeConnection, conn)
+            route, target = _split_route(request.path)
+            if route == "private":
+                endpoint = self._private_endpoint(fake_conn, target)
+            elif route is not None:
+                endpoint = parse_request_path(
+                    target, classify=self._classify_usdm, max_streams=self._max_streams
+                )
+                if isinstance(endpoint, Endpoint) and endpoint.kind != "stream":
+                    endpoint = Rejection(404, -1000, f"Unknown path: {request.path}")
+            else:
+                endpoint = parse_request_path(
+                    request.path, classify=self._classify, max_streams=self._max_streams
+                )
         if isinstance(endpoint, Rejection):
             return self._reject(conn, request.path, endpoint)
-        cast(_FakeConnection, conn).endpoint = endpoint
+        fake_conn.route = route
+        fake_conn.endpoint = endpoint
         return None
+
+    def _private_endpoint(self, conn: _FakeConnection, target: str) -> Endpoint | Rejection:
+        """``/private/ws?listenKey=..&events=..`` (or ``/private/stream?...``): USD-M user data
+        of one active listen key. Lock held."""
+        parts = urlsplit(target)
+        path = unquote(parts.path).rstrip("/")
+        if path not in ("/ws", "/stream"):
+            return Rejection(404, -1000, f"Unknown path: /private{parts.path}")
+        query: dict[str, str] = {}
+        for item in parts.query.split("&"):
+            key, _, value = item.partition("=")
+            if key and key not in query:  # several listenKeys: the first one is served
+                query[unquote(key)] = unquote(value)
+        listen_key = query.get("listenKey", "")
+        record = self._listen_keys.get(listen_key) if listen_key else None
+        if record is None or record.state != "active":
+            return Rejection(400, -1125, "This listenKey does not exist.")
+        conn.listen_key = listen_key
+        conn.user_events = tuple(e for e in query.get("events", "").split("/") if e)
+        return Endpoint("stream", combined=path == "/stream")
 
     def _process_response(
         self, conn: ServerConnection, request: Request, response: Response
@@ -775,7 +854,8 @@ class FakeBinance:
             conn.session = session
             self._sessions[session.id] = session
             for name in session.streams:
-                self._routes.setdefault(name, {})[session.id] = session
+                if self._serves(conn, name):
+                    self._routes.setdefault(name, {})[session.id] = session
             self._attempts.append(
                 ConnectionAttempt(path, session.opened_at, True, 101, "", session.id)
             )
@@ -813,18 +893,23 @@ class FakeBinance:
                 session.control_messages.append(_parse_or_raw(message))
                 reply = self._wsapi.handle(session.wsapi, message)
                 self._write(session, dumps(reply))
+                pushed, session.wsapi.after_reply[:] = list(session.wsapi.after_reply), []
+                for obj in pushed:
+                    self._write(session, dumps(obj))
                 return
+            conn = session.conn
             outcome = handle_control(
                 message,
                 streams=session.streams,
                 combined=session.combined,
-                classify=self._classify,
+                classify=self._classify if conn.route is None else self._classify_usdm,
                 max_streams=self._max_streams,
             )
             session.control_messages.append(outcome.parsed)
             for name in outcome.subscribe:
                 session.streams.append(name)
-                self._routes.setdefault(name, {})[session.id] = session
+                if self._serves(conn, name):
+                    self._routes.setdefault(name, {})[session.id] = session
             for name in outcome.unsubscribe:
                 session.streams.remove(name)
                 subscribers = self._routes.get(name)
@@ -915,7 +1000,7 @@ class FakeBinance:
         :meth:`wait_for_connections`), so those connections do get the frame. Returns 0 while
         stalled. Raises ValueError for an invalid stream name.
         """
-        if self._classify(stream) == "invalid":
+        if self._classify(stream) == "invalid" and self._classify_usdm(stream) == "invalid":
             raise ValueError(f"invalid stream name: {stream!r}")
         if isinstance(payload, (dict, list)):
             raw: str | bytes | None = None
@@ -1115,6 +1200,95 @@ class FakeBinance:
         is not active): keepalives then get -1125 and a new POST creates a new key."""
         return self._listen_keys.expire(listen_key)
 
+    # ---------------------------------------------------------------------------- user data
+
+    @property
+    def user_data(self) -> UserDataStreams:
+        """The WS API's user data methods (set ``fake.user_data.clock_skew`` to make the
+        server's clock differ from the client's, for -1021)."""
+        return self._user_data
+
+    def publish_user_event(self, api_key: str, event: dict[str, Any]) -> int:
+        """Send a user data ``event`` of ``api_key``'s account; return how many connections
+        got it.
+
+        - spot: to every WS API subscription of ``api_key``
+          (``userDataStream.subscribe.signature``), wrapped as
+          ``{"subscriptionId": n, "event": event}``;
+        - USD-M: to every ``/private`` connection on an active listen key of ``api_key``,
+          bare (``{"stream": <listenKey>, "data": event}`` on ``/private/stream``), unless
+          the connection's ``events=`` filter leaves out ``event["e"]``.
+
+        Returns once the frames are handed to the sockets (0 while stalled).
+        """
+        data = dumps(event)  # serialise in the caller's thread: errors surface here
+
+        def run() -> int:
+            with self._lock:
+                if self._stalled:
+                    return 0
+                count = 0
+                for session in self._open_sessions():
+                    conn = session.conn
+                    if session.wsapi is not None:
+                        count += self._user_data.deliver(session.wsapi, api_key, event) > 0
+                    elif conn.route == "private" and conn.listen_key is not None:
+                        record = self._listen_keys.get(conn.listen_key)
+                        if record is None or record.state != "active":
+                            continue
+                        if record.api_key != api_key:
+                            continue
+                        if conn.user_events and event.get("e") not in conn.user_events:
+                            continue
+                        count += self._write_user(session, data)
+                return count
+
+        return self._on_loop(run)
+
+    def _write_user(self, session: _Session, data: str) -> bool:
+        if session.combined:
+            key = session.conn.listen_key
+            return self._write(session, f'{{"stream":{dumps(key)},"data":{data}}}')
+        return self._write(session, data)
+
+    def revoke_api_key(self, api_key: str) -> int:
+        """Stop accepting ``api_key``, as when a key is deleted on Binance; return how many
+        WS API connections were told.
+
+        Later requests with it get -2015. Its WS API subscriptions end, each such connection
+        getting ``{"id":null,"status":401,"error":{"code":-2015,"msg":"Invalid API-key, IP, or
+        permissions for action."}}``.
+        """
+        self._api_keys.remove(api_key)
+
+        def run() -> int:
+            with self._lock:
+                return sum(
+                    self._user_data.revoke(s.wsapi, api_key) > 0
+                    for s in self._open_sessions("ws-api")
+                    if s.wsapi is not None
+                )
+
+        return self._on_loop(run)
+
+    def _listen_key_changed(self, event: str, record: ListenKeyRecord) -> None:
+        # A ListenKeys listener: runs under the lock on whichever thread changed the key, so
+        # only schedule the announcement on the loop.
+        if event != "expired" or self._loop is None or self._state != "running":
+            return
+        listen_key = record.listen_key
+        ended_ms = int((record.ended_at or time.time()) * 1000)
+
+        def announce() -> None:
+            # E is a string on USD-M (binance-protocol.md 8.5, 10.6).
+            data = dumps({"e": "listenKeyExpired", "E": str(ended_ms), "listenKey": listen_key})
+            with self._lock:
+                for session in self._open_sessions():
+                    if session.conn.route == "private" and session.conn.listen_key == listen_key:
+                        self._write_user(session, data)
+
+        self._loop.call_soon_threadsafe(announce)
+
     @property
     def wsapi(self) -> WsApi:
         """The WS API method table (add methods with ``fake.wsapi.add_method``)."""
@@ -1229,6 +1403,14 @@ class FakeBinance:
         if self._stalled:
             lines.append("stalled")
         return "; ".join(lines)
+
+
+def _split_route(target: str) -> tuple[str | None, str]:
+    """``("public", "/ws/a@b")`` for ``/public/ws/a@b``; ``(None, target)`` when un-routed."""
+    for route in ("public", "market", "private"):
+        if target.startswith(f"/{route}/") or target.startswith(f"/{route}?"):
+            return route, target[len(route) + 1 :]
+    return None, target
 
 
 def _is_open(conn: ServerConnection) -> bool:

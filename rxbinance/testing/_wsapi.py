@@ -1,10 +1,9 @@
 """FakeBinance's WebSocket API (``/ws-api/v3``): request/response envelope and method table.
 
 Pure request handling, no sockets: :meth:`WsApi.handle` takes one text frame from a session and
-returns the response object to send. Methods live in a table, so a later module can add the
-user-data methods (``userDataStream.subscribe.signature`` with HMAC checks, subscription ids,
-event wrapping) with :meth:`WsApi.add_method`, keeping its per-session state in
-:attr:`WsApiSession.state` and pushing events through :attr:`WsApiSession.send`.
+returns the response object to send. Methods live in a table (:meth:`WsApi.add_method`); the
+user data methods are :class:`UserDataStreams`, which keeps its per-session state in
+:attr:`WsApiSession.state` and pushes events through :attr:`WsApiSession.send`.
 
 Envelope (binance-protocol.md section 6.2)::
 
@@ -28,18 +27,41 @@ have ``"returnRateLimits": false``. Errors (status 400 unless noted, ``rateLimit
 Methods built in: ``ping`` (weight 1, result ``{}``) and ``time`` (weight 1,
 ``{"serverTime": <market time>}``, µs with ``timeUnit=MICROSECOND``). Opening a WS API
 connection costs 2 weight (charged by the server).
+
+User data (binance-protocol.md 6.2, 6.3; :class:`UserDataStreams`, installed by FakeBinance):
+
+- ``userDataStream.subscribe.signature`` (weight 2): params ``apiKey``, ``timestamp``,
+  ``signature``, optional ``recvWindow``. Checked in this order: a missing or empty parameter
+  -1102 (400); an API key the fake does not know -2015 "Invalid API-key, IP, or permissions
+  for action." (status 401); a signature that does not sign the sorted raw params (HMAC hex, or
+  base64 Ed25519/RSA) -1022 "Signature for this request is not valid." (400); a timestamp
+  1000 ms or more ahead of the server's wall clock, or older than ``recvWindow`` (default 5000
+  ms) -1021 (400); an account already subscribed on this connection -2035 "User Data Stream
+  subscription already active." (400). Success: ``{"subscriptionId": n}``, n = 0, 1, 2... per
+  connection (-2042 after 65535).
+- ``userDataStream.unsubscribe`` (weight 1): optional ``subscriptionId``; none closes every
+  subscription of the connection. Result ``{}``, then ``eventStreamTerminated`` for each closed
+  subscription (after the reply). An id that is not active: -2036 "User Data Stream
+  subscription not active.".
+- ``session.subscriptions`` (weight 1): ``[{"subscriptionId": n}, ...]``, the active ones.
+- Events: ``{"subscriptionId": n, "event": {...}}``, pushed by
+  :meth:`UserDataStreams.deliver` (``FakeBinance.publish_user_event``).
+- Revoked keys (``FakeBinance.revoke_api_key``): the subscriptions of that key end and the
+  connection gets ``{"id":null,"status":401,"error":{"code":-2015,...}}``, as Binance sends
+  when a logged-on key becomes invalid.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ._limits import WeightMeter, too_much_weight_msg
 
-__all__ = ["WsApi", "WsApiError", "WsApiMethod", "WsApiSession"]
+__all__ = ["UserDataStreams", "WsApi", "WsApiError", "WsApiMethod", "WsApiSession"]
 
 
 class WsApiError(Exception):
@@ -71,6 +93,8 @@ class WsApiSession:
         send: Push an unsolicited JSON object (e.g. a user-data event) to the client; set by
             the server, runs on the server loop.
         state: Free-form per-session state for method groups added later.
+        after_reply: Objects the server sends right after the current reply (a method that
+            must push something after answering appends here).
     """
 
     connection_id: int
@@ -79,6 +103,7 @@ class WsApiSession:
     connected_since_ms: int = 0
     send: Callable[[Any], None] = lambda _obj: None
     state: dict[str, Any] = field(default_factory=dict)
+    after_reply: list[Any] = field(default_factory=list)
 
 
 #: A method handler: (session, params) -> result object; raise WsApiError for errors.
@@ -188,3 +213,144 @@ class WsApi:
         if rate_limits:
             out["rateLimits"] = self._rate_limits(charge.used)
         return out
+
+
+# ------------------------------------------------------------------------------ user data
+
+
+class _KeyVerifier(Protocol):
+    """What :class:`UserDataStreams` needs of the API keys (``_rest.ApiKeys``)."""
+
+    def __contains__(self, api_key: object) -> bool: ...
+    def verify(self, api_key: str, payload: str, signature: str) -> bool: ...
+
+
+_INVALID_KEY = (-2015, "Invalid API-key, IP, or permissions for action.")
+_MAX_SUBSCRIPTION_ID = 65535
+
+
+def _mandatory(params: dict[str, Any], name: str) -> Any:
+    value = params.get(name)
+    if value is None or value == "":
+        raise WsApiError(
+            400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+        )
+    return value
+
+
+def _signature_payload(params: dict[str, Any]) -> str:
+    # binance-protocol.md 6.2: params minus signature, sorted by name, raw values. JSON
+    # booleans are written as JSON spells them.
+    def text(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    return "&".join(f"{k}={text(params[k])}" for k in sorted(params) if k != "signature")
+
+
+class UserDataStreams:
+    """The WS API's user data methods (see the module docstring), on a :class:`WsApi`.
+
+    Per-session state lives in ``session.state["user_data"]``: ``{"next": next id, "active":
+    {subscription id: api key}}``. Methods run on the server loop under FakeBinance's lock;
+    :meth:`deliver` and :meth:`revoke` must be called there too.
+
+    ``clock_skew``: seconds added to the wall clock the timestamp is checked against (a test
+    sets it to make the client's clock look wrong and get -1021).
+    """
+
+    def __init__(self, api: WsApi, keys: _KeyVerifier) -> None:
+        self._keys = keys
+        self.clock_skew = 0.0
+        api.add_method("userDataStream.subscribe.signature", self._subscribe, weight=2)
+        api.add_method("userDataStream.unsubscribe", self._unsubscribe, weight=1)
+        api.add_method("session.subscriptions", self._subscriptions, weight=1)
+
+    @staticmethod
+    def _state(session: WsApiSession) -> dict[str, Any]:
+        state: dict[str, Any] = session.state.setdefault("user_data", {"next": 0, "active": {}})
+        return state
+
+    def _subscribe(self, session: WsApiSession, params: dict[str, Any]) -> Any:
+        api_key = _mandatory(params, "apiKey")
+        timestamp = _mandatory(params, "timestamp")
+        signature = _mandatory(params, "signature")
+        if not isinstance(api_key, str) or api_key not in self._keys:
+            raise WsApiError(401, *_INVALID_KEY)
+        if not isinstance(signature, str) or not self._keys.verify(
+            api_key, _signature_payload(params), signature
+        ):
+            raise WsApiError(400, -1022, "Signature for this request is not valid.")
+        if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+            raise WsApiError(400, -1100, "Illegal characters found in parameter 'timestamp'.")
+        recv_window = params.get("recvWindow", 5000)
+        if isinstance(recv_window, bool) or not isinstance(recv_window, (int, float)):
+            raise WsApiError(400, -1100, "Illegal characters found in parameter 'recvWindow'.")
+        if recv_window > 60000:
+            raise WsApiError(400, -1131, "recvWindow must be less than 60000")
+        stamp_ms = timestamp / 1000 if timestamp >= 10**15 else float(timestamp)  # µs → ms
+        now_ms = (time.time() + self.clock_skew) * 1000
+        if stamp_ms >= now_ms + 1000:
+            raise WsApiError(
+                400, -1021, "Timestamp for this request was 1000ms ahead of the server's time."
+            )
+        if now_ms - stamp_ms > recv_window:
+            raise WsApiError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+        state = self._state(session)
+        if api_key in state["active"].values():
+            raise WsApiError(400, -2035, "User Data Stream subscription already active.")
+        if state["next"] > _MAX_SUBSCRIPTION_ID:
+            raise WsApiError(400, -2042, "Maximum subscription ID reached for this connection.")
+        subscription_id = state["next"]
+        state["next"] += 1
+        state["active"][subscription_id] = api_key
+        return {"subscriptionId": subscription_id}
+
+    def _unsubscribe(self, session: WsApiSession, params: dict[str, Any]) -> Any:
+        active: dict[int, str] = self._state(session)["active"]
+        wanted = params.get("subscriptionId")
+        if wanted is None:
+            ended = sorted(active)
+        elif isinstance(wanted, int) and not isinstance(wanted, bool) and wanted in active:
+            ended = [wanted]
+        else:
+            raise WsApiError(400, -2036, "User Data Stream subscription not active.")
+        for subscription_id in ended:
+            del active[subscription_id]
+            session.after_reply.append(
+                {
+                    "subscriptionId": subscription_id,
+                    "event": {"e": "eventStreamTerminated", "E": int(time.time() * 1000)},
+                }
+            )
+        return {}
+
+    def _subscriptions(self, session: WsApiSession, params: dict[str, Any]) -> Any:
+        return [{"subscriptionId": i} for i in sorted(self._state(session)["active"])]
+
+    def subscriptions(self, session: WsApiSession) -> dict[int, str]:
+        """The active subscriptions of ``session``: ``{subscription id: api key}``."""
+        return dict(self._state(session)["active"])
+
+    def deliver(self, session: WsApiSession, api_key: str, event: Any) -> int:
+        """Send ``event`` to every subscription of ``api_key`` on ``session``, wrapped as
+        ``{"subscriptionId": n, "event": event}``; return how many got it."""
+        count = 0
+        for subscription_id, owner in sorted(self._state(session)["active"].items()):
+            if owner == api_key:
+                session.send({"subscriptionId": subscription_id, "event": event})
+                count += 1
+        return count
+
+    def revoke(self, session: WsApiSession, api_key: str) -> int:
+        """End the subscriptions of ``api_key`` on ``session`` and tell the client with an
+        unsolicited 401 -2015 (id null); return how many subscriptions ended."""
+        active: dict[int, str] = self._state(session)["active"]
+        ended = [i for i, owner in active.items() if owner == api_key]
+        for subscription_id in ended:
+            del active[subscription_id]
+        if ended:
+            code, msg = _INVALID_KEY
+            session.send({"id": None, "status": 401, "error": {"code": code, "msg": msg}})
+        return len(ended)
