@@ -13,7 +13,6 @@ from rxbinance import BinanceStreams
 from rxbinance.errors import BinanceAPIError, ConnectionFailure, RequestError
 from rxbinance.models import Kline
 from rxbinance.pipelines import klines_with_history
-from rxbinance.rest import Client
 from rxbinance.testing import FakeBinance
 from tests.conftest import Collector
 
@@ -208,15 +207,12 @@ def test_bad_arguments_raise_at_once(streams: BinanceStreams) -> None:
         klines_with_history(streams, "BTCUSDT", "1m", history=1001)
 
 
-def test_history_over_http(fake: FakeBinance, streams: BinanceStreams) -> None:
-    with Client(base_url=fake.rest_url) as own:
-        check_history_over_http(fake, streams, getattr(streams, "rest", None) or own)
-
-
-def check_history_over_http(fake: FakeBinance, streams: BinanceStreams, client: Any) -> None:
+def test_history_over_http_with_the_streams_rest_client(
+    fake: FakeBinance, streams: BinanceStreams
+) -> None:
     fake.step(60)
     out = Collector()
-    sub = klines_with_history(streams, "BTCUSDT", "1s", history=4, rest=client).subscribe(out)
+    sub = klines_with_history(streams, "BTCUSDT", "1s", history=4).subscribe(out)
     try:
         out.wait_count(4)
         fake.wait_for_connections(1, stream="btcusdt@kline_1s")

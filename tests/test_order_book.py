@@ -21,7 +21,6 @@ from rxbinance.pipelines import OrderBook, WeightBudget, order_book
 from rxbinance.pipelines._book import PersistentBook
 from rxbinance.pipelines._rest import DEFAULT_RATE_LIMIT_PAUSE, is_fatal, retry_after
 from rxbinance.protocol.book import LocalBook
-from rxbinance.rest import Client
 from rxbinance.testing import FakeBinance
 from tests.conftest import Collector
 
@@ -542,21 +541,10 @@ def test_bad_arguments_raise_at_once(streams: BinanceStreams) -> None:
 # -- through the real REST client (HTTP to FakeBinance) --------------------------------------
 
 
-@pytest.fixture
-def http_rest(fake: FakeBinance, streams: BinanceStreams) -> Iterator[Any]:
-    """The streams' REST client (rxbinance.rest.Client over HTTP to FakeBinance)."""
-    client = getattr(streams, "rest", None)
-    if client is not None:
-        yield client
-        return
-    with Client(base_url=fake.rest_url) as own:
-        yield own
-
-
 def test_snapshots_over_http_cost_their_weight_and_429_waits_retry_after(
-    fake: FakeBinance, streams: BinanceStreams, http_rest: Any
+    fake: FakeBinance, streams: BinanceStreams
 ) -> None:
-    rest = http_rest
+    rest = streams.rest  # rxbinance.rest.Client over HTTP to FakeBinance
     events = Events(streams)
     budget = WeightBudget()
     fake.rest_fault(429, retry_after=1, times=1)
@@ -585,8 +573,6 @@ def test_snapshots_over_http_cost_their_weight_and_429_waits_retry_after(
 def test_the_default_rest_client_is_the_streams_one(
     fake: FakeBinance, streams: BinanceStreams
 ) -> None:
-    if getattr(streams, "rest", None) is None:
-        pytest.skip("BinanceStreams.rest is not there yet")
     books = Collector()
     sub = order_book(streams, "ETHUSDT", limit=500).subscribe(books)
     try:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rxbinance.errors import InvalidInputError, RateLimitError, RequestError
 
 if TYPE_CHECKING:
+    from rxbinance.rest import Client
     from rxbinance.streams import BinanceStreams
 
 __all__ = [
@@ -54,12 +55,9 @@ class KlinesClient(Protocol):
     ) -> list[list[Any]]: ...
 
 
-def rest_client(streams: BinanceStreams) -> Any:
+def rest_client(streams: BinanceStreams) -> Client:
     """The REST client of ``streams`` (``streams.rest``, on the streams' ``rest_url``)."""
-    client = getattr(streams, "rest", None)
-    if client is None:
-        raise RuntimeError("this BinanceStreams has no REST client (streams.rest); pass rest=")
-    return client
+    return streams.rest
 
 
 # Spot GET /api/v3/depth and USD-M GET /fapi/v1/depth weights (binance-protocol.md 7, 8.4).
