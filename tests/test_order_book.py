@@ -17,7 +17,7 @@ from reactivex.scheduler import EventLoopScheduler
 from rxbinance import BinanceStreams
 from rxbinance.errors import BinanceAPIError, ConnectionFailure, RateLimitError, RequestError
 from rxbinance.events import BookResyncing, BookSnapshotFailed, BookSynced, ConnectionEvent
-from rxbinance.pipelines import OrderBook, WeightBudget, order_book
+from rxbinance.pipelines import OrderBook, WeightBudget, order_book, order_book_statistics
 from rxbinance.pipelines._book import PersistentBook
 from rxbinance.pipelines._rest import DEFAULT_RATE_LIMIT_PAUSE, is_fatal, retry_after
 from rxbinance.protocol.book import LocalBook
@@ -307,12 +307,17 @@ def test_one_book_per_symbol_shared_and_ref_counted(
     late.wait_count(1)
     assert late.items[0] is first.items[-1]
     assert len(rest.calls) == 1  # one book, one snapshot
+    (stats,) = order_book_statistics(streams).values()
+    assert stats.state == "synced"
+    assert stats.snapshots == 1
+    assert stats.update_id == late.items[0].update_id
     assert [c.path for c in fake.open_connections()] == ["/ws/btcusdt@depth@100ms"]
     a.dispose()
     b.dispose()
     assert fake.open_connections(), "still one subscriber"
     c.dispose()
     fake.wait_for(lambda f: not f.open_connections())
+    assert order_book_statistics(streams) == {}
     # A new subscriber after that starts afresh: new socket, new snapshot.
     again = Collector()
     d = order_book(streams, "BTCUSDT", rest=rest).subscribe(again)

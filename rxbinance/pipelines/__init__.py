@@ -14,7 +14,7 @@ Binance's limits.
 from rxbinance.pipelines._book import Level, OrderBook
 from rxbinance.pipelines._rest import WeightBudget, rest_budget, set_rest_budget
 from rxbinance.pipelines.klines import klines_with_history
-from rxbinance.pipelines.order_book import order_book
+from rxbinance.pipelines.order_book import order_book, order_book_statistics
 from rxbinance.pipelines.tickers import Quote, best_bid_ask
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "best_bid_ask",
     "klines_with_history",
     "order_book",
+    "order_book_statistics",
     "rest_budget",
     "set_rest_budget",
 ]

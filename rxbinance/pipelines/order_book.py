@@ -50,12 +50,12 @@ from rxbinance.pipelines._rest import (
     retry_after,
 )
 from rxbinance.protocol import names
-from rxbinance.protocol.book import BookSync, SyncAction
+from rxbinance.protocol.book import BookSync, BookSyncStatistics, SyncAction
 
 if TYPE_CHECKING:
     from rxbinance.streams import BinanceStreams
 
-__all__ = ["order_book"]
+__all__ = ["order_book", "order_book_statistics"]
 
 log = logging.getLogger("rxbinance.pipelines")
 
@@ -141,6 +141,14 @@ def order_book(
         return registry.join(key, make, observer)
 
     return reactivex.create(subscribe)
+
+
+def order_book_statistics(streams: BinanceStreams) -> dict[str, BookSyncStatistics]:
+    """A snapshot of the counters of every live book of ``streams``, keyed
+    ``"<SYMBOL>/<limit>/<speed>"`` (``"BTCUSDT/1000/100"``): state, update id, events received,
+    applied and ignored, snapshots fetched and rejected, resyncs."""
+    books = _registry_of(streams).live()
+    return {f"{s}/{limit}/{speed}": book.statistics() for (s, limit, speed), book in books.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,6 +334,10 @@ class _BookConnection:
                 log.exception("a subscriber of the %s order book raised at its end", self.symbol)
         for subscription in subscriptions:
             subscription.dispose()
+
+    def statistics(self) -> BookSyncStatistics:
+        with self._lock:
+            return self._sync.statistics()
 
     def add(self, observer: abc.ObserverBase[OrderBook]) -> None:
         # Under the book lock: the current book reaches the newcomer before any later one.
