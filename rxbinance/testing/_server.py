@@ -1245,6 +1245,43 @@ class FakeBinance:
 
         return self._on_loop(run)
 
+    def _user_stream_ids(self, api_key: str | None) -> list[int]:
+        # Lock held. Connections that would get a user event of api_key (None: any key).
+        ids = []
+        for session in self._open_sessions():
+            conn = session.conn
+            if session.wsapi is not None:
+                owners = self._user_data.subscriptions(session.wsapi).values()
+                if owners and (api_key is None or api_key in owners):
+                    ids.append(session.id)
+            elif conn.route == "private" and conn.listen_key is not None:
+                record = self._listen_keys.get(conn.listen_key)
+                if record is None or record.state != "active":
+                    continue
+                if api_key is None or record.api_key == api_key:
+                    ids.append(session.id)
+        return ids
+
+    def user_streams(self, api_key: str | None = None) -> tuple[ConnectionRecord, ...]:
+        """The open connections :meth:`publish_user_event` would reach for ``api_key`` (None:
+        any key): WS API connections with an active subscription, and ``/private``
+        connections on an active listen key."""
+        with self._lock:
+            return tuple(self._sessions[i].record() for i in self._user_stream_ids(api_key))
+
+    def wait_for_user_streams(
+        self, n: int = 1, api_key: str | None = None, timeout: float = 5.0
+    ) -> tuple[ConnectionRecord, ...]:
+        """Wait until at least ``n`` connections are subscribed to user data of ``api_key``
+        (see :meth:`user_streams`); return them."""
+
+        def enough(fake: FakeBinance) -> bool:
+            return len(fake._user_stream_ids(api_key)) >= n
+
+        enough.__name__ = f"{n} user data stream(s)" + (f" of {api_key!r}" if api_key else "")
+        self.wait_for(enough, timeout)
+        return self.user_streams(api_key)
+
     def _write_user(self, session: _Session, data: str) -> bool:
         if session.combined:
             key = session.conn.listen_key
