@@ -449,7 +449,11 @@ class Client:
                     "Client(api_key=..., api_secret=...)"
                 )
             if self.recv_window is not None:
-                items.append(("recvWindow", self.recv_window))
+                # "5000", not "5000.0"; at most 3 decimals (microseconds) are allowed.
+                window = float(self.recv_window)
+                items.append(
+                    ("recvWindow", int(window) if window.is_integer() else round(window, 3))
+                )
             items.append(("timestamp", int(time.time() * 1000)))
             payload, query = signed_query(items, self._signer)
             # The logged URL carries what was signed, never the signature.
