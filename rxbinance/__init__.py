@@ -20,6 +20,17 @@ from rxbinance.errors import (
     ServerShutdown,
     StallError,
 )
+from rxbinance.pipelines import (
+    OrderBook,
+    Quote,
+    WeightBudget,
+    best_bid_ask,
+    klines_with_history,
+    order_book,
+    order_book_statistics,
+    rest_budget,
+    set_rest_budget,
+)
 from rxbinance.streams import BinanceStreams, StreamStatistics
 
 __version__ = "0.1.0"
@@ -31,11 +42,20 @@ __all__ = [
     "ConnectionFailure",
     "HandshakeError",
     "InvalidInputError",
+    "OrderBook",
     "ProtocolError",
+    "Quote",
     "RxBinanceError",
     "ServerShutdown",
     "StallError",
     "StreamStatistics",
+    "WeightBudget",
     "__version__",
+    "best_bid_ask",
     "events",
+    "klines_with_history",
+    "order_book",
+    "order_book_statistics",
+    "rest_budget",
+    "set_rest_budget",
 ]

@@ -301,6 +301,9 @@ def test_one_book_per_symbol_shared_and_ref_counted(
     fake.wait_for_connections(1, stream="btcusdt@depth@100ms")
     while not first.items:
         fake.step()
+    # Let every diff already sent arrive, so the book stops changing before the late subscriber.
+    last_id = fake.with_market(lambda m: m.last_update_id("BTCUSDT"))
+    first.wait_for(lambda c: c.items[-1].update_id == last_id)
     second.wait_count(len(first.items))
     # A late subscriber receives the current book at once, without waiting for a change.
     c = order_book(streams, "BTCUSDT", rest=rest).subscribe(late)
