@@ -30,3 +30,26 @@ def test_the_fakebinance_example_runs() -> None:
     namespace: dict[str, object] = {}
     exec(compile(example, "README.rst", "exec"), namespace)
     namespace["test_my_strategy_sees_trades"]()  # type: ignore[operator]
+
+
+def test_the_typed_pipelines_example_runs() -> None:
+    from rxbinance import BinanceStreams
+    from rxbinance.testing import FakeBinance
+    from tests.conftest import Collector
+
+    (example,) = [b for b in code_blocks("python") if "rxbinance.order_book(" in b]
+    lines = Collector()
+    with (
+        FakeBinance(tick_interval=0.01) as fake,
+        BinanceStreams(ws_url=fake.ws_url, rest_url=fake.rest_url) as streams,
+    ):
+        namespace: dict[str, object] = {
+            "streams": streams,
+            "print": lambda *args: lines.on_next(" ".join(map(str, args))),
+        }
+        exec(compile(example, "README.rst", "exec"), namespace)
+        kinds = ("trade", "book", "mid", "quote", "1m")
+        lines.wait_for(
+            lambda c: all(any(str(x).startswith(k + " ") for x in c.items) for k in kinds),
+            timeout=60,
+        )
