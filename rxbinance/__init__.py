@@ -10,12 +10,16 @@
 
 from rxbinance import events
 from rxbinance.errors import (
+    BinanceAPIError,
     ConnectError,
     ConnectionDropped,
     ConnectionFailure,
     HandshakeError,
     InvalidInputError,
     ProtocolError,
+    RateLimitError,
+    RequestError,
+    RequestTimeout,
     RxBinanceError,
     ServerShutdown,
     StallError,
@@ -36,6 +40,7 @@ from rxbinance.streams import BinanceStreams, StreamStatistics
 __version__ = "0.1.0"
 
 __all__ = [
+    "BinanceAPIError",
     "BinanceStreams",
     "ConnectError",
     "ConnectionDropped",
@@ -45,6 +50,9 @@ __all__ = [
     "OrderBook",
     "ProtocolError",
     "Quote",
+    "RateLimitError",
+    "RequestError",
+    "RequestTimeout",
     "RxBinanceError",
     "ServerShutdown",
     "StallError",

@@ -10,6 +10,7 @@ import rxbinance
 
 EXPECTED = {
     "rxbinance": {
+        "BinanceAPIError",
         "BinanceStreams",
         "ConnectError",
         "ConnectionDropped",
@@ -19,6 +20,9 @@ EXPECTED = {
         "OrderBook",
         "ProtocolError",
         "Quote",
+        "RateLimitError",
+        "RequestError",
+        "RequestTimeout",
         "RxBinanceError",
         "ServerShutdown",
         "StallError",
@@ -46,6 +50,18 @@ EXPECTED = {
         "set_rest_budget",
     },
     "rxbinance.websockets": {"BinanceSocketManager"},
+    "rxbinance.rest": {"Client"},
+    "rxbinance.testing": {
+        "BookState",
+        "CloseCause",
+        "ConnectionAttempt",
+        "ConnectionKind",
+        "ConnectionRecord",
+        "FakeBinance",
+        "Market",
+        "MarketError",
+        "RestRequest",
+    },
     "rxbinance.operators": {
         "closed_klines",
         "demultiplex",

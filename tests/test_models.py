@@ -43,7 +43,7 @@ from rxbinance.models import (
     PartialDepth,
     ReferencePrice,
     RollingTicker,
-    ServerShutdown,
+    ServerShutdownNotice,
     Ticker,
     Trade,
     parse,
@@ -260,17 +260,17 @@ SPOT_MARKET: list[tuple[str, str, Any]] = [
     (
         "serverShutdown",
         '{"e":"serverShutdown","E":1770123456789}',
-        ServerShutdown(event_time=1770123456789),
+        ServerShutdownNotice(event_time=1770123456789),
     ),
     (
         "serverShutdown combined",
         '{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1770123456789}}',
-        ServerShutdown(event_time=1770123456789),
+        ServerShutdownNotice(event_time=1770123456789),
     ),
     (
         "serverShutdown WS API",
         '{"event":{"e":"serverShutdown","E":1770123456789}}',
-        ServerShutdown(event_time=1770123456789),
+        ServerShutdownNotice(event_time=1770123456789),
     ),
 ]
 
@@ -1155,7 +1155,7 @@ def test_every_event_type_of_the_brief_is_modelled() -> None:
         "AccountUpdate",
         "OrderTradeUpdate",
         "ListenKeyExpired",
-        "ServerShutdown",
+        "ServerShutdownNotice",
         "ContinuousKline",
         "ReferencePrice",
         "BlockTrade",

@@ -42,7 +42,7 @@ from ._market import (
     PartialDepth,
     ReferencePrice,
     RollingTicker,
-    ServerShutdown,
+    ServerShutdownNotice,
     Ticker,
     Trade,
 )
@@ -94,7 +94,7 @@ __all__ = [
     "PartialDepth",
     "ReferencePrice",
     "RollingTicker",
-    "ServerShutdown",
+    "ServerShutdownNotice",
     "Ticker",
     "Trade",
     "parse",

@@ -28,7 +28,7 @@ __all__ = [
     "PartialDepth",
     "ReferencePrice",
     "RollingTicker",
-    "ServerShutdown",
+    "ServerShutdownNotice",
     "Ticker",
     "Trade",
 ]
@@ -424,7 +424,7 @@ class ForceOrder(_Model):
 
 
 @_model
-class ServerShutdown(_Model):
+class ServerShutdownNotice(_Model):
     """``serverShutdown`` (spot streams and WS API): reconnect as soon as possible."""
 
     _label: ClassVar[str] = "serverShutdown"

@@ -20,7 +20,7 @@ from ._market import (
     PartialDepth,
     ReferencePrice,
     RollingTicker,
-    ServerShutdown,
+    ServerShutdownNotice,
     Ticker,
     Trade,
 )
@@ -54,7 +54,7 @@ Event: TypeAlias = (
     | PartialDepth
     | MarkPrice
     | ForceOrder
-    | ServerShutdown
+    | ServerShutdownNotice
     | ExecutionReport
     | AccountPosition
     | BalanceUpdate
@@ -85,7 +85,7 @@ _EVENT_MODELS: tuple[type[_Model], ...] = (
     DepthUpdate,
     MarkPrice,
     ForceOrder,
-    ServerShutdown,
+    ServerShutdownNotice,
     ExecutionReport,
     AccountPosition,
     BalanceUpdate,
@@ -173,7 +173,7 @@ _BY_STREAM_KIND: dict[str, type[_Model]] = {
     "rpiDepth": DepthUpdate,
     "markPrice": MarkPrice,
     "forceOrder": ForceOrder,
-    "serverShutdown": ServerShutdown,
+    "serverShutdown": ServerShutdownNotice,
 }
 _PARTIAL_DEPTHS = frozenset({"depth5", "depth10", "depth20"})
 
