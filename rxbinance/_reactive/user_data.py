@@ -315,12 +315,7 @@ class UsdmUserSocket:
         self._socket.close()
 
     def join(self, timeout: float | None = None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        self._socket.join(timeout)
-        keeper = self._keeper
-        if keeper is not None and keeper is not threading.current_thread():
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            keeper.join(remaining)
+        self._socket.join(timeout)  # the reader outlives the keepalive thread
 
     # -- reader thread
 
@@ -359,6 +354,12 @@ class UsdmUserSocket:
 
     def _socket_closed(self, failure: RxBinanceError | None) -> None:
         self._stop.set()  # a failed connection's key is kept alive by the next one, not this
+        # Outlive the keepalive thread (at most one REST call: the DELETE after close()), so
+        # that "the reader thread is alive" means "this connection is alive" for whoever joins
+        # or prunes sockets by their thread.
+        keeper = self._keeper
+        if keeper is not None:
+            keeper.join()
         self._on_closed(failure)
 
     # -- keepalive thread
