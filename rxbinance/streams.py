@@ -440,19 +440,27 @@ class BinanceStreams:
         no symbol; on USD-M ``depthUpdate`` events). ``speed``: update period in ms; spot 1000
         (default) or 100, USD-M 250 (default), 500 or 100.
         """
-        if self._usdm():
-            name = names.usdm_depth_stream(symbol, levels, 250 if speed is None else speed)
-        else:
-            name = names.depth_stream(symbol, levels, 1000 if speed is None else speed)
+        try:
+            if self._usdm():
+                name = names.usdm_depth_stream(symbol, levels, 250 if speed is None else speed)
+            else:
+                name = names.depth_stream(symbol, levels, 1000 if speed is None else speed)
+        except InvalidInputError as exc:  # the allowed speeds differ per market: say which
+            raise InvalidInputError(f"{exc} (market {self.market!r})") from None
         return self.stream(name)
 
     def klines(self, symbol: str, interval: str = "1m") -> Observable[Message]:
         """Candles of ``symbol`` (``<symbol>@kline_<interval>``); ``"1M"`` is a month, ``"1m"`` a
         minute. ``k.x`` is true on the last update of a candle. USD-M has no ``"1s"`` (see
         :meth:`continuous_klines`)."""
-        if self._usdm():
-            return self.stream(names.usdm_kline_stream(symbol, interval))
-        return self.stream(names.kline_stream(symbol, interval))
+        try:
+            if self._usdm():
+                name = names.usdm_kline_stream(symbol, interval)
+            else:
+                name = names.kline_stream(symbol, interval)
+        except InvalidInputError as exc:  # the allowed intervals differ per market: say which
+            raise InvalidInputError(f"{exc} (market {self.market!r})") from None
+        return self.stream(name)
 
     def symbol_ticker(self, symbol: str) -> Observable[Message]:
         """24 h rolling statistics of ``symbol`` (``<symbol>@ticker``): every second on spot,
