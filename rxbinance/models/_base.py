@@ -23,6 +23,7 @@ Conversion rules, chosen from the field's annotation:
 from __future__ import annotations
 
 import dataclasses
+import html
 import types
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -128,6 +129,12 @@ class _Model:
         Unknown keys are ignored. Raises ParseError naming the event and the first bad field.
         """
         raise NotImplementedError  # replaced on every concrete model by @_model
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: an HTML table, one row per field (attribute, value, the JSON
+        key it came from). ``*_time`` values also show as UTC; book levels and nested models
+        show their first 10 entries. Every value is HTML-escaped."""
+        return _html_table(self)
 
 
 _M = TypeVar("_M", bound=_Model)
@@ -527,3 +534,55 @@ _WHAT = {
     "models": "an array",
     "custom": "a value",
 }
+
+
+# --------------------------------------------------------------------------------------------
+# Rich display (Jupyter): every model as an HTML table
+
+_HTML_ENTRIES = 10  # book levels or nested models shown per field; the rest are counted
+
+
+def _html_table(model: _Model) -> str:
+    rows = []
+    for spec in type(model)._specs:
+        value = _html_value(getattr(model, spec.attr), spec.kind)
+        key = "" if spec.key is None else f"<code>{html.escape(spec.key)}</code>"
+        rows.append(
+            f"<tr><th style='text-align:left'>{html.escape(spec.attr)}</th>"
+            f"<td style='text-align:left'>{value}</td><td>{key}</td></tr>"
+        )
+    caption = html.escape(type(model).__name__)
+    return (
+        f"<table><caption style='text-align:left'><b>{caption}</b></caption>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _html_value(value: Any, kind: str) -> str:
+    if value is None:
+        return "<i>None</i>"
+    if kind == "time" and value.__class__ is int:
+        try:
+            when = _utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        except (OverflowError, ValueError):  # microseconds (timeUnit=MICROSECOND): no date
+            return html.escape(str(value))
+        return f"{value} <small>({when} UTC)</small>"
+    if kind == "levels":
+        shown = [
+            f"<tr><td>{html.escape(str(price))}</td><td>{html.escape(str(qty))}</td></tr>"
+            for price, qty in value[:_HTML_ENTRIES]
+        ]
+        head = "<tr><th>price</th><th>quantity</th></tr>"
+        return f"<table>{head}{''.join(shown)}</table>{_html_more(len(value))}"
+    if kind == "models":
+        shown = [item._repr_html_() for item in value[:_HTML_ENTRIES]]
+        return "".join(shown) + _html_more(len(value))
+    return html.escape(str(value))
+
+
+def _html_more(total: int) -> str:
+    if total == 0:
+        return "<i>none</i>"
+    if total > _HTML_ENTRIES:
+        return f"<small>… and {total - _HTML_ENTRIES} more</small>"
+    return ""

@@ -11,8 +11,10 @@ is left untouched. A view is then four references, taken in O(1), and readers ne
 
 from __future__ import annotations
 
+import html
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from types import MappingProxyType
 
@@ -378,6 +380,12 @@ class OrderBook:
         """How many ask levels the book holds."""
         return self._ask_count
 
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: a price ladder of the 10 best levels a side (asks above,
+        bids below, best prices meeting in the middle), with the spread, mid, update id and
+        level counts. Every value is HTML-escaped."""
+        return _html_ladder(self, 10)
+
     def __repr__(self) -> str:
         return (
             f"<OrderBook {self.symbol} update_id={self.update_id} "
@@ -388,3 +396,37 @@ class OrderBook:
 
 def _show(level: Level | None) -> str:
     return "-" if level is None else f"{level[1]}@{level[0]}"
+
+
+def _html_ladder(book: OrderBook, depth: int) -> str:
+    def cell(value: object, style: str = "") -> str:
+        return f"<td style='text-align:right;{style}'>{html.escape(str(value))}</td>"
+
+    ask_style, bid_style = "color:#c0392b", "color:#1e8449"
+    rows = [  # asks from the depth-th best down to the best, so the best prices meet mid-table
+        f"<tr>{cell('')}{cell(price, ask_style)}{cell(qty)}</tr>"
+        for price, qty in reversed(book.asks(depth))
+    ]
+    spread, mid = book.spread, book.mid
+    middle = "one side is empty" if spread is None else f"spread {spread} · mid {mid}"
+    rows.append(
+        f"<tr><td colspan='3' style='text-align:center'><i>{html.escape(middle)}</i></td></tr>"
+    )
+    rows.extend(
+        f"<tr>{cell(qty)}{cell(price, bid_style)}{cell('')}</tr>" for price, qty in book.bids(depth)
+    )
+    when = ""
+    if book.event_time is not None:
+        try:
+            stamp = datetime.fromtimestamp(book.event_time / 1000, UTC)
+            when = f" · {stamp:%Y-%m-%d %H:%M:%S}.{stamp.microsecond // 1000:03d} UTC"
+        except (OverflowError, ValueError, OSError):
+            when = f" · event time {book.event_time}"
+    title = f"{book.symbol} · update id {book.update_id}{when}"
+    levels = f"{book.bid_levels} bid levels, {book.ask_levels} ask levels"
+    return (
+        f"<table><caption style='text-align:left'><b>{html.escape(title)}</b></caption>"
+        "<thead><tr><th style='text-align:right'>bid qty</th>"
+        "<th style='text-align:right'>price</th><th style='text-align:right'>ask qty</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table><small>{html.escape(levels)}</small>"
+    )
