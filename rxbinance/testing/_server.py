@@ -229,10 +229,17 @@ class _Session:
 
 
 class FakeBinance:
-    """A local Binance spot server: market streams, WebSocket API and REST, with faults.
+    """A local Binance server: spot market streams, USD-M routed streams, the WebSocket API
+    (user data included), and REST, with faults.
 
     See the package docstring (:mod:`rxbinance.testing`) for a tour and an example. All
     durations are real seconds; market time advances 100 ms per tick.
+
+    User data: configure keys (``api_keys=`` or :meth:`add_api_key`), then push events with
+    :meth:`publish_user_event` (to spot WS API subscriptions and USD-M ``/private``
+    connections alike) after :meth:`wait_for_user_streams`; :meth:`expire_listen_key` announces
+    ``listenKeyExpired``, :meth:`revoke_api_key` ends spot subscriptions with a 401, and
+    ``fake.user_data.clock_skew`` makes timestamps fail with -1021.
 
     Args:
         symbols: Symbols the synthetic market simulates (uppercase).
