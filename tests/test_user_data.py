@@ -223,6 +223,35 @@ def test_a_refused_subscription_is_an_error_not_a_reconnect_loop(
         assert len(fake.wait_for_attempts(2)) == 2
 
 
+def test_spot_with_an_ed25519_key(fake: FakeBinance) -> None:
+    pytest.importorskip("cryptography")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    fake.add_api_key(
+        "ed-key",
+        public_key=private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+    )
+    with make_streams(fake, api_key="ed-key", api_secret=pem) as streams:
+        assert "PRIVATE" not in repr(streams)
+        got = Collector()
+        streams.user().subscribe(got)
+        fake.wait_for_user_streams(1, "ed-key")
+        fake.publish_user_event("ed-key", EXECUTION)
+        got.wait_count(1)
+        assert got.items == [EXECUTION]
+        (request,) = subscribe_requests(fake)
+        assert not request["params"]["signature"].isalnum()  # base64, not hex
+
+
 def test_a_timestamp_outside_the_window_is_reported(fake: FakeBinance) -> None:
     fake.user_data.clock_skew = -5.0  # the client's clock looks 5 s fast
     with make_streams(fake) as streams:
