@@ -229,8 +229,15 @@ def connect(
         raise InvalidInputError(f"invalid speed {speed!r}: a number > 0 (1 is real time)")
     if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup <= 3600:
         raise InvalidInputError(f"invalid warmup {warmup!r}: seconds of market time, 0 to 3600")
-    resolved = notebook_scheduler() if scheduler == "loop" else scheduler
-    assert not isinstance(resolved, str)
+    resolved: abc.SchedulerBase | None
+    if isinstance(scheduler, str):
+        if scheduler != "loop":
+            raise InvalidInputError(
+                f"invalid scheduler {scheduler!r}: 'loop', None or a reactivex scheduler"
+            )
+        resolved = notebook_scheduler()
+    else:
+        resolved = scheduler
     if live:
         return NotebookStreams(live=True, scheduler=resolved, **options)
     fixed = sorted({"ws_url", "rest_url", "ws_api_url"} & options.keys())

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
@@ -254,6 +256,8 @@ def test_connect_rejects_bad_arguments_before_starting_anything() -> None:
             connect(live="no")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="invalid speed"):
             connect(speed=0)
+        with pytest.raises(ValueError, match="invalid scheduler 'notebook'"):
+            connect(scheduler="notebook")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="invalid warmup"):
             connect(warmup=-1)
         with pytest.raises(ValueError, match="ws_url: the simulator's own URLs"):
@@ -394,6 +398,29 @@ def test_live_display_outside_ipython_asks_for_a_target(capsys: pytest.CaptureFi
     capsys.readouterr()  # IPython's display() printed the placeholder outside a shell
     with pytest.raises(RuntimeError, match="running asyncio event loop"):
         live_display(Subject[int](), target=Screen())
+
+
+def test_live_display_without_ipython_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "IPython.display", None)  # makes the import fail
+
+    async def main() -> None:
+        with pytest.raises(ModuleNotFoundError, match=r"pip install 'rxbinance\[notebook\]'"):
+            live_display(Subject[int]())
+
+    run(main)
+
+
+def test_importing_the_module_pulls_in_neither_the_simulator_nor_ipython() -> None:
+    code = "import sys, rxbinance.jupyter; print(sorted(m for m in sys.modules if m in {M}))"
+    wanted = {"rxbinance.testing", "IPython", "websockets"}
+    out = subprocess.run(
+        [sys.executable, "-c", code.replace("{M}", repr(wanted))],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=WAIT,
+    )
+    assert out.stdout.strip() == "[]"
 
 
 def test_live_display_of_an_order_book_on_the_simulator() -> None:
