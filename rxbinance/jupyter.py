@@ -209,7 +209,8 @@ def connect(
     seconds of market time (about 1 ms of CPU per market second), so REST history (klines,
     trades) exists from the start, and then runs ``speed`` times faster than real time (the
     default 5: a ``1s`` candle closes every 0.2 s, a ``1m`` one every 12 s). Its market time
-    starts at the wall clock and then runs ahead of it by that factor.
+    starts at the wall clock and then runs ahead of it by that factor. It keeps the last hour
+    of market time (order book changes, trades) for REST.
 
     ``live=True`` connects to Binance (``market``, ``api_key`` and the other
     :class:`~rxbinance.BinanceStreams` settings go in ``options``); nothing connects before
@@ -238,6 +239,10 @@ def connect(
         resolved = notebook_scheduler()
     else:
         resolved = scheduler
+    if isinstance(symbols, str):
+        raise InvalidInputError(
+            f"symbols must be a sequence of symbols, not one string {symbols!r}"
+        )
     if live:
         return NotebookStreams(live=True, scheduler=resolved, **options)
     fixed = sorted({"ws_url", "rest_url", "ws_api_url"} & options.keys())
@@ -271,7 +276,13 @@ def _start_simulator(
     tick_ms = 100  # the simulator's market tick; FakeBinance's tick_interval is its real period
     ticks = round(warmup * 1000 / tick_ms)
     market = Market(
-        tuple(symbols), seed=seed, start_time_ms=int(time.time() * 1000) - ticks * tick_ms
+        tuple(symbols),
+        seed=seed,
+        start_time_ms=int(time.time() * 1000) - ticks * tick_ms,
+        tick_ms=tick_ms,
+        # An hour of market time (the longest warm-up): about 13 MB a symbol once full, where
+        # the default (5.5 h) would let a notebook left open grow to about 70 MB a symbol.
+        history_ticks=36_000,
     )
     for _ in range(ticks):
         market.step(())  # nobody listens yet: this only builds the history REST serves

@@ -258,6 +258,8 @@ def test_connect_rejects_bad_arguments_before_starting_anything() -> None:
             connect(speed=0)
         with pytest.raises(ValueError, match="invalid scheduler 'notebook'"):
             connect(scheduler="notebook")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="not one string"):
+            connect(symbols="BTCUSDT")
         with pytest.raises(ValueError, match="invalid warmup"):
             connect(warmup=-1)
         with pytest.raises(ValueError, match="ws_url: the simulator's own URLs"):
