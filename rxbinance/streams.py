@@ -202,6 +202,8 @@ class BinanceStreams:
         self._registry = StreamRegistry(make_connection=self._make_connection, scheduler=scheduler)
         self._rest: Client | None = None
         self._rest_lock = threading.Lock()
+        self._workers: list[threading.Thread] = []  # pipeline threads, joined by close()
+        self._workers_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -225,12 +227,29 @@ class BinanceStreams:
             for sock in connection.sockets:
                 if getattr(sock, "thread", None) is not current:
                     sock.join(max(0.0, deadline - time.monotonic()))
+        # Pipelines' workers (snapshot and history fetches) stop once their streams completed
+        # above; wait for them too, so close() leaves no thread of ours behind.
+        with self._workers_lock:
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            if worker is not current:
+                worker.join(max(0.0, deadline - time.monotonic()))
         with self._events_lock:
             self._events.on_completed()
         with self._rest_lock:
             rest, self._rest = self._rest, None
         if rest is not None:
             rest.close()
+
+    def _worker_thread(self, target: Callable[[], None], name: str) -> threading.Thread:
+        """A named daemon thread, not yet started, that :meth:`close` joins (package-internal:
+        pipelines run their workers on it; a worker must end by itself once these streams
+        close, as its streams complete)."""
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        with self._workers_lock:
+            self._workers = [t for t in self._workers if t.is_alive() or t is thread]
+            self._workers.append(thread)
+        return thread
 
     @property
     def rest(self) -> Client:

@@ -51,6 +51,15 @@ EXPECTED = {
     },
     "rxbinance.websockets": {"BinanceSocketManager"},
     "rxbinance.rest": {"Client"},
+    "rxbinance.jupyter": {
+        "DisplayTarget",
+        "LiveDisplay",
+        "NotebookStreams",
+        "connect",
+        "live_display",
+        "notebook_scheduler",
+        "on_loop",
+    },
     "rxbinance.testing": {
         "BookState",
         "CloseCause",

@@ -37,7 +37,7 @@ def test_the_typed_pipelines_example_runs() -> None:
     from rxbinance.testing import FakeBinance
     from tests.conftest import Collector
 
-    (example,) = [b for b in code_blocks("python") if "rxbinance.order_book(" in b]
+    (example,) = [b for b in code_blocks("python") if "rxbinance.klines_with_history(" in b]
     lines = Collector()
     with (
         FakeBinance(tick_interval=0.01) as fake,

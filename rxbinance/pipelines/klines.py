@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +103,7 @@ def klines_with_history(
             stream_name=stream_name,
             rest=client,
             budget=budget if budget is not None else rest_budget(streams),
+            new_thread=streams._worker_thread,
         )
         session.start(streams.klines(upper, interval))
 
@@ -131,8 +133,10 @@ class _Session:
         stream_name: str,
         rest: KlinesClient,
         budget: WeightBudget,
+        new_thread: Callable[[Callable[[], None], str], threading.Thread],
     ) -> None:
         self._observer = observer
+        self._new_thread = new_thread  # the streams' workers, which close() joins
         self._symbol = symbol
         self._interval = interval
         self._stream_name = stream_name
@@ -259,10 +263,8 @@ class _Session:
 
     def _ensure_worker(self) -> None:
         if self._worker is None and not self._stopped and self._request is not None:
-            worker = threading.Thread(
-                target=self._work,
-                name=f"rxbinance-klines:{self._symbol}@{self._interval}",
-                daemon=True,
+            worker = self._new_thread(
+                self._work, f"rxbinance-klines:{self._symbol}@{self._interval}"
             )
             self._worker = worker
             worker.start()

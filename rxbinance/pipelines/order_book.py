@@ -462,9 +462,7 @@ class _BookConnection:
 
     def _ensure_worker(self) -> None:
         if self._worker is None and not self._stopped:
-            worker = threading.Thread(
-                target=self._work, name=f"rxbinance-book:{self.symbol}", daemon=True
-            )
+            worker = self._streams._worker_thread(self._work, f"rxbinance-book:{self.symbol}")
             self._worker = worker
             worker.start()
 
