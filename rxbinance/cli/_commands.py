@@ -1,0 +1,259 @@
+"""The commands: watch, book, record, replay, demo. Each returns the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, TextIO
+
+from reactivex import Observable
+
+from rxbinance.cli._connect import (
+    check_symbols,
+    open_streams,
+    rest_available,
+    symbols_of,
+    validate_names,
+)
+from rxbinance.cli._format import TABLE_HEADER, json_line, table_rows
+from rxbinance.cli._ladder import Screen, ladder
+from rxbinance.cli._pump import CommandError, Pump, Status
+from rxbinance.protocol.endpoints import endpoints_for
+from rxbinance.protocol.names import normalize_symbol, normalize_usdm_symbol
+from rxbinance.replay import Recorder, open_recording, replay
+from rxbinance.streams import BinanceStreams
+
+__all__ = ["book", "demo", "record", "replay_file", "watch"]
+
+
+def _say(text: str) -> None:
+    print(f"rxbinance: {text}", file=sys.stderr, flush=True)
+
+
+def _status(args: argparse.Namespace) -> Status:
+    return Status(_say, quiet=args.quiet, max_retries=getattr(args, "retries", 0))
+
+
+def _unique(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def _source(streams: BinanceStreams, names: list[str]) -> Observable[Any]:
+    """One raw socket for one stream (bare payloads), a multiplex socket for several
+    (``{"stream", "data"}``). Validates the names (InvalidInputError)."""
+    if len(names) == 1:
+        return streams.stream(names[0])
+    return streams.multiplex(names)
+
+
+class _Printer:
+    """Prints messages as JSON lines or table rows; ``combined`` messages are wrappers."""
+
+    def __init__(self, out: TextIO, *, pretty: bool, combined: bool, stream: str) -> None:
+        self.out = out
+        self.pretty = pretty
+        self.combined = combined
+        self.stream = stream
+        if pretty:
+            out.write(TABLE_HEADER + "\n")
+
+    def __call__(self, message: Any, received: float = 0.0) -> None:
+        if not self.pretty:
+            self.out.write(json_line(message) + "\n")
+            return
+        if self.combined and isinstance(message, dict) and "stream" in message:
+            rows = table_rows(str(message["stream"]), message.get("data"))
+        else:
+            rows = table_rows(self.stream, message)
+        self.out.write("\n".join(rows) + "\n")
+
+
+def _network_pump(args: argparse.Namespace, status: Status, noun: str = "messages") -> Pump:
+    def rate_line(count: int, rate: float) -> str:
+        return f"{count} {noun}, {rate:.1f}/s"
+
+    return Pump(
+        status,
+        limit=args.limit,
+        duration=args.duration,
+        stats_interval=args.stats_interval,
+        rate_line=rate_line,
+    )
+
+
+def _start(
+    args: argparse.Namespace, stack: ExitStack, status: Status, names: list[str]
+) -> tuple[BinanceStreams, Observable[Any]]:
+    validate_names(args.market, names)
+    streams = open_streams(args, stack, status)
+    source = _source(streams, names)
+    if args.check and rest_available(args):
+        check_symbols(streams, symbols_of(names), args.market)
+    return streams, source
+
+
+def watch(args: argparse.Namespace) -> int:
+    names = _unique(args.streams)
+    status = _status(args)
+    out = sys.stdout
+    with ExitStack() as stack:
+        streams, source = _start(args, stack, status, names)
+        pump = _network_pump(args, status)
+        stack.callback(pump.dispose)
+        printer = _Printer(out, pretty=args.pretty, combined=len(names) > 1, stream=names[0])
+        pump.watch_events(streams.events)
+        pump.subscribe(source)
+        pump.run(printer, out.flush)
+        out.flush()
+    return 0
+
+
+def record(args: argparse.Namespace) -> int:
+    names = _unique(args.streams)
+    path = Path(args.output)
+    if path.exists() and not args.force:
+        raise CommandError(f"{path} exists: pass --force to overwrite it")
+    status = _status(args)
+    with ExitStack() as stack:
+        streams, source = _start(args, stack, status, names)
+        try:
+            recorder = Recorder(path, names, market=args.market, url=streams.ws_url, started=None)
+        except OSError as exc:
+            raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        stack.callback(recorder.close)
+        combined = recorder.header.combined
+
+        def write(message: Any, received: float) -> None:
+            if combined:
+                recorder.write(message["stream"], message["data"], received)
+            else:
+                recorder.write(names[0], message, received)
+
+        pump = _network_pump(args, status, noun=f"messages recorded to {path}")
+        stack.callback(pump.dispose)
+        pump.watch_events(streams.events)
+        pump.subscribe(source)
+        status.info(f"recording {', '.join(names)} to {path} (Ctrl-C to stop)")
+        try:
+            pump.run(write, lambda: None)
+        finally:
+            status.info(f"recorded {recorder.count} messages to {path}")
+    return 0
+
+
+def replay_file(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    with open_recording(path) as recording:
+        header = recording.header
+    source = replay(path, speed=args.speed)
+    status = _status(args)
+    out = sys.stdout
+    pump = Pump(status, limit=args.limit)
+    printer = _Printer(out, pretty=args.pretty, combined=header.combined, stream=header.streams[0])
+    try:
+        pump.subscribe(source)
+        pump.run(printer, out.flush)
+        out.flush()
+    finally:
+        pump.dispose()
+    return 0
+
+
+def book(args: argparse.Namespace) -> int:
+    from rxbinance.pipelines import OrderBook, order_book
+
+    usdm = endpoints_for(args.market).product == "usdm"
+    normalize = normalize_usdm_symbol if usdm else normalize_symbol
+    symbol = normalize(args.symbol).upper()
+    if not 1 <= args.depth <= 5000:
+        raise CommandError(f"invalid --depth {args.depth}: 1 to 5000 levels", status=2)
+    if not rest_available(args):
+        raise CommandError(
+            "the order book needs REST snapshots from the same exchange as --ws-url: "
+            "pass --rest-url too",
+            status=2,
+        )
+    out = sys.stdout
+    screen: Screen | None = None
+    latest: OrderBook | None = None
+    status_line = ""
+
+    def redraw() -> None:
+        assert screen is not None
+        lines = ladder(latest, args.depth) if latest is not None else []
+        screen.draw([*lines, "", status_line])
+
+    def say(text: str) -> None:
+        nonlocal status_line
+        if screen is None:
+            _say(text)
+            return
+        status_line = text
+        redraw()
+
+    status = Status(say, quiet=args.quiet, max_retries=args.retries)
+    pump = _network_pump(args, status, noun="book updates")
+
+    def show(item: OrderBook, received: float) -> None:
+        nonlocal latest
+        latest = item
+        if screen is not None:
+            if not pump.more_coming():  # only the latest book is worth drawing
+                redraw()
+        else:
+            out.write("\n".join(ladder(item, args.depth)) + "\n\n")
+
+    with ExitStack() as stack:
+        streams = open_streams(args, stack, status)
+        if args.check:
+            check_symbols(streams, [symbol], args.market)
+        source = order_book(
+            streams, symbol, limit=max(args.depth, 1000 if args.depth <= 1000 else 5000)
+        )
+        if out.isatty():
+            screen = Screen(out)
+            stack.callback(screen.close)
+        stack.callback(pump.dispose)
+        pump.watch_events(streams.events)
+        pump.subscribe(source)
+        pump.run(show, out.flush)
+        out.flush()
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Trades from the embedded simulator: the README's first command."""
+    try:
+        from rxbinance.testing import FakeBinance
+    except ImportError as exc:  # the `testing` extra brings the `websockets` server library
+        raise CommandError(
+            f"rxbinance demo needs the simulator: pip install 'rxbinance[testing]' ({exc})"
+        ) from exc
+    symbol = normalize_symbol(args.symbol)
+    status = Status(_say, quiet=True, max_retries=5)
+    out = sys.stdout
+    with ExitStack() as stack:
+        fake = stack.enter_context(FakeBinance(tick_interval=0.05))
+        streams = stack.enter_context(BinanceStreams(ws_url=fake.ws_url))
+        source = streams.trades(symbol)
+        out.write(
+            f"rxbinance demo: {args.count} trades of {symbol.upper()}, "
+            f"simulated market at {fake.ws_url}\n"
+        )
+        printer = _Printer(out, pretty=True, combined=False, stream=f"{symbol}@trade")
+        pump = Pump(status, limit=args.count)
+        stack.callback(pump.dispose)
+        pump.watch_events(streams.events)
+        pump.subscribe(source)
+        pump.run(printer, out.flush)
+        out.write(
+            "\nnext: rxbinance watch btcusdt@trade btcusdt@bookTicker --sim --pretty\n"
+            "      rxbinance book BTCUSDT --sim\n"
+            "      rxbinance record btcusdt@trade --sim -o trades.jsonl.gz; "
+            "rxbinance replay trades.jsonl.gz\n"
+            "      (leave out --sim for the real Binance; rxbinance --help for more)\n"
+        )
+        out.flush()
+    return 0

@@ -1,0 +1,244 @@
+"""The main-thread loop every command runs, and the status it reports on stderr.
+
+Why everything goes through one queue to the main thread: sockets deliver on their reader
+threads, but printing, ``--limit``, ``--duration``, the message rate, a closed pipe and Ctrl-C
+are all simplest (and only safe) in one place. Reader threads only stamp each message with its
+receive time and enqueue it; they never block on the terminal, so a slow terminal never delays
+Binance's pings. The queue is unbounded (a consumer that cannot keep up shows a growing
+``queued`` count in the status line instead of losing messages).
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from reactivex import Observable, abc
+
+from rxbinance.events import (
+    BookResyncing,
+    BookSnapshotFailed,
+    BookSynced,
+    Connected,
+    ConnectionEvent,
+    Disconnected,
+    GaveUp,
+    MalformedFrame,
+    Reconnecting,
+    Rejected,
+)
+
+__all__ = ["CommandError", "Pump", "Status"]
+
+
+class CommandError(Exception):
+    """A failure the user can act on: printed as one line, exit status ``status``."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _is_give_up(message: Any) -> bool:
+    # The dict every subscriber of a stream gets when its reconnects are spent.
+    return type(message) is dict and message.get("e") == "error" and "m" in message
+
+
+class Status:
+    """Turns connection events into short lines for a person (stderr, or the book screen).
+
+    ``say`` prints one status line; with ``quiet`` only :meth:`error` lines are written.
+    Remembers why a stream gave up, so the final error line can say it.
+    """
+
+    def __init__(self, say: Callable[[str], None], *, quiet: bool, max_retries: int) -> None:
+        self.say = say
+        self.quiet = quiet
+        self.max_retries = max_retries
+        self.gave_up: GaveUp | None = None
+        self.rejected: Rejected | None = None
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self.say(text)
+
+    def event(self, event: ConnectionEvent) -> None:
+        match event:
+            case Connected(stream=stream, url=url):
+                self.info(f"connected to {url}" if url else f"connected: {stream}")
+            case Disconnected(stream=stream, reason=reason, code=code):
+                closed = f" (close code {code})" if code is not None else ""
+                self.info(f"disconnected from {stream}: {reason}{closed}")
+            case Reconnecting(stream=stream, attempt=0, delay=delay):
+                self.info(f"server shutdown announced: reconnecting {stream} now")
+            case Reconnecting(stream=stream, attempt=attempt, delay=delay):
+                self.info(
+                    f"reconnecting {stream} in {delay:.1f} s "
+                    f"(attempt {attempt} of {self.max_retries})"
+                )
+            case GaveUp():
+                self.gave_up = event
+            case Rejected():
+                self.rejected = event
+            case MalformedFrame(stream=stream, error=error):
+                self.info(f"dropped a malformed frame on {stream}: {error}")
+            case BookResyncing(symbol=symbol, reason=reason):
+                self.info(f"order book {symbol} syncing ({reason})")
+            case BookSynced(symbol=symbol, update_id=update_id, snapshots=snapshots):
+                plural = "s" * (snapshots != 1)
+                self.info(
+                    f"order book {symbol} in sync at update id {update_id} "
+                    f"({snapshots} snapshot{plural})"
+                )
+            case BookSnapshotFailed(symbol=symbol, error=error, retry_in=retry_in):
+                self.info(
+                    f"order book {symbol} snapshot failed: {error}; retry in {retry_in:.1f} s"
+                )
+            case _:
+                pass  # Connecting: the Connected or Disconnected that follows says it all
+
+    def give_up_error(self) -> CommandError:
+        if self.gave_up is not None:
+            attempts = self.gave_up.attempts + 1  # the first attempt and its retries
+            return CommandError(
+                f"{self.gave_up.reason} (gave up after {attempts} attempts; "
+                "is the exchange reachable from here? try --sim for the built-in market)"
+            )
+        return CommandError("the stream ended: reconnect retries spent")
+
+
+@dataclass(slots=True)
+class _Next:
+    value: Any
+    received: float
+
+
+@dataclass(slots=True)
+class _Error:
+    error: Exception
+
+
+@dataclass(slots=True)
+class _Done:
+    pass
+
+
+class Pump:
+    """Feeds a command's handler on the main thread.
+
+    Subscribe sources with :meth:`subscribe` and connection events with :meth:`watch_events`,
+    then :meth:`run` calls ``handle(value, received)`` for each value in order until ``limit``
+    values were handled, ``duration`` seconds passed, or a source completed. Every
+    ``stats_interval`` seconds the status gets a rate line from ``rate_line(count, rate)``.
+    """
+
+    def __init__(
+        self,
+        status: Status,
+        *,
+        limit: int | None = None,
+        duration: float | None = None,
+        stats_interval: float | None = None,
+        rate_line: Callable[[int, float], str] | None = None,
+    ) -> None:
+        self.status = status
+        self.limit = limit
+        self.duration = duration
+        self.stats_interval = stats_interval or None
+        self.rate_line = rate_line or (lambda count, rate: f"{count} messages, {rate:.1f}/s")
+        self.count = 0
+        self._queue: queue.SimpleQueue[_Next | _Error | _Done | ConnectionEvent] = (
+            queue.SimpleQueue()
+        )
+        self._subscriptions: list[abc.DisposableBase] = []
+
+    def subscribe(self, source: Observable[Any]) -> None:
+        put = self._queue.put
+
+        def on_next(value: Any) -> None:
+            put(_Next(value, time.time()))
+
+        def on_error(error: Exception) -> None:
+            put(_Error(error))
+
+        def on_completed() -> None:
+            put(_Done())
+
+        self._subscriptions.append(source.subscribe(on_next, on_error, on_completed))
+
+    def watch_events(self, events: Observable[ConnectionEvent]) -> None:
+        self._subscriptions.append(events.subscribe(self._queue.put))
+
+    def dispose(self) -> None:
+        subscriptions, self._subscriptions = self._subscriptions, []
+        for subscription in subscriptions:
+            subscription.dispose()
+
+    def more_coming(self) -> bool:
+        """True when another value is already waiting and the limit is not reached: a handler
+        that only shows the latest state may skip drawing this one."""
+        if self.limit is not None and self.count >= self.limit:
+            return False
+        return not self._queue.empty()
+
+    def run(self, handle: Callable[[Any, float], None], flush: Callable[[], None]) -> None:
+        """Handle values until the limit, the duration or the end of the source.
+
+        ``flush`` is called whenever the queue runs dry, so output reaches a pipe promptly
+        without a flush per message. Raises :class:`CommandError` when a stream gives up or a
+        source fails (its exception chained).
+        """
+        if self.limit is not None and self.limit <= 0:
+            return
+        started = time.monotonic()
+        deadline = None if self.duration is None else started + self.duration
+        next_stats = None if self.stats_interval is None else started + self.stats_interval
+        stats_count = 0
+        stats_time = started
+        get = self._queue.get
+        while True:
+            now = time.monotonic()
+            wake = min((t for t in (deadline, next_stats) if t is not None), default=None)
+            try:
+                if self._queue.empty():
+                    flush()
+                    item = get(timeout=None if wake is None else max(0.0, wake - now))
+                else:
+                    item = get()
+            except queue.Empty:
+                item = None
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return
+            if next_stats is not None and now >= next_stats:
+                assert self.stats_interval is not None
+                rate = (self.count - stats_count) / max(now - stats_time, 1e-9)
+                line = self.rate_line(self.count, rate)
+                backlog = self._queue.qsize()
+                if backlog > 1000:
+                    line += f" ({backlog} queued: the output is slower than the stream)"
+                self.status.info(line)
+                stats_count, stats_time = self.count, now
+                next_stats = now + self.stats_interval
+            match item:
+                case None:
+                    continue
+                case _Next(value=value, received=received):
+                    if _is_give_up(value):
+                        raise self.status.give_up_error()
+                    handle(value, received)
+                    self.count += 1
+                    if self.limit is not None and self.count >= self.limit:
+                        return
+                case _Error(error=error):
+                    rejected = self.status.rejected
+                    if rejected is not None:
+                        raise CommandError(rejected.reason) from error
+                    raise error
+                case _Done():
+                    return
+                case ConnectionEvent():
+                    self.status.event(item)
