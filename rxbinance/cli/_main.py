@@ -60,6 +60,9 @@ file failed, 2 bad arguments (stream name, symbol, option), 130 interrupted (Ctr
 reader of stdout went away, 143 terminated (SIGTERM)."""
 
 
+_SIMULATOR_LOGGERS = ("asyncio", "websockets")
+
+
 class _Terminated(BaseException):
     """Raised on the main thread by SIGTERM, to unwind (close sockets, finish files)."""
 
@@ -309,6 +312,10 @@ def _setup_logging(debug: bool) -> logging.Handler:
         handler = _Collapsing()
         handler.setFormatter(_OneLine())
         logger.setLevel(logging.WARNING)
+        # The simulator (--sim, demo) runs an asyncio websockets server in this process; its
+        # complaints about clients that went away are noise here, not news (--debug shows them).
+        for name in _SIMULATOR_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     logger.addHandler(handler)
     return handler
 
@@ -345,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if run is None:
         parser.print_help()
         return EXIT_OK
-    level = logging.getLogger("rxbinance").level
+    levels = {name: logging.getLogger(name).level for name in ("rxbinance", *_SIMULATOR_LOGGERS)}
     handler = _setup_logging(args.debug)
     # SIGTERM unwinds like Ctrl-C (files finished, sockets closed), unless it is ignored.
     previous = None
@@ -372,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-        logger = logging.getLogger("rxbinance")
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+        logging.getLogger("rxbinance").removeHandler(handler)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
         handler.close()

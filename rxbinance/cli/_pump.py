@@ -10,10 +10,14 @@ Binance's pings. The queue is unbounded (a consumer that cannot keep up shows a 
 
 from __future__ import annotations
 
+import os
 import queue
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 from reactivex import Observable, abc
@@ -126,6 +130,11 @@ class _Done:
     pass
 
 
+@dataclass(slots=True)
+class _Signal:
+    signum: int
+
+
 class Pump:
     """Feeds a command's handler on the main thread.
 
@@ -150,10 +159,12 @@ class Pump:
         self.stats_interval = stats_interval or None
         self.rate_line = rate_line or (lambda count, rate: f"{count} messages, {rate:.1f}/s")
         self.count = 0
-        self._queue: queue.SimpleQueue[_Next | _Error | _Done | ConnectionEvent] = (
+        self._queue: queue.SimpleQueue[_Next | _Error | _Done | _Signal | ConnectionEvent] = (
             queue.SimpleQueue()
         )
         self._subscriptions: list[abc.DisposableBase] = []
+        self._signalled = False
+        self._previous: dict[int, Any] = {}
 
     def subscribe(self, source: Observable[Any]) -> None:
         put = self._queue.put
@@ -190,9 +201,51 @@ class Pump:
         ``flush`` is called whenever the queue runs dry, so output reaches a pipe promptly
         without a flush per message. Raises :class:`CommandError` when a stream gives up or a
         source fails (its exception chained).
+
+        Ctrl-C (SIGINT) and SIGTERM take effect between two values, never in the middle of
+        ``handle``: a recording or the terminal is never left half-written. The signal then
+        goes to the handler that was installed before (KeyboardInterrupt for SIGINT). A second
+        signal while the first waits acts at once (for a handler stuck on a blocked stdout).
         """
         if self.limit is not None and self.limit <= 0:
             return
+        previous = self._catch_signals()
+        try:
+            self._loop(handle, flush)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _catch_signals(self) -> dict[int, Any]:
+        previous: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return previous  # only the main thread may install handlers
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            current = signal.getsignal(signum)
+            if current in (signal.SIG_IGN, None):
+                continue  # ignored by whoever started us (a background job): keep it so
+            previous[signum] = signal.signal(signum, self._on_signal)
+        self._previous = previous
+        return previous
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Runs on the main thread between two bytecodes, possibly inside _loop's queue.get():
+        # SimpleQueue.put is reentrant, made for exactly this (and __del__ methods).
+        if self._signalled:
+            self._deliver(signum)  # the second one: do not wait any longer
+        self._signalled = True
+        self._queue.put(_Signal(signum))
+
+    def _deliver(self, signum: int) -> None:
+        """Hand ``signum`` to the handler installed before ours."""
+        handler = self._previous.get(signum, signal.SIG_DFL)
+        signal.signal(signum, handler)
+        if callable(handler):
+            handler(signum, None)  # default_int_handler raises KeyboardInterrupt
+        else:  # SIG_DFL: die of it, as the signal meant
+            os.kill(os.getpid(), signum)
+
+    def _loop(self, handle: Callable[[Any, float], None], flush: Callable[[], None]) -> None:
         started = time.monotonic()
         deadline = None if self.duration is None else started + self.duration
         next_stats = None if self.stats_interval is None else started + self.stats_interval
@@ -239,6 +292,10 @@ class Pump:
                         raise CommandError(rejected.reason) from error
                     raise error
                 case _Done():
+                    return
+                case _Signal(signum=signum):
+                    flush()
+                    self._deliver(signum)
                     return
                 case ConnectionEvent():
                     self.status.event(item)
