@@ -14,7 +14,7 @@ from reactivex.subject import Subject
 
 from rxbinance import BinanceStreams
 from rxbinance.aio import ObservableIterator, QueueOverflow, aiter
-from rxbinance.replay import Recorder, replay
+from rxbinance.recording import Recorder, replay
 from rxbinance.testing import FakeBinance
 
 

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import pytest
 
-from rxbinance.replay import Recorder, open_recording
+from rxbinance.recording import Recorder, open_recording
 from rxbinance.testing import FakeBinance
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ import reactivex.operators as ops
 from reactivex.testing import ReactiveTest, TestScheduler
 
 from rxbinance import BinanceStreams
-from rxbinance.replay import (
+from rxbinance.recording import (
     FORMAT_VERSION,
     Record,
     Recorder,
@@ -149,7 +149,7 @@ def test_a_torn_last_line_ends_the_replay_normally_and_is_reported(
     path = write(tmp_path / "r.jsonl", [(float(i), TRADE, trade(i)) for i in range(3)], [TRADE])
     with path.open("ab") as f:
         f.write(b'{"t":3.0,"stream":"btcusdt@trade","data":{"e":"tra')
-    with caplog.at_level(logging.WARNING, logger="rxbinance.replay"):
+    with caplog.at_level(logging.WARNING, logger="rxbinance.recording"):
         items, got = collect(path)
     assert items == [trade(i) for i in range(3)]
     assert got.completed

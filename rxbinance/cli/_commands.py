@@ -22,7 +22,7 @@ from rxbinance.cli._ladder import Screen, ladder
 from rxbinance.cli._pump import CommandError, Pump, Status
 from rxbinance.protocol.endpoints import endpoints_for
 from rxbinance.protocol.names import normalize_symbol, normalize_usdm_symbol
-from rxbinance.replay import Recorder, open_recording, replay
+from rxbinance.recording import Recorder, open_recording, replay
 from rxbinance.streams import BinanceStreams
 
 __all__ = ["book", "demo", "record", "replay_file", "watch"]

@@ -29,7 +29,7 @@ wrappers for several (``BinanceStreams.multiplex``).
 ``Z_SYNC_FLUSH`` per line, so every complete line can be decompressed without the gzip
 trailer), so a recorder killed at any moment loses at most the line it was writing. Readers
 tolerate exactly that: a last line cut short (or a gzip stream that stops mid-block) ends the
-replay normally, and is reported on the ``rxbinance.replay`` logger and in
+replay normally, and is reported on the ``rxbinance.recording`` logger and in
 :attr:`Recording.torn`. Anything else that is not a record (a corrupt line in the middle, a
 file that is not a recording) is a :class:`RecordingError`.
 """
@@ -68,7 +68,7 @@ __all__ = [
     "replay",
 ]
 
-log = logging.getLogger("rxbinance.replay")
+log = logging.getLogger("rxbinance.recording")
 
 #: The version of the file format :class:`Recorder` writes (and the newest readers accept).
 FORMAT_VERSION = 1
@@ -480,7 +480,7 @@ def replay(
     read, :class:`RecordingError` when it is not a recording, ``ValueError`` for a bad
     ``speed``. A corrupt line later in the file ends the replay with ``on_error``
     (:class:`RecordingError`) after the messages before it; a torn last line (a killed
-    recorder) ends it normally, with a warning on the ``rxbinance.replay`` logger.
+    recorder) ends it normally, with a warning on the ``rxbinance.recording`` logger.
     """
     rate = _check_speed(speed)
     with open_recording(path) as recording:  # fail now, on the caller's thread
