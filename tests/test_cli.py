@@ -603,3 +603,69 @@ def test_book_against_a_fakebinance_given_by_url(children: list[Child]) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert [b["symbol"] for b in parse_blocks(result.stdout)] == ["BNBBTC", "BNBBTC"]
+
+
+# -- more options, and the table formats ----------------------------------------------------
+
+
+def test_duration_and_the_usdm_market() -> None:
+    timed, usdm, wrong = rxbinance_all(
+        ("watch", "btcusdt@trade", *FAST, "--duration", "0.5", "-q"),
+        ("watch", "btcusdt@aggTrade", "btcusdt@bookTicker", "--market", "usdm", *FAST, "-n", "5"),
+        ("watch", "btcusdt@trade", "--market", "usdm", "--sim"),
+    )
+    assert timed.returncode == 0, timed.stderr
+    assert timed.stdout.count("\n") >= 1
+    assert usdm.returncode == 0, usdm.stderr
+    assert "/market/stream?streams=btcusdt@aggTrade" in usdm.stderr  # USD-M routes
+    assert "/public/stream?streams=btcusdt@bookTicker" in usdm.stderr
+    assert len(usdm.stdout.splitlines()) == 5
+    assert wrong.returncode == 2
+    assert one_error_line(wrong) == (
+        "stream 'btcusdt@trade' is a spot stream: not available on market 'usdm'"
+    )
+
+
+def test_table_rows_of_every_kind() -> None:
+    from rxbinance.cli._format import number, table_rows
+
+    assert number("0.01000000") == "0.01"
+    assert number("100.00000000") == "100"
+    assert number("0.00000000") == "0"
+    assert number("1500") == "1500"
+
+    def row(stream: str, payload: Any) -> str:
+        (line,) = table_rows(stream, payload)
+        return " ".join(line.split())
+
+    e = 1_700_000_000_123  # 22:13:20.123 UTC
+    trade = {"e": "trade", "E": e, "s": "BNBBTC", "t": 7, "p": "0.00100", "q": "100", "m": True}
+    assert row("bnbbtc@trade", trade) == (
+        "22:13:20.123 bnbbtc@trade trade BNBBTC sell 100 @ 0.001 #7"
+    )
+    agg = {"e": "aggTrade", "E": e, "s": "BNBBTC", "a": 9, "p": "1.0", "q": "2.50", "m": False}
+    assert row("bnbbtc@aggTrade", agg).endswith("aggTrade BNBBTC buy 2.5 @ 1 #9")
+    kline = {
+        "e": "kline",
+        "E": e,
+        "s": "BNBBTC",
+        "k": {"i": "1m", "o": "1.0", "h": "2.0", "l": "0.5", "c": "1.5", "v": "10", "x": True},
+    }
+    assert row("bnbbtc@kline_1m", kline).endswith("kline_1m BNBBTC o 1 h 2 l 0.5 c 1.5 v 10 closed")
+    book = {"u": 400, "s": "BNBUSDT", "b": "25.35", "B": "31.21", "a": "25.36", "A": "40.66"}
+    assert row("bnbusdt@bookTicker", book) == (
+        "bnbusdt@bookTicker bookTicker BNBUSDT bid 31.21 @ 25.35 ask 40.66 @ 25.36 u 400"
+    )
+    diff = {"e": "depthUpdate", "E": e, "s": "BNBBTC", "U": 157, "u": 160, "b": [["1", "2"]]}
+    assert row("bnbbtc@depth", diff).endswith("depthUpdate BNBBTC ids 157..160 1 bid, 0 asks")
+    partial = {"lastUpdateId": 160, "bids": [["0.0024", "10"]], "asks": []}
+    assert row("bnbbtc@depth5", partial).endswith("depth id 160 best bid 0.0024 x 10 best ask -")
+    mini = {"e": "24hrMiniTicker", "E": e, "s": "A", "c": "2", "o": "1", "h": "3", "l": "1"}
+    both = table_rows("!miniTicker@arr", [mini, {**mini, "s": "B"}])
+    assert [" ".join(r.split()).split()[3] for r in both] == ["A", "B"]
+    ticker = {"e": "1hTicker", "E": e, "s": "A", "c": "2", "p": "0.5", "P": "33.3"}
+    assert "1hTicker A last 2 change 0.5 (33.3%)" in row("a@ticker_1h", ticker)
+    avg = {"e": "avgPrice", "E": e, "s": "A", "i": "5m", "w": "25776.86000000"}
+    assert row("a@avgPrice", avg).endswith("avgPrice A 5m average 25776.86")
+    other = {"e": "referencePrice", "s": "A", "r": None, "t": 5}
+    assert row("a@referencePrice", other).endswith("referencePrice s A r null t 5")
