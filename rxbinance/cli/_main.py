@@ -287,7 +287,8 @@ class _Collapsing(logging.StreamHandler):  # type: ignore[type-arg]
 
     def _flush_repeats(self) -> None:
         if self._repeats:
-            self.stream.write(f"rxbinance: (the line above repeated {self._repeats} more times)\n")
+            repeats = self._repeats
+            self.stream.write(f"rxbinance: (the last warning repeated {repeats} more times)\n")
             self._repeats = 0
 
     def close(self) -> None:
