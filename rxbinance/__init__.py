@@ -9,6 +9,7 @@
 """
 
 from rxbinance import events
+from rxbinance.aio import aiter
 from rxbinance.errors import (
     BinanceAPIError,
     ConnectError,
@@ -35,6 +36,7 @@ from rxbinance.pipelines import (
     rest_budget,
     set_rest_budget,
 )
+from rxbinance.recording import replay
 from rxbinance.streams import BinanceStreams, StreamStatistics
 
 __version__ = "0.1.0"
@@ -59,11 +61,13 @@ __all__ = [
     "StreamStatistics",
     "WeightBudget",
     "__version__",
+    "aiter",
     "best_bid_ask",
     "events",
     "klines_with_history",
     "order_book",
     "order_book_statistics",
+    "replay",
     "rest_budget",
     "set_rest_budget",
 ]

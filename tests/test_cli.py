@@ -611,15 +611,19 @@ def test_book_against_a_fakebinance_given_by_url(children: list[Child]) -> None:
 def test_duration_and_the_usdm_market() -> None:
     timed, usdm, wrong = rxbinance_all(
         ("watch", "btcusdt@trade", *FAST, "--duration", "0.5", "-q"),
-        ("watch", "btcusdt@aggTrade", "btcusdt@bookTicker", "--market", "usdm", *FAST, "-n", "5"),
+        ("watch", "btcusdt@aggTrade", "btcusdt@bookTicker", "--market", "usdm", *FAST, "-n", "60"),
         ("watch", "btcusdt@trade", "--market", "usdm", "--sim"),
     )
     assert timed.returncode == 0, timed.stderr
     assert timed.stdout.count("\n") >= 1
     assert usdm.returncode == 0, usdm.stderr
+    assert len(usdm.stdout.splitlines()) == 60
+    # Each route's socket reports "connected" before its first message, so once both streams
+    # printed, both routes were announced (the two sockets connect in either order).
+    assert '"stream":"btcusdt@aggTrade"' in usdm.stdout
+    assert '"stream":"btcusdt@bookTicker"' in usdm.stdout
     assert "/market/stream?streams=btcusdt@aggTrade" in usdm.stderr  # USD-M routes
     assert "/public/stream?streams=btcusdt@bookTicker" in usdm.stderr
-    assert len(usdm.stdout.splitlines()) == 5
     assert wrong.returncode == 2
     assert one_error_line(wrong) == (
         "stream 'btcusdt@trade' is a spot stream: not available on market 'usdm'"

@@ -8,9 +8,13 @@ stand-in, as the captures replay does.
 
 from __future__ import annotations
 
+import itertools
+import json
 import threading
 from decimal import Decimal
 from typing import Any
+
+import websocket
 
 from rxbinance import BinanceStreams
 from rxbinance.events import BookResyncing
@@ -100,3 +104,55 @@ def test_usdm_book_follows_the_pu_chain_and_resyncs_on_a_break() -> None:
         for book in books.items:
             assert book.best_bid is None or book.best_ask is None or book.best_bid < book.best_ask
         sub.dispose()
+
+
+def test_usdm_book_equals_the_true_book_through_a_gap() -> None:
+    """The simulator's USD-M diff stream (pu = U - 1) and /fapi/v1/depth, end to end."""
+    with (
+        FakeBinance(tick_interval=None) as fake,
+        BinanceStreams(market="usdm", ws_url=fake.ws_url, rest_url=fake.rest_url) as streams,
+    ):
+        events = Collector()
+        streams.events.subscribe(events)
+        books = Collector()
+        sub = order_book(streams, "ETHUSDT", limit=1000, speed=100).subscribe(books)
+        fake.wait_for_connections(1, stream="ethusdt@depth@100ms")
+        for _ in range(300):  # the snapshot is fetched off the reader thread: step until synced
+            if books.items:
+                break
+            fake.step()
+        books.wait_count(1)
+        fake.step(5)
+        fake.inject_gap("ETHUSDT")  # a lost event: pu no longer matches the last u received
+        for _ in range(300):
+            if any(isinstance(e, BookResyncing) for e in events.items) and books.items[
+                -1
+            ].update_id == fake.with_market(lambda m: m.last_update_id("ETHUSDT")):
+                break
+            fake.step()
+        events.wait_for(lambda c: any(isinstance(e, BookResyncing) for e in c.items))
+        last_id = fake.with_market(lambda m: m.last_update_id("ETHUSDT"))
+        books.wait_for(lambda c: c.items[-1].update_id == last_id)
+        ids = [b.update_id for b in books.items]
+        assert ids == sorted(ids)
+        for book in books.items:
+            truth = fake.true_book("ETHUSDT", book.update_id)
+            assert book.bids(20) == list(truth.bids[:20])
+            assert book.asks(20) == list(truth.asks[:20])
+        sub.dispose()
+
+
+def test_fake_usdm_diff_depth_has_the_futures_shape() -> None:
+    with FakeBinance(tick_interval=None) as fake:
+        ws = websocket.create_connection(fake.ws_url + "/public/ws/btcusdt@depth@100ms", timeout=5)
+        try:
+            fake.wait_for_connections(1, stream="btcusdt@depth@100ms")
+            fake.step(3)
+            events = [json.loads(ws.recv()) for _ in range(3)]
+        finally:
+            ws.close()
+    for previous, event in itertools.pairwise(events):
+        assert event["pu"] == previous["u"]
+    for event in events:
+        assert list(event) == ["e", "E", "T", "s", "U", "u", "pu", "b", "a"]
+        assert event["pu"] == event["U"] - 1

@@ -639,13 +639,17 @@ class FakeBinance:
                 subscribers = self._routes.get(name)
                 if not subscribers:
                     continue
-                frames: dict[tuple[bool, bool], str] = {}
+                frames: dict[tuple[bool, bool, bool], str] = {}
+                diff = type(payload) is dict and payload.get("e") == "depthUpdate"
                 for session in list(subscribers.values()):
-                    key = (session.combined, session.microseconds)
+                    # USD-M diff depth (a routed connection) carries T and pu (section 5.2).
+                    futures = diff and session.conn.route is not None
+                    key = (session.combined, session.microseconds, futures)
                     frame = frames.get(key)
                     if frame is None:
+                        body = _as_futures_depth(payload) if futures else payload
                         frame = frames[key] = encode_event(
-                            name, payload, combined=key[0], microseconds=key[1]
+                            name, body, combined=key[0], microseconds=key[1]
                         )
                     self._write(session, frame)
             return events
@@ -1447,6 +1451,26 @@ class FakeBinance:
         if self._stalled:
             lines.append("stalled")
         return "; ".join(lines)
+
+
+def _as_futures_depth(event: dict[str, Any]) -> dict[str, Any]:
+    """A spot diff event in USD-M's shape: ``T`` (transaction time) and ``pu``.
+
+    ``pu`` is the final update id of the previous event, which for the market's contiguous
+    sequence is ``U - 1``; after :meth:`FakeBinance.inject_gap` that is an id the client never
+    saw, exactly how a lost futures event shows (``pu`` != the previous ``u`` received).
+    """
+    return {
+        "e": "depthUpdate",
+        "E": event["E"],
+        "T": event["E"],
+        "s": event["s"],
+        "U": event["U"],
+        "u": event["u"],
+        "pu": event["U"] - 1,
+        "b": event["b"],
+        "a": event["a"],
+    }
 
 
 def _split_route(target: str) -> tuple[str | None, str]:
