@@ -46,7 +46,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Literal, Protocol, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar, cast, overload
 
 import reactivex
 from reactivex import Observable, abc
@@ -55,7 +55,20 @@ from reactivex.observable.groupedobservable import GroupedObservable
 from reactivex.subject import Subject
 
 from rxbinance.errors import InvalidInputError
-from rxbinance.models import BookTicker, ContinuousKline, Event, Kline, ParseError, parser_for
+from rxbinance.models import (
+    AggTrade,
+    AvgPrice,
+    BookTicker,
+    ContinuousKline,
+    Event,
+    Kline,
+    MiniTicker,
+    ParseError,
+    RollingTicker,
+    Ticker,
+    Trade,
+    parser_for,
+)
 from rxbinance.models import parse as parse_payload
 from rxbinance.pipelines._common import give_up_error, is_give_up
 from rxbinance.pipelines._intervals import (
@@ -63,6 +76,16 @@ from rxbinance.pipelines._intervals import (
     candle_open,
     check_interval,
     parse_utc_offset,
+)
+from rxbinance.protocol.payloads import (
+    AggTradePayload,
+    AvgPricePayload,
+    BookTickerPayload,
+    KlinePayload,
+    MiniTickerPayload,
+    RollingTickerPayload,
+    TickerPayload,
+    TradePayload,
 )
 
 __all__ = [
@@ -252,26 +275,57 @@ def _convert(
     return operator
 
 
-def parse(
-    stream: str | None = None, *, errors: Errors = "raise"
-) -> Callable[[Observable[Any]], Observable[Event | list[Event]]]:
+class _Parse(Protocol):
+    """What :func:`parse` returns: an operator whose output type follows its input's payload
+    type (an ``Observable[TradePayload]`` becomes an ``Observable[Trade]``), and the union of
+    every model for anything else."""
+
+    @overload
+    def __call__(self, source: Observable[TradePayload], /) -> Observable[Trade]: ...
+    @overload
+    def __call__(self, source: Observable[AggTradePayload], /) -> Observable[AggTrade]: ...
+    @overload
+    def __call__(self, source: Observable[KlinePayload], /) -> Observable[Kline]: ...
+    @overload
+    def __call__(self, source: Observable[TickerPayload], /) -> Observable[Ticker]: ...
+    @overload
+    def __call__(
+        self, source: Observable[RollingTickerPayload], /
+    ) -> Observable[RollingTicker]: ...
+    @overload
+    def __call__(self, source: Observable[MiniTickerPayload], /) -> Observable[MiniTicker]: ...
+    @overload
+    def __call__(
+        self, source: Observable[list[MiniTickerPayload]], /
+    ) -> Observable[list[MiniTicker]]: ...
+    @overload
+    def __call__(self, source: Observable[BookTickerPayload], /) -> Observable[BookTicker]: ...
+    @overload
+    def __call__(self, source: Observable[AvgPricePayload], /) -> Observable[AvgPrice]: ...
+    @overload
+    def __call__(self, source: Observable[Any], /) -> Observable[Event | list[Event]]: ...
+
+
+def parse(stream: str | None = None, *, errors: Errors = "raise") -> _Parse:
     """Parse each payload into its model (:func:`rxbinance.models.parse`).
 
     ``streams.trades("BNBBTC").pipe(rbo.parse())`` emits :class:`~rxbinance.models.Trade`
-    values; the model is picked from the event type (``e``), or the shape for the spot payloads
-    without one, and combined-stream wrappers are unwrapped, so it works on ``multiplex`` too.
-    An array payload (``!miniTicker@arr``) becomes a list of models. ``stream``, the stream
-    name, makes parsing faster (:func:`~rxbinance.models.parser_for`) and gives partial depth
-    payloads, which carry no symbol, their symbol.
+    values, and mypy sees an ``Observable[Trade]``: the raw stream methods are typed with
+    :mod:`rxbinance.protocol.payloads` and ``parse`` maps each payload type to its model. The
+    model is picked from the event type (``e``), or the shape for the spot payloads without one,
+    and combined-stream wrappers are unwrapped, so it works on ``multiplex`` too (typed there as
+    the union of every model: use :func:`parse_as` when you know it). An array payload
+    (``!miniTicker@arr``) becomes a list of models. ``stream``, the stream name, makes parsing
+    faster (:func:`~rxbinance.models.parser_for`) and gives partial depth payloads, which carry
+    no symbol, their symbol.
 
-    The static type is the union of every model; use :func:`parse_as` when you know the model
-    (``parse_as(Trade)`` is an ``Observable[Trade]`` to mypy). The give-up dict ends the
-    subscription with ``on_error(ConnectionFailure)``; a payload that does not parse, with the
-    ParseError (``errors="raise"``) or is logged and dropped (``errors="skip"``).
+    The give-up dict ends the subscription with ``on_error(ConnectionFailure)``; a payload that
+    does not parse, with the ParseError (``errors="raise"``) or is logged and dropped
+    (``errors="skip"``).
     """
     convert: Callable[[Any], Event | list[Event]]
     convert = parse_payload if stream is None else parser_for(stream)
-    return _convert(convert, errors)
+    return cast(_Parse, _convert(convert, errors))
 
 
 def _as_model(model: type[_M], stream: str | None) -> Callable[[Any], _M]:

@@ -55,7 +55,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import reactivex
 from reactivex import Observable, abc
@@ -79,6 +79,16 @@ from rxbinance.protocol.endpoints import (
     raw_url,
     routed_combined_url,
     routed_raw_url,
+)
+from rxbinance.protocol.payloads import (
+    AggTradePayload,
+    AvgPricePayload,
+    BookTickerPayload,
+    KlinePayload,
+    MiniTickerPayload,
+    RollingTickerPayload,
+    TickerPayload,
+    TradePayload,
 )
 from rxbinance.protocol.signing import Signer, load_signer
 from rxbinance.transport import StreamSocket
@@ -438,13 +448,13 @@ class BinanceStreams:
         """
         return self._observe(self._validate(name))
 
-    def trades(self, symbol: str) -> Observable[Message]:
+    def trades(self, symbol: str) -> Observable[TradePayload]:
         """Every trade of ``symbol`` (``<symbol>@trade``), real time. Spot only: USD-M futures
         has no such stream (use :meth:`agg_trades`)."""
         self._spot_only("trades", "Binance documents no <symbol>@trade stream; use agg_trades()")
         return self.stream(names.trade_stream(symbol))
 
-    def agg_trades(self, symbol: str) -> Observable[Message]:
+    def agg_trades(self, symbol: str) -> Observable[AggTradePayload]:
         """Aggregate trades of ``symbol`` (``<symbol>@aggTrade``): real time on spot, every
         100 ms on USD-M."""
         return self.stream(f"{self._symbol(symbol)}@aggTrade")
@@ -468,7 +478,7 @@ class BinanceStreams:
             raise InvalidInputError(f"{exc} (market {self.market!r})") from None
         return self.stream(name)
 
-    def klines(self, symbol: str, interval: str = "1m") -> Observable[Message]:
+    def klines(self, symbol: str, interval: str = "1m") -> Observable[KlinePayload]:
         """Candles of ``symbol`` (``<symbol>@kline_<interval>``); ``"1M"`` is a month, ``"1m"`` a
         minute. ``k.x`` is true on the last update of a candle. USD-M has no ``"1s"`` (see
         :meth:`continuous_klines`)."""
@@ -481,12 +491,12 @@ class BinanceStreams:
             raise InvalidInputError(f"{exc} (market {self.market!r})") from None
         return self.stream(name)
 
-    def symbol_ticker(self, symbol: str) -> Observable[Message]:
+    def symbol_ticker(self, symbol: str) -> Observable[TickerPayload]:
         """24 h rolling statistics of ``symbol`` (``<symbol>@ticker``): every second on spot,
         every 2 s on USD-M."""
         return self.stream(f"{self._symbol(symbol)}@ticker")
 
-    def rolling_ticker(self, symbol: str, window: str = "1h") -> Observable[Message]:
+    def rolling_ticker(self, symbol: str, window: str = "1h") -> Observable[RollingTickerPayload]:
         """Rolling-window statistics of ``symbol`` (``<symbol>@ticker_<window>``), window 1h, 4h
         or 1d, every second. Spot only."""
         self._spot_only("rolling_ticker", "Binance has no <symbol>@ticker_<window> on USD-M")
@@ -504,6 +514,14 @@ class BinanceStreams:
             return self.stream("!ticker@arr")
         return self.stream(names.rolling_ticker_stream(None, "1d"))
 
+    @overload
+    def mini_ticker(
+        self, symbol: None = None, update_time: int = 1000
+    ) -> Observable[list[MiniTickerPayload]]: ...
+    @overload
+    def mini_ticker(
+        self, symbol: str, update_time: int = 1000
+    ) -> Observable[MiniTickerPayload]: ...
     def mini_ticker(self, symbol: str | None = None, update_time: int = 1000) -> Observable[Any]:
         """Mini tickers of ``symbol`` (``<symbol>@miniTicker``), or of every symbol that changed
         (``!miniTicker@arr``, a list) when ``symbol`` is None.
@@ -523,12 +541,12 @@ class BinanceStreams:
             return source
         return source.pipe(_throttle_by_event_time(update_time, merge_lists=symbol is None))
 
-    def book_ticker(self, symbol: str) -> Observable[Message]:
+    def book_ticker(self, symbol: str) -> Observable[BookTickerPayload]:
         """Best bid and ask of ``symbol`` (``<symbol>@bookTicker``), real time. No ``e`` field
         on spot; USD-M adds ``e``, ``E`` and ``T``."""
         return self.stream(f"{self._symbol(symbol)}@bookTicker")
 
-    def avg_price(self, symbol: str) -> Observable[Message]:
+    def avg_price(self, symbol: str) -> Observable[AvgPricePayload]:
         """The 5 minute average price of ``symbol`` (``<symbol>@avgPrice``), every second. Spot
         only."""
         self._spot_only("avg_price", "Binance has no <symbol>@avgPrice on USD-M")
