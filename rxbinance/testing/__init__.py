@@ -57,6 +57,14 @@ Other faults: ``refuse_connections``, ``stall``, ``send_malformed``, ``server_sh
 ``FakeBinance(ping_interval=0.05, pong_timeout=0.3, max_connection_age=1.0)`` makes the 20 s /
 60 s / 24 h behaviours testable in a second.
 
+User data and USD-M: ``FakeBinance(api_keys={"key": "secret"})`` (or ``fake.add_api_key``)
+configures accounts; the WebSocket API at ``fake.ws_api_url`` checks
+``userDataStream.subscribe.signature`` like Binance (-2015, -1022, -1021) and
+``fake.publish_user_event(api_key, event)`` sends an account's events to its spot subscriptions
+and USD-M listen-key connections (``/private/ws?listenKey=...``); ``fake.expire_listen_key`` and
+``fake.revoke_api_key`` provoke what expiry and revocation look like. The USD-M routes
+``/public``, ``/market`` and ``/private`` are served on the stream port, with ``/fapi/v1`` REST.
+
 Threads and time: the server runs in daemon threads (``FakeBinance-loop``,
 ``FakeBinance-rest``, ``FakeBinance-rest-conn``), so a forgotten ``stop()`` never hangs the
 process; ``stop()`` (or leaving the ``with`` block) closes every connection and joins them. With
