@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -72,7 +73,8 @@ def check_series(fake: FakeBinance, emitted: list[Kline]) -> None:
     for candle in closed:
         row = rows[candle.open_time]
         ohlcv = [candle.open, candle.high, candle.low, candle.close, candle.volume]
-        assert [str(x) for x in ohlcv] == row[1:6]
+        # Decimal, not str: an empty candle's "0.00000000" prints as 0E-8.
+        assert ohlcv == [Decimal(x) for x in row[1:6]]
         assert (candle.close_time, candle.trades) == (row[6], row[8])
     # Every candle but the last open one was closed exactly once.
     assert [k.open_time for k in closed] == distinct[: len(closed)]

@@ -410,10 +410,10 @@ def test_closed_klines_of_the_live_stream_equal_the_rest_candles(
             row = by_open[candle.open_time]
             assert candle.closed
             assert candle.close_time == row[6]
-            assert [str(x) for x in (candle.open, candle.high, candle.low, candle.close)] == row[
-                1:5
-            ]
-            assert (str(candle.volume), candle.trades) == (row[5], row[8])
+            ohlc = [candle.open, candle.high, candle.low, candle.close]
+            assert ohlc == [Decimal(x) for x in row[1:5]]
+            # Decimal, not str: an empty candle's "0.00000000" prints as 0E-8.
+            assert (candle.volume, candle.trades) == (Decimal(row[5]), row[8])
         opens = [c.open_time for c in out.items]
         assert opens == sorted(set(opens))  # each once, in order
     finally:
