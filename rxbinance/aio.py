@@ -30,28 +30,13 @@ from typing import Any, Generic, Literal, TypeVar
 
 from reactivex import Observable, abc
 
-from rxbinance.errors import InvalidInputError, RxBinanceError
+from rxbinance.errors import InvalidInputError, QueueOverflow
 
 __all__ = ["ObservableIterator", "QueueOverflow", "aiter"]
 
 T = TypeVar("T")
 
 Overflow = Literal["error", "drop_oldest"]
-
-
-class QueueOverflow(RxBinanceError):
-    """More than ``maxsize`` items were waiting for the consumer of :func:`aiter` (with
-    ``overflow="error"``): the consumer is too slow for the stream.
-
-    ``maxsize`` is the bound that was exceeded.
-    """
-
-    def __init__(self, maxsize: int) -> None:
-        super().__init__(
-            f"more than {maxsize} items waiting for the async consumer: it is too slow for this "
-            "stream (raise maxsize, or pass overflow='drop_oldest' to keep only the latest)"
-        )
-        self.maxsize = maxsize
 
 
 def aiter(

@@ -19,7 +19,12 @@
     ├── RequestError                          a REST request got no answer: DNS, refused, TLS,
     │   │                                     connection reset (requests' errors, chained)
     │   └── RequestTimeout                    no answer within the client's ``timeout``
-    └── ProtocolError                         Binance sent something unexpected (bad frame)
+    ├── ProtocolError                         Binance sent something unexpected (bad frame)
+    │   └── ParseError (also ValueError)      a payload that does not fit its model: names the
+    │                                         event and the field
+    ├── RecordingError (also ValueError)      not a recording, or a corrupt line (``path``,
+    │                                         ``line``)
+    └── QueueOverflow                         an ``aiter`` consumer fell ``maxsize`` items behind
 
 Exceptions of websocket-client, requests and the socket module are mapped to these at the
 transport boundary and chained (``raise ConnectError(...) from exc``), so callers never need to
@@ -28,6 +33,8 @@ import the dependencies' exception types. None of them ever carries an API secre
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BinanceAPIError",
     "ConnectError",
@@ -35,8 +42,11 @@ __all__ = [
     "ConnectionFailure",
     "HandshakeError",
     "InvalidInputError",
+    "ParseError",
     "ProtocolError",
+    "QueueOverflow",
     "RateLimitError",
+    "RecordingError",
     "RequestError",
     "RequestTimeout",
     "RxBinanceError",
@@ -184,3 +194,79 @@ class RequestError(RxBinanceError):
 
 class RequestTimeout(RequestError):
     """No answer within the client's ``timeout`` (connecting or reading)."""
+
+
+class ParseError(ProtocolError, ValueError):
+    """A payload could not be turned into a model.
+
+    Raised by every ``from_dict`` for a missing required field, a field of the wrong JSON type,
+    a price or quantity that is not a finite decimal string, or a payload that is not a JSON
+    object; and by ``parse`` for a payload whose event type it does not know.
+
+    Attributes:
+        event: the event type the payload was parsed as, e.g. ``"trade"`` or ``"kline"``.
+        field: the JSON key path of the bad field (``"p"``, ``"k.o"``, ``"B[0].f"``), or
+            ``None`` when the payload as a whole is wrong.
+        attribute: the model attribute path of that field (``"price"``, ``"open"``,
+            ``"balances[0].free"``), or ``None``.
+        reason: what was wrong, e.g. ``"missing"`` or ``"expected a decimal string, got None"``.
+
+    ``str(error)`` is ``"trade: field 'p' (price): expected a decimal string, got None"``, or
+    ``"<event>: <reason>"`` when no field is involved.
+    """
+
+    def __init__(
+        self,
+        event: str,
+        reason: str,
+        *,
+        field: str | None = None,
+        attribute: str | None = None,
+    ) -> None:
+        self.event = event
+        self.reason = reason
+        self.field = field
+        self.attribute = attribute
+        if field is None:
+            message = f"{event}: {reason}"
+        else:
+            message = f"{event}: field {field!r} ({attribute}): {reason}"
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The keyword-only constructor does not fit BaseException's default (args-based) pickling.
+        return (_rebuild_parse_error, (self.event, self.reason, self.field, self.attribute))
+
+
+def _rebuild_parse_error(
+    event: str, reason: str, field: str | None, attribute: str | None
+) -> ParseError:
+    return ParseError(event, reason, field=field, attribute=attribute)
+
+
+class RecordingError(RxBinanceError, ValueError):
+    """A file that is not an rxbinance recording, or a recording with a corrupt line.
+
+    ``path`` is the file, ``line`` the 1-based line number at fault (0 when the file as a whole
+    is the problem). A torn *last* line is not an error (see :attr:`Recording.torn`).
+    """
+
+    def __init__(self, message: str, *, path: str = "", line: int = 0) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+
+
+class QueueOverflow(RxBinanceError):
+    """More than ``maxsize`` items were waiting for the consumer of :func:`aiter` (with
+    ``overflow="error"``): the consumer is too slow for the stream.
+
+    ``maxsize`` is the bound that was exceeded.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(
+            f"more than {maxsize} items waiting for the async consumer: it is too slow for this "
+            "stream (raise maxsize, or pass overflow='drop_oldest' to keep only the latest)"
+        )
+        self.maxsize = maxsize

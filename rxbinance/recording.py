@@ -55,7 +55,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 from reactivex.scheduler import EventLoopScheduler
 
-from rxbinance.errors import InvalidInputError, RxBinanceError
+from rxbinance.errors import InvalidInputError, RecordingError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -83,19 +83,6 @@ _MAX_HEADER_BYTES = 1 << 20
 # event loop) stays responsive and a dispose takes effect quickly.
 _BATCH = 512
 _TORN_HEADER = "ends inside its header: the recorder stopped before it recorded anything"
-
-
-class RecordingError(RxBinanceError, ValueError):
-    """A file that is not an rxbinance recording, or a recording with a corrupt line.
-
-    ``path`` is the file, ``line`` the 1-based line number at fault (0 when the file as a whole
-    is the problem). A torn *last* line is not an error (see :attr:`Recording.torn`).
-    """
-
-    def __init__(self, message: str, *, path: str = "", line: int = 0) -> None:
-        super().__init__(message)
-        self.path = path
-        self.line = line
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,24 @@ EXPECTED = {
     },
     "rxbinance.websockets": {"BinanceSocketManager"},
     "rxbinance.rest": {"Client"},
+    "rxbinance.errors": {
+        "BinanceAPIError",
+        "ConnectError",
+        "ConnectionDropped",
+        "ConnectionFailure",
+        "HandshakeError",
+        "InvalidInputError",
+        "ParseError",
+        "ProtocolError",
+        "QueueOverflow",
+        "RateLimitError",
+        "RecordingError",
+        "RequestError",
+        "RequestTimeout",
+        "RxBinanceError",
+        "ServerShutdown",
+        "StallError",
+    },
     "rxbinance.jupyter": {
         "DisplayTarget",
         "LiveDisplay",
@@ -117,3 +135,20 @@ def test_star_import_of_enums_gives_the_kline_intervals() -> None:
     assert namespace["KLINE_INTERVAL_1MINUTE"] == "1m"
     assert namespace["KLINE_INTERVAL_1MONTH"] == "1M"
     assert rxbinance.__version__
+
+
+def test_every_exception_is_in_the_one_tree() -> None:
+    import rxbinance.errors as errors
+    from rxbinance.aio import QueueOverflow
+    from rxbinance.models import ParseError
+    from rxbinance.recording import RecordingError
+
+    assert (ParseError, RecordingError, QueueOverflow) == (
+        errors.ParseError,
+        errors.RecordingError,
+        errors.QueueOverflow,
+    )
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, errors.RxBinanceError)
+        assert name in (errors.__doc__ or ""), f"{name} is missing from the drawn tree"

@@ -41,58 +41,12 @@ from typing import (
     overload,
 )
 
+from rxbinance.errors import ParseError  # defined in the one exception tree; re-exported here
+
 __all__ = ["Levels", "ParseError"]
 
 Levels = tuple[tuple[Decimal, Decimal], ...]
 """Book levels as ``((price, quantity), ...)`` in the order Binance sent them."""
-
-
-class ParseError(ValueError):
-    """A payload could not be turned into a model.
-
-    Raised by every ``from_dict`` for a missing required field, a field of the wrong JSON type,
-    a price or quantity that is not a finite decimal string, or a payload that is not a JSON
-    object; and by ``parse`` for a payload whose event type it does not know.
-
-    Attributes:
-        event: the event type the payload was parsed as, e.g. ``"trade"`` or ``"kline"``.
-        field: the JSON key path of the bad field (``"p"``, ``"k.o"``, ``"B[0].f"``), or
-            ``None`` when the payload as a whole is wrong.
-        attribute: the model attribute path of that field (``"price"``, ``"open"``,
-            ``"balances[0].free"``), or ``None``.
-        reason: what was wrong, e.g. ``"missing"`` or ``"expected a decimal string, got None"``.
-
-    ``str(error)`` is ``"trade: field 'p' (price): expected a decimal string, got None"``, or
-    ``"<event>: <reason>"`` when no field is involved.
-    """
-
-    def __init__(
-        self,
-        event: str,
-        reason: str,
-        *,
-        field: str | None = None,
-        attribute: str | None = None,
-    ) -> None:
-        self.event = event
-        self.reason = reason
-        self.field = field
-        self.attribute = attribute
-        if field is None:
-            message = f"{event}: {reason}"
-        else:
-            message = f"{event}: field {field!r} ({attribute}): {reason}"
-        super().__init__(message)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # The keyword-only constructor does not fit BaseException's default (args-based) pickling.
-        return (_rebuild_parse_error, (self.event, self.reason, self.field, self.attribute))
-
-
-def _rebuild_parse_error(
-    event: str, reason: str, field: str | None, attribute: str | None
-) -> ParseError:
-    return ParseError(event, reason, field=field, attribute=attribute)
 
 
 # --------------------------------------------------------------------------------------------
