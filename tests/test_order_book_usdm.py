@@ -14,10 +14,12 @@ import threading
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import websocket
 
 from rxbinance import BinanceStreams
 from rxbinance.events import BookResyncing
+from rxbinance.models import parse
 from rxbinance.pipelines import order_book
 from rxbinance.testing import FakeBinance
 from tests.conftest import Collector
@@ -156,3 +158,29 @@ def test_fake_usdm_diff_depth_has_the_futures_shape() -> None:
     for event in events:
         assert list(event) == ["e", "E", "T", "s", "U", "u", "pu", "b", "a"]
         assert event["pu"] == event["U"] - 1
+
+
+@pytest.mark.parametrize(
+    ("path", "keys"),
+    [
+        ("/market/ws/btcusdt@aggTrade", ["e", "E", "s", "a", "p", "q", "f", "l", "T", "m", "nq"]),
+        ("/public/ws/btcusdt@bookTicker", ["e", "u", "E", "T", "s", "b", "B", "a", "A"]),
+        ("/public/ws/btcusdt@depth5@100ms", ["e", "E", "T", "s", "U", "u", "pu", "b", "a"]),
+    ],
+)
+def test_fake_usdm_routes_speak_futures_shapes(path: str, keys: list[str]) -> None:
+    stream = path.rsplit("/", 1)[1]
+    with FakeBinance(tick_interval=None) as fake:
+        ws = websocket.create_connection(fake.ws_url + path, timeout=5)
+        try:
+            fake.wait_for_connections(1, stream=stream)
+            for _ in range(50):
+                fake.step()
+                if fake.connections[0].frames_sent:
+                    break
+            payload = json.loads(ws.recv())
+        finally:
+            ws.close()
+    assert list(payload) == keys
+    model = parse(payload, stream)  # the futures variants parse into the same models
+    assert getattr(model, "symbol", "BTCUSDT") == "BTCUSDT"

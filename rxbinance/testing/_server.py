@@ -635,19 +635,19 @@ class FakeBinance:
             events: list[tuple[str, Any]] = self._market.step(active)
             if self._stalled:
                 return events
+            now = self._market.time_ms
             for name, payload in events:
                 subscribers = self._routes.get(name)
                 if not subscribers:
                     continue
                 frames: dict[tuple[bool, bool, bool], str] = {}
-                diff = type(payload) is dict and payload.get("e") == "depthUpdate"
                 for session in list(subscribers.values()):
-                    # USD-M diff depth (a routed connection) carries T and pu (section 5.2).
-                    futures = diff and session.conn.route is not None
+                    # A routed connection is USD-M: the same market, in futures' shapes.
+                    futures = session.conn.route is not None
                     key = (session.combined, session.microseconds, futures)
                     frame = frames.get(key)
                     if frame is None:
-                        body = _as_futures_depth(payload) if futures else payload
+                        body = _as_futures(name, payload, now) if futures else payload
                         frame = frames[key] = encode_event(
                             name, body, combined=key[0], microseconds=key[1]
                         )
@@ -1453,24 +1453,53 @@ class FakeBinance:
         return "; ".join(lines)
 
 
-def _as_futures_depth(event: dict[str, Any]) -> dict[str, Any]:
-    """A spot diff event in USD-M's shape: ``T`` (transaction time) and ``pu``.
+def _as_futures(name: str, payload: Any, now_ms: int) -> Any:
+    """A spot payload of the simulated market in USD-M's shape (binance-protocol.md 8.3).
 
-    ``pu`` is the final update id of the previous event, which for the market's contiguous
-    sequence is ``U - 1``; after :meth:`FakeBinance.inject_gap` that is an id the client never
-    saw, exactly how a lost futures event shows (``pu`` != the previous ``u`` received).
+    Diff depth gains ``T`` and ``pu``: the final update id of the previous event, which for the
+    market's contiguous sequence is ``U - 1``; after :meth:`FakeBinance.inject_gap` that is an
+    id the client never saw, exactly how a lost futures event shows (``pu`` != the previous
+    ``u`` received). Partial depth becomes that same ``depthUpdate`` shape. aggTrade gains
+    ``nq`` and loses ``M``; bookTicker gains ``e``, ``E`` and ``T``; the 24 h ticker loses the
+    spot-only ``x``/``b``/``B``/``a``/``A``. Anything else is the same on both markets.
     """
-    return {
-        "e": "depthUpdate",
-        "E": event["E"],
-        "T": event["E"],
-        "s": event["s"],
-        "U": event["U"],
-        "u": event["u"],
-        "pu": event["U"] - 1,
-        "b": event["b"],
-        "a": event["a"],
-    }
+    if type(payload) is not dict:
+        return payload
+    kind = payload.get("e")
+    if kind == "depthUpdate":
+        return {
+            "e": "depthUpdate",
+            "E": payload["E"],
+            "T": payload["E"],
+            "s": payload["s"],
+            "U": payload["U"],
+            "u": payload["u"],
+            "pu": payload["U"] - 1,
+            "b": payload["b"],
+            "a": payload["a"],
+        }
+    if "lastUpdateId" in payload:  # partial depth
+        last = payload["lastUpdateId"]
+        return {
+            "e": "depthUpdate",
+            "E": now_ms,
+            "T": now_ms,
+            "s": name.partition("@")[0].upper(),
+            "U": last,
+            "u": last,
+            "pu": last - 1,
+            "b": payload["bids"],
+            "a": payload["asks"],
+        }
+    if kind == "aggTrade":
+        futures = {k: v for k, v in payload.items() if k != "M"}
+        futures["nq"] = payload["q"]  # the simulator has no RPI orders
+        return futures
+    if kind is None and "u" in payload and "b" in payload:  # bookTicker
+        return {"e": "bookTicker", "u": payload["u"], "E": now_ms, "T": now_ms, **payload}
+    if kind == "24hrTicker":
+        return {k: v for k, v in payload.items() if k not in ("x", "b", "B", "a", "A")}
+    return payload
 
 
 def _split_route(target: str) -> tuple[str | None, str]:
