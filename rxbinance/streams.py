@@ -94,6 +94,7 @@ from rxbinance.protocol.signing import Signer, load_signer
 from rxbinance.transport import StreamSocket
 
 if TYPE_CHECKING:
+    from rxbinance.pipelines.tickers import Quote
     from rxbinance.rest import Client
 
 __all__ = ["BinanceStreams", "Message", "StreamStatistics"]
@@ -545,6 +546,14 @@ class BinanceStreams:
         """Best bid and ask of ``symbol`` (``<symbol>@bookTicker``), real time. No ``e`` field
         on spot; USD-M adds ``e``, ``E`` and ``T``."""
         return self.stream(f"{self._symbol(symbol)}@bookTicker")
+
+    def best_bid_ask(self, symbol: str) -> Observable[Quote]:
+        """Typed best bid/ask quotes of ``symbol`` from ``<symbol>@bookTicker``: the same as
+        :func:`rxbinance.best_bid_ask` (``rxbinance.best_bid_ask(streams, symbol)``), on the same
+        shared socket as :meth:`book_ticker`."""
+        from rxbinance.pipelines.tickers import best_bid_ask  # pipelines build on this module
+
+        return best_bid_ask(self, symbol)
 
     def avg_price(self, symbol: str) -> Observable[AvgPricePayload]:
         """The 5 minute average price of ``symbol`` (``<symbol>@avgPrice``), every second. Spot

@@ -333,3 +333,34 @@ def test_dispose_from_inside_a_callback(fake: FakeBinance, streams: BinanceStrea
     got.wait_completed()
     assert [m["t"] for m in got.items] == [0, 1]
     fake.wait_for(lambda f: f.connections[0].closed_at is not None, timeout=1.0)
+
+
+def test_best_bid_ask_method_gives_typed_quotes_on_the_book_ticker_socket(
+    fake: FakeBinance, streams: BinanceStreams
+) -> None:
+    from decimal import Decimal
+
+    raw, quotes = Collector(), Collector()
+    subs = [
+        streams.book_ticker("BNBUSDT").subscribe(raw),
+        streams.best_bid_ask("BNBUSDT").subscribe(quotes),
+    ]
+    fake.wait_for_connections(1, stream="bnbusdt@bookTicker")
+    ticker = {
+        "u": 400900217,
+        "s": "BNBUSDT",
+        "b": "25.3519",
+        "B": "31.21",
+        "a": "25.3652",
+        "A": "40.66",
+    }
+    fake.publish("bnbusdt@bookTicker", ticker)
+    quotes.wait_count(1)
+    raw.wait_count(1)
+    quote = quotes.items[0]
+    assert quote.best_bid == (Decimal("25.3519"), Decimal("31.21"))
+    assert quote.best_ask == (Decimal("25.3652"), Decimal("40.66"))
+    assert quote.spread == Decimal("0.0133")
+    assert len(fake.connections) == 1  # one socket for both
+    for sub in subs:
+        sub.dispose()
