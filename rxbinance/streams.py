@@ -604,13 +604,7 @@ class BinanceStreams:
         Observable (each socket shared and healed on its own). At most 1024 streams per socket
         on spot, 200 on USD-M.
         """
-        if isinstance(stream_names, str):
-            raise InvalidInputError(
-                f"expected a list of stream names, got the string {stream_names!r}"
-            )
-        checked = sorted({self._validate(n) for n in stream_names})
-        if not checked:
-            raise InvalidInputError("expected at least one stream name")
+        checked = names.validate_stream_names(stream_names, self._validate)
         if not self._usdm():
             self._check_count(checked, MAX_STREAMS_PER_CONNECTION)
             return self._registry.observable(

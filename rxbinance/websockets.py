@@ -211,7 +211,8 @@ class BinanceSocketManager:
 
     def start_multiplex_socket(self, streams: Iterable[str], callback: Callback) -> str | bool:
         """One combined socket for ``streams``; messages are ``{"stream", "data"}``."""
-        checked = names.validate_stream_names(streams)
+        # Validated as the manager's market does it (spot or USD-M names).
+        checked = names.validate_stream_names(streams, self.streams._validate)
         key = "streams=" + names.combined_key(checked)
         return self._start(key, lambda s: s.multiplex(checked), callback)
 

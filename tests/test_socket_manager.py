@@ -191,3 +191,11 @@ def test_a_script_exits_promptly(ending: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "reached the end" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_multiplex_names_are_validated_for_the_managers_market(fake: FakeBinance) -> None:
+    with BinanceSocketManager(None, market="usdm", ws_url=fake.ws_url) as bm:
+        key = bm.start_multiplex_socket(["btcusdt@markPrice", "btcusdt@aggTrade"], print)
+        assert key == "streams=btcusdt@aggTrade/btcusdt@markPrice"
+        with pytest.raises(ValueError, match="spot stream"):
+            bm.start_multiplex_socket(["btcusdt@trade"], print)

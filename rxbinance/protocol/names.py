@@ -14,7 +14,7 @@ connects and delivers nothing, so the route is derived from the name here, never
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from rxbinance.errors import InvalidInputError
@@ -53,7 +53,6 @@ __all__ = [
     "validate_stream_name",
     "validate_stream_names",
     "validate_usdm_stream_name",
-    "validate_usdm_stream_names",
 ]
 
 # Case matters: "1M" is a month, "1m" a minute (binance-protocol.md 4.1).
@@ -172,6 +171,13 @@ _SYMBOL_STREAM = re.compile(
 _ALL_MARKET_STREAM = re.compile(r"!miniTicker@arr|!ticker_(?:1h|4h|1d)@arr")
 
 
+def _lowercase_hint(name: str) -> str:
+    symbol, at, _ = name.partition("@")
+    if at and symbol != symbol.lower():
+        return f" (symbols in stream names are lowercase: {symbol.lower()!r})"
+    return ""
+
+
 def validate_stream_name(name: object) -> str:
     """Return ``name`` if it is a valid spot market stream name, else raise InvalidInputError.
 
@@ -185,10 +191,7 @@ def validate_stream_name(name: object) -> str:
         raise InvalidInputError(f"stream {name!r} was {RETIRED_STREAMS[name]}")
     if _SYMBOL_STREAM.fullmatch(name) or _ALL_MARKET_STREAM.fullmatch(name):
         return name
-    symbol, at, _ = name.partition("@")
-    hint = ""
-    if at and symbol != symbol.lower():
-        hint = f" (symbols in stream names are lowercase: {symbol.lower()!r})"
+    hint = _lowercase_hint(name)
     raise InvalidInputError(
         f"invalid stream name {name!r}{hint}: expected '<symbol>@<kind>' with kind one of "
         "trade, aggTrade, blockTrade, referencePrice, bookTicker, avgPrice, miniTicker, ticker, "
@@ -197,11 +200,15 @@ def validate_stream_name(name: object) -> str:
     )
 
 
-def validate_stream_names(names: Iterable[str]) -> list[str]:
-    """Validate every name, drop duplicates, and return them sorted (the combined-socket key)."""
+def validate_stream_names(
+    names: Iterable[str], validate: Callable[[str], str] | None = None
+) -> list[str]:
+    """Validate every name (with ``validate``, by default :func:`validate_stream_name`), drop
+    duplicates, and return them sorted (the combined-socket key)."""
     if isinstance(names, str):
         raise InvalidInputError(f"expected a list of stream names, got the string {names!r}")
-    checked = sorted({validate_stream_name(n) for n in names})
+    check = validate_stream_name if validate is None else validate
+    checked = sorted({check(n) for n in names})
     if not checked:
         raise InvalidInputError("expected at least one stream name")
     return checked
@@ -349,10 +356,7 @@ def validate_usdm_stream_name(name: object) -> str:
         raise InvalidInputError(f"invalid stream name {name!r}: expected a non-empty string")
     if _USDM_PUBLIC.fullmatch(name) or _USDM_MARKET.fullmatch(name):
         return name
-    symbol, at, _ = name.partition("@")
-    hint = ""
-    if at and symbol != symbol.lower():
-        hint = f" (symbols in stream names are lowercase: {symbol.lower()!r})"
+    hint = _lowercase_hint(name)
     raise InvalidInputError(
         f"invalid USD-M futures stream name {name!r}{hint}: expected '<symbol>@<kind>' with "
         "kind one of aggTrade, markPrice[@1s], kline_<interval> (no 1s), miniTicker, ticker, "
@@ -361,13 +365,3 @@ def validate_usdm_stream_name(name: object) -> str:
         "'!markPrice@arr[@1s]', '!miniTicker@arr', '!ticker@arr', '!forceOrder@arr', "
         "'!bookTicker', '!contractInfo', '!assetIndex@arr'"
     )
-
-
-def validate_usdm_stream_names(names: Iterable[str]) -> list[str]:
-    """Like :func:`validate_stream_names`, for USD-M names."""
-    if isinstance(names, str):
-        raise InvalidInputError(f"expected a list of stream names, got the string {names!r}")
-    checked = sorted({validate_usdm_stream_name(n) for n in names})
-    if not checked:
-        raise InvalidInputError("expected at least one stream name")
-    return checked
