@@ -243,7 +243,7 @@ class StreamSocket:
         return ws
 
     def _read_forever(self, ws: websocket.WebSocket) -> None:
-        on_message = self._on_message
+        deliver = self._deliver
         classify = self._classify
         # Decoding to str first and parsing with a bound decoder is measurably cheaper than
         # json.loads(bytes), which sniffs the encoding on every call (benchmarks/throughput.py).
@@ -266,19 +266,9 @@ class StreamSocket:
                     continue
                 kind = classify(message)
                 if kind is FrameKind.DATA:
-                    self.messages += 1
-                    try:
-                        on_message(message)
-                    except ConnectionFailure:
-                        raise  # the handler asked for a new connection
-                    except Exception:
-                        log.exception("message handler of %s raised; socket carries on", self.key)
-                elif kind is FrameKind.SERVER_SHUTDOWN:
-                    raise ServerShutdown(
-                        "server announced serverShutdown", url=self.url, stream=self.key
-                    )
+                    deliver(message)
                 else:
-                    self._control_reply(message)
+                    self._not_data(kind, message)
             elif opcode == _OPCODE_CLOSE:
                 raise self._server_closed(frame.data)
             elif opcode == _OPCODE_BINARY:
@@ -335,21 +325,28 @@ class StreamSocket:
                 if kind is FrameKind.CONTROL_REPLY and message.get("id") == request_id:
                     return dict(message)
                 if kind is FrameKind.DATA:
-                    self.messages += 1
-                    try:
-                        self._on_message(message)
-                    except ConnectionFailure:
-                        raise
-                    except Exception:
-                        log.exception("message handler of %s raised; socket carries on", self.key)
-                elif kind is FrameKind.SERVER_SHUTDOWN:
-                    raise ServerShutdown(
-                        "server announced serverShutdown", url=self.url, stream=self.key
-                    )
+                    self._deliver(message)
                 else:
-                    self._control_reply(message)
+                    self._not_data(kind, message)
         finally:
             ws.settimeout(self._stall_timeout)
+
+    def _deliver(self, message: Any) -> None:
+        """Hand one data message over; a handler's bug is logged, not fatal, except a
+        ConnectionFailure, which is how the handler asks for a new connection."""
+        self.messages += 1
+        try:
+            self._on_message(message)
+        except ConnectionFailure:
+            raise
+        except Exception:
+            log.exception("message handler of %s raised; socket carries on", self.key)
+
+    def _not_data(self, kind: FrameKind, message: Any) -> None:
+        """``serverShutdown`` ends the connection; a control reply is reported."""
+        if kind is FrameKind.SERVER_SHUTDOWN:
+            raise ServerShutdown("server announced serverShutdown", url=self.url, stream=self.key)
+        self._control_reply(message)
 
     def _stalled(self) -> StallError:
         return StallError(
