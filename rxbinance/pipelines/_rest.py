@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rxbinance.errors import InvalidInputError, RateLimitError, RequestError
 
 if TYPE_CHECKING:
-    from rxbinance.rest import Client
     from rxbinance.streams import BinanceStreams
 
 __all__ = [
@@ -29,7 +28,6 @@ __all__ = [
     "depth_weight",
     "is_fatal",
     "rest_budget",
-    "rest_client",
     "retry_after",
 ]
 
@@ -53,11 +51,6 @@ class KlinesClient(Protocol):
         end_time: int | None = None,
         limit: int | None = None,
     ) -> list[list[Any]]: ...
-
-
-def rest_client(streams: BinanceStreams) -> Client:
-    """The REST client of ``streams`` (``streams.rest``, on the streams' ``rest_url``)."""
-    return streams.rest
 
 
 # Spot GET /api/v3/depth and USD-M GET /fapi/v1/depth weights (binance-protocol.md 7, 8.4).

@@ -22,7 +22,6 @@ from rxbinance.pipelines._rest import (
     WeightBudget,
     is_fatal,
     rest_budget,
-    rest_client,
     retry_after,
 )
 from rxbinance.protocol import names
@@ -91,7 +90,7 @@ def klines_with_history(
         if scheduler is not None:
             target = ScheduledDelivery(observer, scheduler)
         try:
-            client = rest if rest is not None else rest_client(streams)
+            client = rest if rest is not None else streams.rest
         except Exception as exc:
             observer.on_error(exc)
             return Disposable()

@@ -46,7 +46,6 @@ from rxbinance.pipelines._rest import (
     check_depth_limit,
     depth_weight,
     rest_budget,
-    rest_client,
     retry_after,
 )
 from rxbinance.protocol import names
@@ -131,7 +130,7 @@ def order_book(
             key,
             stream_name=stream_name,
             futures=futures,
-            rest=rest if rest is not None else rest_client(streams),
+            rest=rest if rest is not None else streams.rest,
             budget=budget if budget is not None else rest_budget(streams),
         )
 
@@ -306,22 +305,25 @@ class _BookConnection:
 
     def stop(self) -> None:
         """The last subscriber left: unsubscribe; an in-flight fetch is discarded."""
-        with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
-            self._stop_event.set()
-            subscriptions, self._subscriptions = self._subscriptions, []
-        for subscription in subscriptions:
+        for subscription in self._halt() or ():
             subscription.dispose()
 
-    def _terminate(self, error: Exception | None) -> None:
+    def _halt(self) -> list[abc.DisposableBase] | None:
+        """Mark the book stopped (waking the worker); its subscriptions, or None if it already
+        was. Call without the lock."""
         with self._lock:
             if self._stopped:
-                return
+                return None
             self._stopped = True
             self._stop_event.set()
             subscriptions, self._subscriptions = self._subscriptions, []
+            return subscriptions
+
+    def _terminate(self, error: Exception | None) -> None:
+        subscriptions = self._halt()
+        if subscriptions is None:
+            return
+        with self._lock:
             observers = self._observers
         self._registry.terminated(self)
         for observer in observers:
