@@ -24,7 +24,10 @@
     │                                         event and the field
     ├── RecordingError (also ValueError)      not a recording, or a corrupt line (``path``,
     │                                         ``line``)
-    └── QueueOverflow                         an ``aiter`` consumer fell ``maxsize`` items behind
+    ├── QueueOverflow                         an ``aiter`` consumer fell ``maxsize`` items behind
+    ├── StreamsClosed (also RuntimeError)     subscribed to a BinanceStreams after ``close()``
+    └── InternalError                         a bug in rxbinance itself (a reader crashed): never
+                                              retried as if it were a network drop
 
 Exceptions of websocket-client, requests and the socket module are mapped to these at the
 transport boundary and chained (``raise ConnectError(...) from exc``), so callers never need to
@@ -41,6 +44,7 @@ __all__ = [
     "ConnectionDropped",
     "ConnectionFailure",
     "HandshakeError",
+    "InternalError",
     "InvalidInputError",
     "ParseError",
     "ProtocolError",
@@ -52,6 +56,7 @@ __all__ = [
     "RxBinanceError",
     "ServerShutdown",
     "StallError",
+    "StreamsClosed",
 ]
 
 
@@ -270,3 +275,18 @@ class QueueOverflow(RxBinanceError):
             "stream (raise maxsize, or pass overflow='drop_oldest' to keep only the latest)"
         )
         self.maxsize = maxsize
+
+
+class StreamsClosed(RxBinanceError, RuntimeError):
+    """A subscription to a :class:`~rxbinance.BinanceStreams` (a stream, a book, user data)
+    after its ``close()``: delivered as ``on_error`` at once."""
+
+
+class InternalError(RxBinanceError):
+    """A bug in rxbinance itself, e.g. a socket's reader crashed. Logged with its traceback and
+    delivered as ``on_error`` (with the original exception chained); never retried as if it
+    were a network drop, since a retry would crash the same way."""
+
+    def __init__(self, message: str, *, stream: str = "") -> None:
+        super().__init__(message)
+        self.stream = stream

@@ -56,7 +56,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
-from rxbinance._reactive.shared import ScheduledDelivery
+from rxbinance._reactive.delivery import ScheduledDelivery
 from rxbinance.errors import InvalidInputError
 from rxbinance.streams import BinanceStreams
 
@@ -137,11 +137,11 @@ def on_loop(
         def subscribe(
             observer: abc.ObserverBase[T], subscribe_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            target = ScheduledDelivery(observer, scheduler)
+            target = ScheduledDelivery(observer, scheduler, "on_loop()")
             subscription = source.subscribe(target, scheduler=subscribe_scheduler)
 
             def dispose() -> None:
-                target.disposed = True
+                target.dispose()
                 subscription.dispose()
 
             return Disposable(dispose)

@@ -53,8 +53,8 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
 import reactivex
@@ -62,8 +62,11 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler import EventLoopScheduler
 
+from rxbinance._reactive.budget import default_budget
+from rxbinance._reactive.connection import SharedConnection
+from rxbinance._reactive.context import StreamsContext, Threads
+from rxbinance._reactive.hub import Broadcast, Hub
 from rxbinance._reactive.reconnect import ReconnectPolicy
-from rxbinance._reactive.shared import SharedConnection, SocketLike, StreamRegistry
 from rxbinance._reactive.user_data import (
     USER_DATA_KEY,
     SpotUserSession,
@@ -91,7 +94,7 @@ from rxbinance.protocol.payloads import (
     TradePayload,
 )
 from rxbinance.protocol.signing import Signer, load_signer
-from rxbinance.transport import StreamSocket
+from rxbinance.transport import SocketFactory, SocketLike, StreamSocket
 
 if TYPE_CHECKING:
     from rxbinance.pipelines.tickers import Quote
@@ -113,23 +116,19 @@ _USDM_MARKETS = ", ".join(repr(m) for m in ("usdm", "usdm-testnet"))
 _JOIN_TIMEOUT = 2.0
 
 
+@dataclass(frozen=True, slots=True)
 class StreamStatistics:
-    """A snapshot of one live stream key: ``subscribers``, ``connects`` (sockets opened so far,
-    the first included) and ``messages`` (data messages delivered by its current socket)."""
+    """A snapshot of one live stream key.
 
-    __slots__ = ("connects", "key", "messages", "subscribers")
+    ``subscribers``: subscribers now; ``connects``: sockets opened since the key went live, the
+    first included; ``messages``: data messages delivered since the key went live, over every
+    socket it had.
+    """
 
-    def __init__(self, key: str, subscribers: int, connects: int, messages: int) -> None:
-        self.key = key
-        self.subscribers = subscribers
-        self.connects = connects
-        self.messages = messages
-
-    def __repr__(self) -> str:
-        return (
-            f"StreamStatistics(key={self.key!r}, subscribers={self.subscribers}, "
-            f"connects={self.connects}, messages={self.messages})"
-        )
+    key: str
+    subscribers: int
+    connects: int
+    messages: int
 
 
 class BinanceStreams:
@@ -149,10 +148,20 @@ class BinanceStreams:
       ``stall_timeout`` (60.0 s without data or ping), ``connect_timeout`` (10.0 s);
     - delivery: ``scheduler``, a reactivex scheduler to call subscribers on instead of the
       socket's reader thread (in Jupyter: ``AsyncIOThreadSafeScheduler(loop)``);
-    - the escape hatch: ``ssl_context`` for ``wss://`` endpoints with a private CA.
+    - the escape hatches: ``ssl_context`` for ``wss://`` endpoints with a private CA, and
+      ``transport``, a :class:`~rxbinance.transport.SocketFactory` that opens every market
+      stream's socket instead of the built-in websocket-client one (tests use
+      :class:`rxbinance.testing.ScriptedSocket`; user data always uses the built-in one).
 
     Use it as a context manager or call :meth:`close`, which closes every socket, completes every
     subscriber and joins the reader threads.
+
+    **Threads and callbacks.** Subscribers are called on the socket's reader thread
+    (``rxbinance:<key>``), on a pipeline's worker (``rxbinance-book:<SYMBOL>``), or on
+    ``scheduler``; never two calls into one subscriber at once, and never while a lock of
+    rxbinance is held. So a subscriber (of a stream, a book or :attr:`events`) may subscribe,
+    dispose, or call :meth:`close` from inside its callback. A subscriber that raises is logged
+    (the first traceback, then a count) and stays subscribed.
     """
 
     def __init__(
@@ -169,6 +178,7 @@ class BinanceStreams:
         connect_timeout: float = 10.0,
         scheduler: abc.SchedulerBase | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        transport: SocketFactory | None = None,
         api_key: str | None = None,
         api_secret: str | bytes | Signer | None = None,
         listen_key_keepalive: float = 1800.0,
@@ -190,9 +200,18 @@ class BinanceStreams:
         self.market = market
         #: ``"spot"`` or ``"usdm"``: which stream names, routes and user data this market has.
         self.product = endpoints.product
-        self.ws_url = (ws_url or endpoints.ws_url).rstrip("/")
-        self.rest_url = (rest_url or endpoints.rest_url).rstrip("/")
-        self.ws_api_url = ws_api_url or endpoints.ws_api_url
+        self.ws_url = _checked_url("ws_url", ws_url or endpoints.ws_url, ("ws", "wss")).rstrip("/")
+        self.rest_url = _checked_url(
+            "rest_url", rest_url or endpoints.rest_url, ("http", "https")
+        ).rstrip("/")
+        self.ws_api_url = _checked_url(
+            "ws_api_url", ws_api_url or endpoints.ws_api_url, ("ws", "wss")
+        )
+        # A ws_url of one's own (a test server, a proxy) with the market's REST endpoint is
+        # almost always a mistake: snapshots would silently come from the real Binance.
+        self._rest_url_implied = (
+            ws_url is not None and rest_url is None and self.ws_url != endpoints.ws_url.rstrip("/")
+        )
         self.policy = ReconnectPolicy(
             max_retries=max_retries, retry_delay=retry_delay, max_retry_delay=max_retry_delay
         )
@@ -201,8 +220,8 @@ class BinanceStreams:
         self._stall_timeout = stall_timeout
         self._connect_timeout = connect_timeout
         self._ssl_context = ssl_context
-        self._events = reactivex.subject.Subject[ConnectionEvent]()
-        self._events_lock = threading.Lock()
+        self._transport: SocketFactory = transport if transport is not None else self._open_socket
+        self._events: Broadcast[ConnectionEvent] = Broadcast("BinanceStreams.events")
         # Reconnect delays run here: one named daemon thread that exits when idle.
         self._timers = EventLoopScheduler(
             thread_factory=lambda target: threading.Thread(
@@ -210,11 +229,20 @@ class BinanceStreams:
             ),
             exit_if_empty=True,
         )
-        self._registry = StreamRegistry(make_connection=self._make_connection, scheduler=scheduler)
+        self._hub = Hub(scheduler=scheduler)
+        self._threads = Threads()
         self._rest: Client | None = None
         self._rest_lock = threading.Lock()
-        self._workers: list[threading.Thread] = []  # pipeline threads, joined by close()
-        self._workers_lock = threading.Lock()
+        self._context = StreamsContext(
+            hub=self._hub,
+            market=market,
+            product=self.product,
+            events=self._events.observable(),
+            emit_event=self._events.on_next,
+            new_thread=self._threads.new_thread,
+            rest=lambda: self.rest,
+            budget=default_budget(self.product),
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -227,49 +255,49 @@ class BinanceStreams:
     def close(self) -> None:
         """Close every socket, complete every subscriber, and join the reader threads.
 
-        Idempotent. Safe to call from a subscriber's callback (its own reader thread is not
-        joined). After ``close()`` new subscriptions fail with ``RuntimeError``.
+        Idempotent. Safe to call from any subscriber's callback, :attr:`events` included (its
+        own thread is not joined, and the completion reaches that subscriber when its callback
+        returns). After ``close()`` a new subscription gets ``on_error``
+        (:class:`~rxbinance.errors.StreamsClosed`, a ``RuntimeError``) at once.
         """
-        connections = self._registry.close()
+        self._hub.close()
         self._timers.dispose()
-        current = threading.current_thread()
-        deadline = time.monotonic() + _JOIN_TIMEOUT
-        for connection in connections:
-            for sock in connection.sockets:
-                if getattr(sock, "thread", None) is not current:
-                    sock.join(max(0.0, deadline - time.monotonic()))
-        # Pipelines' workers (snapshot and history fetches) stop once their streams completed
-        # above; wait for them too, so close() leaves no thread of ours behind.
-        with self._workers_lock:
-            workers, self._workers = self._workers, []
-        for worker in workers:
-            if worker is not current:
-                worker.join(max(0.0, deadline - time.monotonic()))
-        with self._events_lock:
-            self._events.on_completed()
+        # Readers and pipeline workers stop once their streams completed above; wait for them,
+        # so close() leaves no thread of ours behind.
+        self._threads.join_all(_JOIN_TIMEOUT)
+        self._events.on_completed()
         with self._rest_lock:
             rest, self._rest = self._rest, None
         if rest is not None:
             rest.close()
 
-    def _worker_thread(self, target: Callable[[], None], name: str) -> threading.Thread:
-        """A named daemon thread, not yet started, that :meth:`close` joins (package-internal:
-        pipelines run their workers on it; a worker must end by itself once these streams
-        close, as its streams complete)."""
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        with self._workers_lock:
-            self._workers = [t for t in self._workers if t.is_alive() or t is thread]
-            self._workers.append(thread)
-        return thread
+    @property
+    def context(self) -> StreamsContext:
+        """What pipelines built on these streams share (the hub, the REST client and weight
+        budget, worker threads, the event emitter): see
+        :class:`~rxbinance._reactive.context.StreamsContext`. For pipeline authors; ordinary
+        use needs none of it."""
+        return self._context
 
     @property
     def rest(self) -> Client:
         """The REST client of these streams (created on first use): a
         :class:`rxbinance.rest.Client` on ``rest_url`` for ``market``, with the streams'
         ``api_key``/``api_secret``. Pipelines fetch snapshots and history with it; it is
-        closed by :meth:`close`."""
+        closed by :meth:`close`.
+
+        Raises ``ValueError`` when ``ws_url`` points somewhere of one's own but ``rest_url``
+        was not given: REST calls would otherwise go to the real Binance, silently. Pass
+        ``rest_url`` (the market's own, to mean it).
+        """
         from rxbinance.rest import Client  # rest imports requests: only when needed
 
+        if self._rest_url_implied:
+            raise InvalidInputError(
+                f"BinanceStreams(ws_url={self.ws_url!r}) has no rest_url: REST calls (order "
+                f"book snapshots, kline history) would go to {self.rest_url!r}, not to the "
+                f"server of ws_url. Pass rest_url=... (rest_url={self.rest_url!r} to mean it)"
+            )
         with self._rest_lock:
             if self._rest is None:
                 self._rest = Client(
@@ -291,43 +319,47 @@ class BinanceStreams:
     def events(self) -> Observable[ConnectionEvent]:
         """Connection events of every stream key (see :mod:`rxbinance.events`).
 
-        Emitted on the thread where they happen (reader or timer thread), one at a time.
-        Filter by ``event.stream`` for one key.
+        Emitted on the thread where they happen (reader, timer or worker thread); calls into
+        one subscriber never overlap and no lock is held while it runs, so it may dispose or
+        call :meth:`close`. Filter by ``event.stream`` for one key. Completes at :meth:`close`.
         """
-        return self._events
+        return self._context.events
 
     def statistics(self) -> dict[str, StreamStatistics]:
-        """A snapshot of every live stream key."""
+        """A snapshot of every live stream key (books and other pipelines excluded: see
+        :func:`rxbinance.order_book_statistics`)."""
         result = {}
-        for key, connection in self._registry.live().items():
-            sockets = connection.sockets
-            result[key] = StreamStatistics(
-                key,
-                subscribers=len(connection.fanout.observers),
-                connects=connection.connects,
-                messages=sockets[-1].messages if sockets else 0,
-            )
+        for entry in self._hub.entries():
+            connection = entry.source
+            if isinstance(connection, SharedConnection):
+                result[connection.key] = StreamStatistics(
+                    connection.key,
+                    subscribers=entry.subscribers,
+                    connects=connection.connects,
+                    messages=connection.messages,
+                )
         return result
 
-    def _emit_event(self, event: ConnectionEvent) -> None:
-        # Subject does not serialize concurrent on_next calls; readers of different keys and the
-        # timer thread all report here.
-        with self._events_lock:
-            try:
-                self._events.on_next(event)
-            except Exception:
-                log.exception("a subscriber of BinanceStreams.events raised")
+    def _shared(self, key: str, url: str, open_socket: SocketFactory) -> Observable[Any]:
+        """The hub's Observable of one socket-backed stream key."""
 
-    def _make_connection(self, key: str, url: str) -> SharedConnection:
-        return SharedConnection(
-            key,
-            url,
-            open_socket=self._open_user_socket if key == USER_DATA_KEY else self._open_socket,
-            policy=self.policy,
-            timer_scheduler=self._timers,
-            emit_event=self._emit_event,
-            on_terminated=self._registry.terminated,
-        )
+        def make() -> SharedConnection:
+            return SharedConnection(
+                key,
+                url,
+                open_socket=open_socket,
+                policy=self.policy,
+                timer_scheduler=self._timers,
+                emit_event=self._events.on_next,
+                track=self._track_socket,
+            )
+
+        return self._hub.observable(key, make, name=key)
+
+    def _track_socket(self, sock: SocketLike) -> None:
+        thread = getattr(sock, "thread", None)
+        if isinstance(thread, threading.Thread):
+            self._threads.track(thread)
 
     def _open_socket(
         self,
@@ -433,7 +465,7 @@ class BinanceStreams:
             url = routed_raw_url(self.ws_url, names.usdm_route(name), name)
         else:
             url = raw_url(self.ws_url, name)
-        return self._registry.observable(name, url)
+        return self._shared(name, url, self._transport)
 
     def _symbol(self, symbol: str) -> str:
         if self._usdm():
@@ -607,8 +639,8 @@ class BinanceStreams:
         checked = names.validate_stream_names(stream_names, self._validate)
         if not self._usdm():
             self._check_count(checked, MAX_STREAMS_PER_CONNECTION)
-            return self._registry.observable(
-                names.combined_key(checked), combined_url(self.ws_url, checked)
+            return self._shared(
+                names.combined_key(checked), combined_url(self.ws_url, checked), self._transport
             )
         by_route: dict[str, list[str]] = {}
         for name in checked:
@@ -617,8 +649,10 @@ class BinanceStreams:
         for route, group in sorted(by_route.items()):
             self._check_count(group, MAX_USDM_STREAMS_PER_CONNECTION)
             parts.append(
-                self._registry.observable(
-                    names.combined_key(group), routed_combined_url(self.ws_url, route, group)
+                self._shared(
+                    names.combined_key(group),
+                    routed_combined_url(self.ws_url, route, group),
+                    self._transport,
                 )
             )
         return parts[0] if len(parts) == 1 else reactivex.merge(*parts)
@@ -680,7 +714,15 @@ class BinanceStreams:
                 # Loaded once, here: a bad PEM or a missing `cryptography` fails now, clearly.
                 self._signer = load_signer(self._api_secret)
             url = self.ws_api_url
-        return self._registry.observable(USER_DATA_KEY, url)
+        return self._shared(USER_DATA_KEY, url, self._open_user_socket)
+
+
+def _checked_url(what: str, url: str, schemes: tuple[str, ...]) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in schemes or not rest.strip("/"):
+        allowed = " or ".join(f"{s}://" for s in schemes)
+        raise InvalidInputError(f"invalid {what} {url!r}: must start with {allowed}")
+    return url
 
 
 def _throttle_by_event_time(

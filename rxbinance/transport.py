@@ -33,7 +33,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import websocket
 
@@ -42,15 +42,16 @@ from rxbinance.errors import (
     ConnectionDropped,
     ConnectionFailure,
     HandshakeError,
+    InternalError,
     RxBinanceError,
     ServerShutdown,
     StallError,
 )
 from rxbinance.events import Connected, Connecting, ConnectionEvent, Disconnected, MalformedFrame
-from rxbinance.protocol.frames import FrameKind
+from rxbinance.protocol.frames import FrameKind, expected_event
 from rxbinance.protocol.frames import classify as classify_frame
 
-__all__ = ["Request", "StreamSocket"]
+__all__ = ["Request", "SocketFactory", "SocketLike", "StreamSocket"]
 
 #: Sends one WebSocket API request (a dict with an ``id``) and returns its reply (the decoded
 #: frame with the same ``id``). Raises ConnectionFailure if the connection fails or no reply
@@ -65,6 +66,45 @@ READ_CHUNK = 256 * 1024
 _OPCODE_TEXT = websocket.ABNF.OPCODE_TEXT
 _OPCODE_BINARY = websocket.ABNF.OPCODE_BINARY
 _OPCODE_CLOSE = websocket.ABNF.OPCODE_CLOSE
+
+
+class SocketLike(Protocol):
+    """What the reactive layer needs of one connection (the transport seam's product).
+
+    :class:`StreamSocket` is the real one; :class:`rxbinance.testing.ScriptedSocket` is a
+    scripted one for tests. ``start()`` begins connecting without blocking, ``close()`` ends the
+    connection without blocking (from any thread, idempotent), ``join()`` waits for its thread
+    (a no-op for sockets without one), and ``messages`` counts the data messages delivered so
+    far (a connection that delivered any resets the retry count).
+    """
+
+    @property
+    def messages(self) -> int: ...
+
+    def start(self) -> None: ...
+    def close(self) -> None: ...
+    def join(self, timeout: float | None = None) -> None: ...
+
+
+class SocketFactory(Protocol):
+    """Builds an unstarted socket for ``url`` that reports through three callbacks:
+    ``on_message(obj)`` for each decoded data message, ``on_event(event)`` for
+    :mod:`rxbinance.events` connection events, and ``on_closed(failure)`` exactly once at the
+    end (None when ``close()`` ended it, else the :class:`~rxbinance.errors.RxBinanceError`
+    that did). ``key`` is the stream key (``btcusdt@trade``), for names and events.
+
+    ``BinanceStreams(transport=factory)`` opens every market-stream socket through it.
+    """
+
+    def __call__(
+        self,
+        url: str,
+        *,
+        key: str,
+        on_message: Callable[[Any], None],
+        on_event: Callable[[ConnectionEvent], None],
+        on_closed: Callable[[RxBinanceError | None], None],
+    ) -> SocketLike: ...
 
 
 class StreamSocket:
@@ -124,6 +164,11 @@ class StreamSocket:
         self._ws: websocket.WebSocket | None = None
         self._thread = threading.Thread(target=self._run, name=f"rxbinance:{key}", daemon=True)
         self.messages = 0  # data frames handed to on_message: read by statistics, written here
+        # The event type this stream's payloads carry (None: unknown, nothing checked); per
+        # stream name for combined sockets, whose key joins several names with '/'.
+        self._wrapped = "stream?streams=" in url  # combined: {"stream": name, "data": payload}
+        self._expect = None if self._wrapped else expected_event(key)
+        self._expect_wrapped: dict[str, str | None] = {}
 
     def start(self) -> None:
         self._thread.start()
@@ -178,6 +223,8 @@ class StreamSocket:
     def _run(self) -> None:
         failure: RxBinanceError | None = None
         try:
+            if self._closing.is_set():
+                raise ConnectionDropped("closed before connecting", code=1000, url=self.url)
             if self._prepare is not None:
                 self.url = self._prepare()
             ws = self._connect()
@@ -186,9 +233,10 @@ class StreamSocket:
             self._read_forever(ws)
         except RxBinanceError as exc:  # ConnectionFailure (retried) or an API refusal (final)
             failure = exc
-        except Exception as exc:  # a bug of ours must still end in on_closed
+        except Exception as exc:  # a bug of ours must still end in on_closed, and not be retried
             log.exception("reader of %s crashed", self.key)
-            failure = ConnectionDropped(f"reader crashed: {exc!r}", code=1006, url=self.url)
+            failure = InternalError(f"the reader of {self.key} crashed: {exc!r}", stream=self.key)
+            failure.__cause__ = exc
         finally:
             with self._lock:
                 opened, self._ws = self._ws, None
@@ -245,6 +293,7 @@ class StreamSocket:
     def _read_forever(self, ws: websocket.WebSocket) -> None:
         deliver = self._deliver
         classify = self._classify
+        wrapped, expect = self._wrapped, self._expect
         # Decoding to str first and parsing with a bound decoder is measurably cheaper than
         # json.loads(bytes), which sniffs the encoding on every call (benchmarks/throughput.py).
         # Invalid UTF-8 raises UnicodeDecodeError, a ValueError: the malformed-frame path.
@@ -266,6 +315,13 @@ class StreamSocket:
                     continue
                 kind = classify(message)
                 if kind is FrameKind.DATA:
+                    if type(message) is dict:
+                        if wrapped:
+                            if not self._of_wrapped_stream(message, data):
+                                continue
+                        elif expect is not None and message.get("e", expect) != expect:
+                            self._wrong_kind(data, message["e"], expect)
+                            continue
                     deliver(message)
                 else:
                     self._not_data(kind, message)
@@ -330,6 +386,27 @@ class StreamSocket:
                     self._not_data(kind, message)
         finally:
             ws.settimeout(self._stall_timeout)
+
+    # Valid JSON of another kind than the stream's (``{"e": "junk"}`` on an aggTrade socket)
+    # is reported as malformed and skipped: subscribers and typed pipelines must never receive
+    # it as data. A bare payload costs one dict lookup (inlined in the read loop).
+
+    def _of_wrapped_stream(self, message: dict[str, Any], data: bytes) -> bool:
+        inner = message.get("data")
+        stream = message.get("stream")
+        if type(inner) is not dict or "e" not in inner or not isinstance(stream, str):
+            return True  # no event type to judge (spot bookTicker, partial depth)
+        try:
+            expect = self._expect_wrapped[stream]
+        except KeyError:
+            expect = self._expect_wrapped[stream] = expected_event(stream)
+        if expect is None or inner["e"] == expect:
+            return True
+        self._wrong_kind(data, inner["e"], expect)
+        return False
+
+    def _wrong_kind(self, data: bytes, event: Any, expect: str) -> None:
+        self._malformed(data, f"event type {event!r} on a stream of {expect!r} events")
 
     def _deliver(self, message: Any) -> None:
         """Hand one data message over; a handler's bug is logged, not fatal, except a

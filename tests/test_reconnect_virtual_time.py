@@ -9,77 +9,78 @@ from typing import Any
 
 import pytest
 from reactivex import Observer
+from reactivex.abc import DisposableBase
 from reactivex.testing import TestScheduler
 
-from rxbinance._reactive.reconnect import GIVE_UP_MESSAGE, ReconnectPolicy
-from rxbinance._reactive.shared import SharedConnection
-from rxbinance.errors import ConnectError, ConnectionDropped, ConnectionFailure, ServerShutdown
-from rxbinance.events import ConnectionEvent, GaveUp, Reconnecting
+from rxbinance._reactive.connection import SharedConnection
+from rxbinance._reactive.hub import Hub
+from rxbinance._reactive.reconnect import GIVE_UP_MESSAGE, ReconnectPolicy, Retry, classify
+from rxbinance.errors import (
+    BinanceAPIError,
+    ConnectError,
+    ConnectionDropped,
+    HandshakeError,
+    InternalError,
+    ServerShutdown,
+    StallError,
+)
+from rxbinance.events import ConnectionEvent, GaveUp, Reconnecting, Rejected
+from rxbinance.testing import ScriptedSocket, ScriptedTransport
 
-
-class ScriptedSocket:
-    """A transport socket whose fate the test decides."""
-
-    def __init__(self, on_message: Callable[[Any], None], on_closed: Callable[..., None]) -> None:
-        self.messages = 0
-        self.started = False
-        self.closed = False
-        self._on_message = on_message
-        self._on_closed = on_closed
-
-    def start(self) -> None:
-        self.started = True
-
-    def close(self) -> None:
-        self.closed = True
-
-    def join(self, timeout: float | None = None) -> None:
-        pass
-
-    def deliver(self, message: Any) -> None:
-        self.messages += 1
-        self._on_message(message)
-
-    def fail(self, failure: ConnectionFailure) -> None:
-        self._on_closed(failure)
+KEY = "btcusdt@trade"
 
 
 class Harness:
+    """One stream key in a hub, its supervisor's timers on a TestScheduler, its sockets
+    scripted."""
+
     def __init__(self, policy: ReconnectPolicy) -> None:
         self.scheduler = TestScheduler()
-        self.sockets: list[ScriptedSocket] = []
         self.opened_at: list[float] = []
+        self.transport = ScriptedTransport(
+            on_open=lambda _: self.opened_at.append(self.scheduler.clock)
+        )
+        # The factory is looked up on each open, so a test may swap the transport.
+        open_socket: Any = lambda *args, **kwargs: self.transport(*args, **kwargs)  # noqa: E731
         self.events: list[ConnectionEvent] = []
         self.received: list[Any] = []
+        self.errors: list[Exception] = []
         self.completed = False
-        self.terminated = False
+        self.hub = Hub()
+        self.subscription: DisposableBase | None = None
 
-        def open_socket(url: str, *, key: str, on_message: Any, on_event: Any, on_closed: Any):
-            sock = ScriptedSocket(on_message, on_closed)
-            self.sockets.append(sock)
-            self.opened_at.append(self.scheduler.clock)
-            return sock
+        def make() -> SharedConnection:
+            return SharedConnection(
+                KEY,
+                "ws://unused/ws/btcusdt@trade",
+                open_socket=open_socket,
+                policy=policy,
+                timer_scheduler=self.scheduler,
+                emit_event=self.events.append,
+            )
 
-        def on_terminated(_: SharedConnection) -> None:
-            self.terminated = True
+        self.observable = self.hub.observable(KEY, make)
 
-        self.connection = SharedConnection(
-            "btcusdt@trade",
-            "ws://unused/ws/btcusdt@trade",
-            open_socket=open_socket,
-            policy=policy,
-            timer_scheduler=self.scheduler,
-            emit_event=self.events.append,
-            on_terminated=on_terminated,
-        )
+    @property
+    def sockets(self) -> list[ScriptedSocket]:
+        return self.transport.sockets
 
-        def unexpected(error: Exception) -> None:
-            raise AssertionError(f"unexpected error {error!r}")
+    @property
+    def terminated(self) -> bool:
+        """The key was evicted from the hub: the next subscriber starts afresh."""
+        return self.hub.get(KEY) is None
 
+    def start(self) -> None:
         def completed() -> None:
             self.completed = True
 
-        self.connection.fanout.add(Observer(self.received.append, unexpected, completed))
+        self.subscription = self.observable.subscribe(
+            Observer(self.received.append, self.errors.append, completed)
+        )
+
+    def stop(self) -> None:
+        assert self.subscription is not None
+        self.subscription.dispose()
 
     def at(self, seconds: float, action: Callable[[], None]) -> None:
         self.scheduler.schedule_absolute(seconds, lambda *_: action())
@@ -97,7 +98,7 @@ def refused() -> ConnectError:
 
 def test_refused_forever_gives_up_after_max_retries_plus_one_attempts() -> None:
     h = Harness(no_jitter(max_retries=5))
-    h.at(0, h.connection.start)
+    h.at(0, h.start)
     # Every socket fails as soon as it is started: the scheduler runs the reconnects.
     for i in range(6):
         h.at(0.001 + i * 100, lambda: h.sockets[-1].fail(refused()))
@@ -117,7 +118,7 @@ def test_refused_forever_gives_up_after_max_retries_plus_one_attempts() -> None:
 
 def test_reconnect_waits_exactly_the_policy_delay() -> None:
     h = Harness(no_jitter(max_retries=5, retry_delay=2.0))
-    h.at(10, h.connection.start)
+    h.at(10, h.start)
     h.at(11, lambda: h.sockets[-1].fail(refused()))
     h.scheduler.advance_to(12.999)
     assert len(h.sockets) == 1
@@ -128,7 +129,7 @@ def test_reconnect_waits_exactly_the_policy_delay() -> None:
 
 def test_delay_is_capped() -> None:
     h = Harness(no_jitter(max_retries=10, retry_delay=1.0, cap=5.0))
-    h.at(0, h.connection.start)
+    h.at(0, h.start)
     for i in range(8):
         h.at(1000 * (i + 1), lambda: h.sockets[-1].fail(refused()))
     h.scheduler.start()
@@ -138,7 +139,7 @@ def test_delay_is_capped() -> None:
 
 def test_data_resets_the_failure_count() -> None:
     h = Harness(no_jitter(max_retries=2))
-    h.at(0, h.connection.start)
+    h.at(0, h.start)
     h.at(1, lambda: h.sockets[-1].fail(refused()))  # failure 1 -> retry at 2
     h.at(3, lambda: h.sockets[-1].fail(refused()))  # failure 2 -> retry at 3 + 2
     h.at(6, lambda: h.sockets[-1].deliver({"e": "trade"}))  # data flows: streak over
@@ -152,7 +153,7 @@ def test_data_resets_the_failure_count() -> None:
 
 def test_server_shutdown_reconnects_at_once_and_is_not_counted() -> None:
     h = Harness(no_jitter(max_retries=1))
-    h.at(0, h.connection.start)
+    h.at(0, h.start)
     h.at(1, lambda: h.sockets[-1].deliver({"e": "trade"}))
     h.at(2, lambda: h.sockets[-1].fail(ServerShutdown("bye")))
     h.at(3, lambda: h.sockets[-1].deliver({"e": "trade"}))
@@ -166,17 +167,17 @@ def test_server_shutdown_reconnects_at_once_and_is_not_counted() -> None:
 
 def test_stop_cancels_a_pending_reconnect() -> None:
     h = Harness(no_jitter())
-    h.at(0, h.connection.start)
+    h.at(0, h.start)
     h.at(1, lambda: h.sockets[-1].fail(refused()))
-    h.at(1.5, h.connection.stop)
+    h.at(1.5, h.stop)
     h.scheduler.start()
     assert len(h.sockets) == 1
 
 
 def test_stop_closes_the_current_socket_and_ignores_its_late_close() -> None:
     h = Harness(no_jitter())
-    h.at(0, h.connection.start)
-    h.at(1, h.connection.stop)
+    h.at(0, h.start)
+    h.at(1, h.stop)
     h.at(2, lambda: h.sockets[-1].fail(ConnectionDropped("late", code=1000)))
     h.scheduler.start()
     assert h.sockets[0].closed
@@ -186,7 +187,7 @@ def test_stop_closes_the_current_socket_and_ignores_its_late_close() -> None:
 
 def test_zero_retries_gives_up_after_one_attempt() -> None:
     h = Harness(no_jitter(max_retries=0))
-    h.at(0, h.connection.start)
+    h.at(0, h.start)
     h.at(1, lambda: h.sockets[-1].fail(refused()))
     h.scheduler.start()
     assert len(h.sockets) == 1
@@ -209,3 +210,138 @@ def test_jittered_delay_stays_within_bounds(attempt: int) -> None:
 def test_policy_rejects_bad_settings(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="must be"):
         ReconnectPolicy(**kwargs)
+
+
+# -- the classifier: retry now, back off, or end at once -------------------------------------
+
+
+def test_repeated_server_shutdown_without_data_ends_in_the_give_up() -> None:
+    h = Harness(no_jitter(max_retries=3))
+    h.at(0, h.start)
+    for i in range(10):
+        h.at(1 + i * 100, lambda: h.sockets[-1].fail(ServerShutdown("bye")))
+    h.scheduler.start()
+    # The first goodbye is free; the next three are retried with backoff; then the give-up.
+    assert len(h.sockets) == 1 + 1 + 3
+    delays = [e.delay for e in h.events if isinstance(e, Reconnecting)]
+    assert delays == [0.0, 1.0, 2.0, 4.0]
+    assert h.received == [GIVE_UP_MESSAGE]
+    assert h.completed
+    assert h.terminated
+    gave_up = [e for e in h.events if isinstance(e, GaveUp)]
+    assert [e.attempts for e in gave_up] == [3]
+
+
+def test_going_away_close_reconnects_at_once() -> None:
+    # 1001 is how Binance (and FakeBinance's max_connection_age) end a connection at 24 h.
+    h = Harness(no_jitter(max_retries=5, retry_delay=7.0))
+    h.at(0, h.start)
+    h.at(1, lambda: h.sockets[-1].deliver({"e": "trade"}))
+    h.at(2, lambda: h.sockets[-1].fail(ConnectionDropped("going away", code=1001)))
+    h.scheduler.advance_to(2.0)
+    assert h.opened_at == [0, 2]
+
+
+@pytest.mark.parametrize("status", [451, 404, 403, 400])
+def test_a_4xx_handshake_refusal_is_fatal_at_once(status: int) -> None:
+    h = Harness(no_jitter(max_retries=5))
+    h.at(0, h.start)
+    h.at(1, lambda: h.sockets[-1].fail(HandshakeError("refused", status=status, url="ws://x")))
+    h.scheduler.start()
+    assert len(h.sockets) == 1  # no retry, no 30 s of backoff
+    assert h.received == []  # not the generic give-up dict
+    assert len(h.errors) == 1
+    error = h.errors[0]
+    assert isinstance(error, HandshakeError)
+    assert error.status == status
+    assert f"HTTP {status}" in str(error)
+    assert "not retried" in str(error)
+    assert [type(e) for e in h.events if isinstance(e, (Rejected, Reconnecting))] == [Rejected]
+    assert h.terminated
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503])
+def test_a_429_or_5xx_handshake_refusal_is_retried(status: int) -> None:
+    h = Harness(no_jitter(max_retries=2))
+    h.at(0, h.start)
+    for i in range(3):
+        h.at(1 + 10 * i, lambda: h.sockets[-1].fail(HandshakeError("busy", status=status)))
+    h.scheduler.start()
+    assert len(h.sockets) == 3
+    assert h.received == [GIVE_UP_MESSAGE]
+    assert h.errors == []
+
+
+def test_a_bug_in_the_read_path_is_fatal_not_retried() -> None:
+    h = Harness(no_jitter(max_retries=5))
+    h.at(0, h.start)
+    h.at(1, lambda: h.sockets[-1].fail(InternalError("the reader crashed: KeyError('x')")))
+    h.scheduler.start()
+    assert len(h.sockets) == 1
+    assert [type(e) for e in h.errors] == [InternalError]
+    assert h.terminated
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (ServerShutdown("bye"), Retry.NOW),
+        (ConnectionDropped("going away", code=1001), Retry.NOW),
+        (ConnectionDropped("abnormal", code=1006), Retry.BACKOFF),
+        (ConnectionDropped("normal", code=1000), Retry.BACKOFF),
+        (ConnectionDropped("too many requests", code=1008), Retry.BACKOFF),
+        (ConnectError("refused"), Retry.BACKOFF),
+        (StallError("quiet", timeout=1.0), Retry.BACKOFF),
+        (HandshakeError("x", status=429), Retry.BACKOFF),
+        (HandshakeError("x", status=503), Retry.BACKOFF),
+        (HandshakeError("x", status=451), Retry.FATAL),
+        (HandshakeError("x", status=404), Retry.FATAL),
+        (BinanceAPIError(status=401, code=-2015, msg="Invalid API-key"), Retry.FATAL),
+        (InternalError("bug"), Retry.FATAL),
+        (KeyError("bug"), Retry.FATAL),
+    ],
+)
+def test_classify(failure: BaseException, expected: Retry) -> None:
+    assert classify(failure) is expected
+
+
+# -- the last dispose racing a new subscribe ---------------------------------------------------
+
+
+def test_a_subscribe_during_the_last_dispose_gets_a_new_socket() -> None:
+    """The last subscriber leaves; while its socket is being closed (inside close(), on the
+    disposing thread) a new subscriber arrives. It must get a fresh socket that stays open,
+    never the one being closed. Scripted, so the interleaving is exact, not left to chance."""
+    h = Harness(no_jitter())
+    late: list[Any] = []
+    late_subscription: list[DisposableBase] = []
+
+    def subscribe_while_closing(sock: ScriptedSocket) -> None:
+        if late_subscription or h.transport.sockets[0] is not sock:
+            return  # only the first socket's close is interleaved
+        original_close = sock.close
+
+        def close() -> None:
+            # The hub has evicted the key and released its lock before closing: a subscriber
+            # arriving now must start afresh.
+            late_subscription.append(h.observable.subscribe(late.append))
+            original_close()
+
+        sock.close = close  # type: ignore[method-assign]
+
+    h.transport = ScriptedTransport(on_open=subscribe_while_closing)
+    h.start()
+    first = h.transport.sockets[0]
+    first.deliver({"e": "trade", "t": 1})
+    h.stop()  # the last dispose: closes `first`, and the late subscriber joins meanwhile
+    assert first.closed
+    assert len(h.transport.sockets) == 2
+    second = h.transport.sockets[1]
+    assert second.started
+    assert not second.closed
+    second.deliver({"e": "trade", "t": 2})
+    assert late == [{"e": "trade", "t": 2}]
+    assert h.received == [{"e": "trade", "t": 1}]
+    late_subscription[0].dispose()
+    assert second.closed
+    assert h.terminated

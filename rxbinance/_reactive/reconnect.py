@@ -1,13 +1,82 @@
-"""Reconnection policy as data: how long to wait before attempt n, and what is worth retrying."""
+"""Reconnection policy as data: how long to wait before attempt n, and what is worth retrying.
+
+:func:`classify` is the one place that decides what a failure means; :class:`ReconnectPolicy`
+is the one backoff (sockets, order book snapshots and kline backfill all use it). The
+supervisor of a stream (:mod:`rxbinance._reactive.connection`) only applies the two.
+
+=====================================================  =========================================
+failure                                                what follows
+=====================================================  =========================================
+``serverShutdown``; Binance ended a user data          ``Retry.NOW``: reconnect at once, not
+subscription (``reconnect_now``); the 24 h limit       counted as a failure (but repeated on
+                                                       connections that carry no data, counted:
+                                                       a server that only says goodbye ends in
+                                                       the give-up after ``max_retries``)
+refused or dropped connection, stall, close frame,     ``Retry.BACKOFF``: wait, retry, count it
+handshake answered 429 or 5xx
+handshake answered any other 4xx (451 restricted       ``Retry.FATAL``: ``on_error`` at once with
+location, 404 bad path, 403)                           the HTTP status and what it means
+Binance refused the request (bad key, signature),      ``Retry.FATAL``
+a bug in rxbinance (:class:`InternalError`), anything
+else
+=====================================================  =========================================
+"""
 
 from __future__ import annotations
 
+import enum
 import random
 from dataclasses import dataclass, field
 
-from rxbinance.errors import ConnectionFailure, InvalidInputError
+from rxbinance.errors import (
+    ConnectionDropped,
+    ConnectionFailure,
+    HandshakeError,
+    InvalidInputError,
+    ServerShutdown,
+)
 
-__all__ = ["GIVE_UP_MESSAGE", "ReconnectPolicy", "give_up_message"]
+__all__ = ["GIVE_UP_MESSAGE", "ReconnectPolicy", "Retry", "classify", "give_up_message"]
+
+#: Close codes Binance uses when it ends a connection on purpose, so that the client reconnects
+#: at once: 1001 "going away" is what the 24 h limit (and FakeBinance's max_connection_age) send.
+_GOING_AWAY = 1001
+
+
+class Retry(enum.Enum):
+    """What to do after a failure (see the module docstring)."""
+
+    NOW = "now"
+    BACKOFF = "backoff"
+    FATAL = "fatal"
+
+
+def classify(failure: BaseException) -> Retry:
+    """The one decision about a failed connection: retry at once, back off, or give up now."""
+    if isinstance(failure, ServerShutdown) or getattr(failure, "reconnect_now", False):
+        return Retry.NOW
+    if isinstance(failure, ConnectionDropped) and failure.code == _GOING_AWAY:
+        return Retry.NOW
+    if isinstance(failure, HandshakeError):
+        status = failure.status
+        if status == 429 or status >= 500 or status < 400:
+            return Retry.BACKOFF
+        return Retry.FATAL
+    if isinstance(failure, ConnectionFailure):
+        return Retry.BACKOFF
+    return Retry.FATAL
+
+
+#: What the common handshake refusals mean, for the error a fatal one ends a stream with.
+HTTP_REFUSALS = {
+    400: "bad request: the URL or stream names are malformed",
+    401: "unauthorized",
+    403: "forbidden: the server refuses this client or IP (WAF limit?)",
+    404: "not found: no such path on this endpoint (wrong URL, market or route?)",
+    410: "gone: this endpoint was retired",
+    418: "IP banned for breaking the request limits",
+    451: "unavailable for legal reasons: Binance serves no client from this location",
+}
 
 #: What every subscriber receives when the retries are spent, exactly as python-binance sent it.
 GIVE_UP_MESSAGE = {"e": "error", "m": "Max reconnect retries reached"}

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
-from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
 
-from rxbinance._reactive.shared import ScheduledDelivery
+from rxbinance._reactive.context import StreamsContext
+from rxbinance._reactive.hub import Sink
 from rxbinance.errors import InvalidInputError, ProtocolError
 from rxbinance.models import Kline, ParseError
 from rxbinance.pipelines._common import give_up_error, is_give_up
@@ -21,7 +21,6 @@ from rxbinance.pipelines._rest import (
     KlinesClient,
     WeightBudget,
     is_fatal,
-    rest_budget,
     retry_after,
 )
 from rxbinance.protocol import names
@@ -81,50 +80,48 @@ def klines_with_history(
     if isinstance(history, bool) or not isinstance(history, int) or not 1 <= history <= 1000:
         raise InvalidInputError(f"invalid history {history!r}: an int from 1 to 1000")
     upper = names.normalize_symbol(symbol).upper()
-    scheduler = getattr(getattr(streams, "_registry", None), "_scheduler", None)
+    context = streams.context
+    live = streams.klines(upper, interval)
 
     def subscribe(
-        observer: abc.ObserverBase[Kline], _: abc.SchedulerBase | None = None
+        observer: abc.ObserverBase[Kline], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        target: abc.ObserverBase[Kline] = observer
-        if scheduler is not None:
-            target = ScheduledDelivery(observer, scheduler)
-        try:
-            client = rest if rest is not None else streams.rest
-        except Exception as exc:
-            observer.on_error(exc)
-            return Disposable()
-        session = _Session(
-            target,
-            symbol=upper,
-            interval=interval,
-            history=history,
-            stream_name=stream_name,
-            rest=client,
-            budget=budget if budget is not None else rest_budget(streams),
-            new_thread=streams._worker_thread,
-        )
-        session.start(streams.klines(upper, interval))
+        # One session per subscriber (each gets its own history), kept in the hub under a key
+        # of its own: delivery, ending and closing work as for every shared stream.
+        key = ("klines_with_history", upper, interval, history, next(_session_ids))
 
-        def stop() -> None:
-            if isinstance(target, ScheduledDelivery):
-                target.disposed = True
-            session.stop()
+        def make() -> _Session:
+            return _Session(
+                context,
+                live,
+                symbol=upper,
+                interval=interval,
+                history=history,
+                stream_name=stream_name,
+                rest=rest if rest is not None else context.rest(),
+                budget=budget if budget is not None else context.budget,
+            )
 
-        return Disposable(stop)
+        shared = context.hub.observable(key, make, name=f"klines_with_history({stream_name})")
+        return shared.subscribe(observer, scheduler=scheduler)
 
     return reactivex.create(subscribe)
 
 
-class _Session:
-    """One subscriber's seam between REST candles and live ones."""
+_session_ids = itertools.count()
 
-    _RETRY_DELAY = 0.1
-    _MAX_RETRY_DELAY = 30.0
+
+class _Session:
+    """One subscriber's seam between REST candles and live ones: a hub source.
+
+    Candles are posted to the hub entry under ``_lock`` and delivered by ``_flush()`` after it
+    is released, so the subscriber never runs under the lock and receives them in order.
+    """
 
     def __init__(
         self,
-        observer: abc.ObserverBase[Kline],
+        context: StreamsContext,
+        live: Observable[Any],
         *,
         symbol: str,
         interval: str,
@@ -132,10 +129,10 @@ class _Session:
         stream_name: str,
         rest: KlinesClient,
         budget: WeightBudget,
-        new_thread: Callable[[Callable[[], None], str], threading.Thread],
     ) -> None:
-        self._observer = observer
-        self._new_thread = new_thread  # the streams' workers, which close() joins
+        self._context = context
+        self._live = live
+        self._sink: Sink[Kline] | None = None
         self._symbol = symbol
         self._interval = interval
         self._stream_name = stream_name
@@ -151,14 +148,24 @@ class _Session:
         self._stop_event = threading.Event()
         self._subscription: abc.DisposableBase | None = None
 
-    def start(self, live: Observable[Any]) -> None:
-        subscription = live.subscribe(self._on_live, self._on_live_error, self._on_live_completed)
+    def start(self, sink: Sink[Kline]) -> None:
         with self._lock:
             if self._stopped:
+                return
+            self._sink = sink
+        subscription = self._live.subscribe(
+            self._on_live, self._on_live_error, self._on_live_completed
+        )
+        with self._lock:
+            if self._halted():  # (a method: mypy would keep the narrowing from above)
                 subscription.dispose()
                 return
             self._subscription = subscription
             self._ensure_worker()  # the REST call starts only once the stream is subscribed
+        self._flush()  # live candles that came while subscribing
+
+    def _halted(self) -> bool:
+        return self._stopped
 
     def stop(self) -> None:
         with self._lock:
@@ -172,11 +179,15 @@ class _Session:
         with self._lock:
             if self._stopped:
                 return
-            if error is None:
-                self._observer.on_completed()
-            else:
-                self._observer.on_error(error)
+        self._flush()  # what was posted before the end goes first
+        if self._sink is not None:
+            self._sink.end(error)
         self.stop()
+
+    def _flush(self) -> None:
+        """Deliver the posted candles, in order: call without holding ``_lock``."""
+        if self._sink is not None:
+            self._sink.flush()
 
     # -- live --------------------------------------------------------------------------------
 
@@ -196,6 +207,7 @@ class _Session:
                 self._buffer.append(kline)
             else:
                 self._offer(kline)
+        self._flush()
 
     def _on_live_error(self, error: Exception) -> None:
         self._end(error)
@@ -207,10 +219,8 @@ class _Session:
 
     def _emit(self, kline: Kline) -> None:
         self._last = kline
-        try:
-            self._observer.on_next(kline)
-        except Exception:
-            log.exception("a subscriber of %s raised; it stays subscribed", self._stream_name)
+        if self._sink is not None:
+            self._sink.post(kline)
 
     def _newer(self, kline: Kline) -> bool | None:
         """True: emit; False: drop (stale or a repeat); None: a later candle (check the gap)."""
@@ -262,7 +272,7 @@ class _Session:
 
     def _ensure_worker(self) -> None:
         if self._worker is None and not self._stopped and self._request is not None:
-            worker = self._new_thread(
+            worker = self._context.new_thread(
                 self._work, f"rxbinance-klines:{self._symbol}@{self._interval}"
             )
             self._worker = worker
@@ -278,7 +288,7 @@ class _Session:
                     return
             start_time, limit = request
             if failures:
-                delay = min(self._RETRY_DELAY * 2.0 ** min(failures - 1, 30), self._MAX_RETRY_DELAY)
+                delay = self._context.rest_retry.delay(failures)
                 if self._stop_event.wait(delay):
                     continue
             if not self._budget.acquire(_KLINES_WEIGHT, self._stop_event):
@@ -309,6 +319,7 @@ class _Session:
                 if self._request is request:
                     self._request = None
                 self._fetched(candles)
+            self._flush()
 
     def _candles(self, rows: Any) -> list[Kline]:
         """REST rows -> Klines. Every row but the last is closed (REST knows a later candle).

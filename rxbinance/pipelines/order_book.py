@@ -9,8 +9,10 @@ the shared :class:`~rxbinance.pipelines._rest.WeightBudget`), reconnects, and sh
 Threads: diff events are handled on the depth socket's reader thread (or the streams'
 scheduler). Snapshots are fetched on one daemon worker thread per book
 (``rxbinance-book:<SYMBOL>``) that exists only while there is something to fetch or report, so
-the reader never waits for REST. Both feed ``BookSync`` under one lock and emit under it, so
-subscribers receive books one at a time, in update-id order.
+the reader never waits for REST. Both feed ``BookSync`` under one lock and post the books to the
+book's hub entry under it; the entry delivers them after the lock is released, in the order
+posted, so subscribers receive books one at a time, in update-id order, and never run under a
+lock of the book.
 """
 
 from __future__ import annotations
@@ -19,16 +21,14 @@ import collections
 import logging
 import threading
 import time
-import weakref
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
 
-from rxbinance._reactive.shared import ScheduledDelivery
-from rxbinance.errors import ProtocolError
+from rxbinance._reactive.context import StreamsContext
+from rxbinance._reactive.hub import Sink
+from rxbinance.errors import InvalidInputError, ProtocolError
 from rxbinance.events import (
     BookResyncing,
     BookSnapshotFailed,
@@ -45,7 +45,6 @@ from rxbinance.pipelines._rest import (
     WeightBudget,
     check_depth_limit,
     depth_weight,
-    rest_budget,
     retry_after,
 )
 from rxbinance.protocol import names
@@ -58,7 +57,7 @@ __all__ = ["order_book", "order_book_statistics"]
 
 log = logging.getLogger("rxbinance.pipelines")
 
-_BookKey = tuple[str, int, int]  # (SYMBOL, limit, speed)
+_BookKey = tuple[str, str, int, int]  # ("order_book", SYMBOL, limit, speed): a hub key
 
 
 def order_book(
@@ -102,10 +101,14 @@ def order_book(
     **Sharing.** Hot and ref-counted like every stream: one book per (symbol, limit, speed) per
     BinanceStreams, however many subscribers. The first subscriber starts it, the last dispose
     stops it (and its depth subscription), and a later subscriber starts afresh. A subscriber
-    joining a synced book receives the current book at once.
+    joining a synced book receives the current book at once, and then only newer ones.
 
     **Ending.** When the depth stream gives up reconnecting, subscribers get ``on_error`` with
-    a :class:`~rxbinance.errors.ConnectionFailure`; when the streams are closed, they complete.
+    a :class:`~rxbinance.errors.ConnectionFailure` naming the stream; when the streams are
+    closed, they complete. Subscribing after :meth:`BinanceStreams.close` gives ``on_error``
+    (:class:`~rxbinance.errors.StreamsClosed`) at once. A book that cannot start (no REST
+    client) ends its subscribers with that error and leaves nothing behind: the next subscriber
+    tries again.
 
     **Threads.** Books are emitted on the depth socket's reader thread, or on the snapshot
     worker thread (``rxbinance-book:<SYMBOL>``) for the first book after a sync, one at a
@@ -114,160 +117,90 @@ def order_book(
 
     ``limit``: snapshot depth, spot 1-5000 (1000 covers what most strategies look at; levels
     beyond the snapshot are unknown until they change), USD-M 5/10/20/50/100/500/1000.
-    ``speed``: the diff stream's period in ms, 100 or 1000. Bad values raise ValueError now.
+    ``speed``: the diff stream's period in ms: spot 100 or 1000, USD-M 100, 250 or 500. Bad
+    values raise ValueError now, naming the allowed ones.
     """
-    lower = names.normalize_symbol(symbol)
-    stream_name = names.depth_stream(lower, None, speed)
-    futures = str(getattr(streams, "market", "spot")).startswith("usdm")
+    context = streams.context
+    futures = context.product == "usdm"
+    try:
+        if futures:
+            stream_name = names.usdm_depth_stream(symbol, None, speed)
+        else:
+            stream_name = names.depth_stream(symbol, None, speed)
+    except InvalidInputError as exc:  # the allowed speeds differ per market: say which
+        raise InvalidInputError(f"{exc} (market {context.market!r})") from None
     check_depth_limit(limit, futures=futures)
-    key: _BookKey = (lower.upper(), limit, speed)
-    registry = _registry_of(streams)
+    upper = stream_name.partition("@")[0].upper()
+    key: _BookKey = ("order_book", upper, limit, speed)
+    depth = streams.depth(upper, speed=speed)
 
     def make() -> _BookConnection:
+        # Runs for the first subscriber: a REST client that cannot be had (no rest_url) fails
+        # that subscriber, and leaves nothing behind in the hub.
         return _BookConnection(
-            streams,
-            registry,
+            context,
             key,
+            depth=depth,
             stream_name=stream_name,
             futures=futures,
-            rest=rest if rest is not None else streams.rest,
-            budget=budget if budget is not None else rest_budget(streams),
+            rest=rest if rest is not None else context.rest(),
+            budget=budget if budget is not None else context.budget,
         )
 
-    def subscribe(
-        observer: abc.ObserverBase[OrderBook], _: abc.SchedulerBase | None = None
-    ) -> abc.DisposableBase:
-        return registry.join(key, make, observer)
-
-    return reactivex.create(subscribe)
+    return context.hub.observable(key, make, name=f"the {upper} order book")
 
 
 def order_book_statistics(streams: BinanceStreams) -> dict[str, BookSyncStatistics]:
     """A snapshot of the counters of every live book of ``streams``, keyed
     ``"<SYMBOL>/<limit>/<speed>"`` (``"BTCUSDT/1000/100"``): state, update id, events received,
     applied and ignored, snapshots fetched and rejected, resyncs."""
-    books = _registry_of(streams).live()
-    return {f"{s}/{limit}/{speed}": book.statistics() for (s, limit, speed), book in books.items()}
+    result = {}
+    for entry in streams.context.hub.entries():
+        book = entry.source
+        if isinstance(book, _BookConnection):
+            _, symbol, limit, speed = book.key
+            result[f"{symbol}/{limit}/{speed}"] = book.statistics()
+    return result
 
 
 # --------------------------------------------------------------------------------------------
-# Sharing: one _BookConnection per key per BinanceStreams.
-
-
-class _BookRegistry:
-    """Keyed, ref-counted books of one BinanceStreams, under one lock (like StreamRegistry)."""
-
-    def __init__(self, scheduler: abc.SchedulerBase | None) -> None:
-        self._lock = threading.Lock()
-        self._books: dict[_BookKey, _BookConnection] = {}
-        self._scheduler = scheduler
-
-    def join(
-        self,
-        key: _BookKey,
-        make: Any,
-        observer: abc.ObserverBase[OrderBook],
-    ) -> abc.DisposableBase:
-        failure: Exception | None = None
-        with self._lock:
-            found = self._books.get(key)
-            created = found is None
-            if found is None:
-                try:
-                    found = self._books[key] = make()
-                except Exception as exc:  # no REST client...
-                    failure = exc
-            if found is not None:
-                found.refs += 1
-        if found is None:
-            assert failure is not None
-            observer.on_error(failure)
-            return Disposable()
-        book = found
-        target: abc.ObserverBase[OrderBook] = observer
-        if self._scheduler is not None:
-            target = ScheduledDelivery(observer, self._scheduler)
-        if created:
-            book.start()
-        book.add(target)
-
-        def leave() -> None:
-            if isinstance(target, ScheduledDelivery):
-                target.disposed = True
-            book.remove(target)
-            with self._lock:
-                book.refs -= 1
-                if book.refs or self._books.get(key) is not book:
-                    return
-                del self._books[key]
-            book.stop()
-
-        return Disposable(leave)
-
-    def terminated(self, book: _BookConnection) -> None:
-        with self._lock:
-            if self._books.get(book.key) is book:
-                del self._books[book.key]
-
-    def live(self) -> dict[_BookKey, _BookConnection]:
-        with self._lock:
-            return dict(self._books)
-
-
-_registries: weakref.WeakKeyDictionary[Any, _BookRegistry] = weakref.WeakKeyDictionary()
-_registries_lock = threading.Lock()
-
-
-def _registry_of(streams: BinanceStreams) -> _BookRegistry:
-    with _registries_lock:
-        registry = _registries.get(streams)
-        if registry is None:
-            # Deliver on the streams' scheduler when it has one, like its raw streams do.
-            scheduler = getattr(getattr(streams, "_registry", None), "_scheduler", None)
-            registry = _registries[streams] = _BookRegistry(scheduler)
-        return registry
-
-
-# --------------------------------------------------------------------------------------------
-# One live book
+# One live book: a hub source
 
 
 class _BookConnection:
-    """One symbol's book: BookSync + PersistentBook, fed by the depth stream and a worker."""
+    """One symbol's book: BookSync + PersistentBook, fed by the depth stream and a worker.
 
-    _RETRY_DELAY = 0.1
-    _MAX_RETRY_DELAY = 30.0
+    A hub source: books are posted to the hub entry under ``_lock`` (so their order is the
+    order of the book's states, whichever thread made them) and delivered by ``sink.flush()``
+    after the lock is released, so no subscriber runs under it. The latest book is the entry's
+    current state: a subscriber joining a synced book receives it first.
+    """
 
     def __init__(
         self,
-        streams: BinanceStreams,
-        registry: _BookRegistry,
+        context: StreamsContext,
         key: _BookKey,
         *,
+        depth: Observable[Any],
         stream_name: str,
         futures: bool,
         rest: DepthClient,
         budget: WeightBudget,
     ) -> None:
         self.key = key
-        self.refs = 0
-        self.symbol, self.limit, self._speed = key
+        _, self.symbol, self.limit, _speed = key
         self.stream_name = stream_name
-        self._streams = streams
-        self._registry = registry
+        self._context = context
+        self._depth = depth
         self._rest = rest
         self._budget = budget
         self._weight = depth_weight(self.limit, futures=futures)
         self._parse = parser_for(stream_name)
-        # Guards everything below except _observers (replaced, never mutated, under its own
-        # small lock so that joining never waits for an emission in progress).
-        self._lock = threading.RLock()
-        self._observers: tuple[abc.ObserverBase[OrderBook], ...] = ()
-        self._observers_lock = threading.Lock()
+        self._lock = threading.RLock()  # guards everything below
+        self._sink: Sink[OrderBook] | None = None
         self._sync = BookSync(self.symbol, futures=futures)
         self._book = PersistentBook()
         self._sync.book = self._book  # same interface; its states can be kept for free
-        self._current: OrderBook | None = None
         self._announced = False  # BookSynced posted for the current sync
         self._generation = 0  # bumped when the book is discarded: older fetches are stale
         self._need_snapshot = False
@@ -275,33 +208,35 @@ class _BookConnection:
         self._failures = 0  # consecutive failed or unusable snapshot fetches
         self._last_event_time: int | None = None
         # Book events go out through one FIFO drained by the worker only: never while holding
-        # self._lock, and never from inside a BinanceStreams.events callback (whose lock is not
-        # re-entrant), which is where Connected/Disconnected reach us.
+        # self._lock (events subscribers run on the emitting thread).
         self._outbox: collections.deque[ConnectionEvent] = collections.deque()
         self._worker: threading.Thread | None = None
         self._stopped = False
         self._stop_event = threading.Event()
         self._subscriptions: list[abc.DisposableBase] = []
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    # -- lifecycle (the hub's Source protocol) -----------------------------------------------
 
-    def start(self) -> None:
+    def start(self, sink: Sink[OrderBook]) -> None:
         with self._lock:
+            if self._stopped:
+                return
+            self._sink = sink
             self._post_resyncing("start")
-        streams = self._streams
         # Events first, so that no Connected of the depth socket can be missed.
         subscriptions = [
-            streams.events.subscribe(self._on_connection_event),
-            streams.depth(self.symbol, speed=self._speed).subscribe(
-                self._on_depth, self._on_source_error, self._on_source_completed
-            ),
+            self._context.events.subscribe(self._on_connection_event),
+            self._depth.subscribe(self._on_depth, self._on_source_error, self._on_source_completed),
         ]
         with self._lock:
-            if not self._stopped:
+            if not self._halted():  # (a method: mypy would keep the narrowing from above)
                 self._subscriptions = subscriptions
                 return
         for subscription in subscriptions:  # it ended while subscribing (closed streams)
             subscription.dispose()
+
+    def _halted(self) -> bool:
+        return self._stopped
 
     def stop(self) -> None:
         """The last subscriber left: unsubscribe; an in-flight fetch is discarded."""
@@ -323,42 +258,14 @@ class _BookConnection:
         subscriptions = self._halt()
         if subscriptions is None:
             return
-        with self._lock:
-            observers = self._observers
-        self._registry.terminated(self)
-        for observer in observers:
-            try:
-                if error is None:
-                    observer.on_completed()
-                else:
-                    observer.on_error(error)
-            except Exception:
-                log.exception("a subscriber of the %s order book raised at its end", self.symbol)
+        if self._sink is not None:
+            self._sink.end(error)
         for subscription in subscriptions:
             subscription.dispose()
 
     def statistics(self) -> BookSyncStatistics:
         with self._lock:
             return self._sync.statistics()
-
-    def add(self, observer: abc.ObserverBase[OrderBook]) -> None:
-        # Under the book lock: the current book reaches the newcomer before any later one.
-        with self._lock:
-            with self._observers_lock:
-                self._observers = (*self._observers, observer)
-            current = self._current
-            if current is not None and not self._stopped:
-                try:
-                    observer.on_next(current)
-                except Exception:
-                    log.exception("a subscriber of the %s order book raised", self.symbol)
-
-    def remove(self, observer: abc.ObserverBase[OrderBook]) -> None:
-        with self._observers_lock:
-            observers = list(self._observers)
-            if observer in observers:
-                observers.remove(observer)
-            self._observers = tuple(observers)
 
     # -- sources -----------------------------------------------------------------------------
 
@@ -393,9 +300,10 @@ class _BookConnection:
                 self._ensure_worker()
             elif action is SyncAction.RESYNC:
                 self._resync(self._sync.reason or "resync")
+        self._flush()
 
     def _on_connection_event(self, event: ConnectionEvent) -> None:
-        # Runs inside BinanceStreams.events' lock: take ours, post, never emit from here.
+        # Any thread; posts events to the outbox, never emits from here.
         if event.stream != self.stream_name:
             return
         if isinstance(event, (Disconnected, Connected)):
@@ -416,7 +324,6 @@ class _BookConnection:
         update_id = self._sync.update_id
         assert update_id is not None  # UPDATED means synced
         book = self._book.view(self.symbol, update_id, self._last_event_time)
-        self._current = book
         if not self._announced:
             self._announced = True
             self._failures = 0
@@ -429,11 +336,13 @@ class _BookConnection:
                     snapshots=self._snapshots,
                 )
             )
-        for observer in self._observers:
-            try:
-                observer.on_next(book)
-            except Exception:
-                log.exception("a subscriber of the %s order book raised", self.symbol)
+        if self._sink is not None:
+            self._sink.post(book, current=True)  # delivered by _flush(), after the lock
+
+    def _flush(self) -> None:
+        """Deliver the posted books, in order: call without holding ``_lock``."""
+        if self._sink is not None:
+            self._sink.flush()
 
     def _discard(self, reason: str) -> None:
         """Forget the book and the buffer: the next diff event starts a new sync."""
@@ -449,7 +358,8 @@ class _BookConnection:
 
     def _invalidate(self, reason: str) -> None:
         self._generation += 1
-        self._current = None
+        if self._sink is not None:
+            self._sink.forget_current()  # a late joiner must not get a book of the old sync
         self._snapshots = 0
         if self._announced:
             self._announced = False
@@ -464,16 +374,14 @@ class _BookConnection:
 
     def _ensure_worker(self) -> None:
         if self._worker is None and not self._stopped:
-            worker = self._streams._worker_thread(self._work, f"rxbinance-book:{self.symbol}")
+            worker = self._context.new_thread(self._work, f"rxbinance-book:{self.symbol}")
             self._worker = worker
             worker.start()
 
     # -- the worker --------------------------------------------------------------------------
 
     def _backoff(self, failures: int) -> float:
-        if failures <= 0:
-            return 0.0
-        return min(self._RETRY_DELAY * 2.0 ** min(failures - 1, 30), self._MAX_RETRY_DELAY)
+        return self._context.rest_retry.delay(failures) if failures > 0 else 0.0
 
     def _work(self) -> None:
         while True:
@@ -496,14 +404,12 @@ class _BookConnection:
             self._fetch(generation)
 
     def _drain(self) -> None:
-        emit = getattr(self._streams, "_emit_event", None)
         while True:
             with self._lock:
                 if not self._outbox:
                     return
                 event = self._outbox.popleft()
-            if emit is not None:
-                emit(event)
+            self._context.emit_event(event)
 
     def _fetch(self, generation: int) -> None:
         if not self._budget.acquire(self._weight, self._stop_event):
@@ -555,6 +461,7 @@ class _BookConnection:
             elif action is SyncAction.RESYNC:
                 self._failures += 1
                 self._resync(self._sync.reason or "snapshot does not continue the events")
+        self._flush()
 
 
 def _parse_snapshot(body: Any) -> tuple[int, list[Level], list[Level]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
-__all__ = ["FrameKind", "classify"]
+__all__ = ["FrameKind", "classify", "expected_event"]
 
 
 class FrameKind(IntEnum):
@@ -34,3 +34,41 @@ def classify(message: Any) -> FrameKind:
     if "id" in message and ("result" in message or "error" in message):
         return FrameKind.CONTROL_REPLY
     return FrameKind.DATA
+
+
+# Stream-name suffix (after the symbol's '@') -> the event type ``e`` its payloads carry.
+_EVENT_OF_SUFFIX = {
+    "trade": "trade",
+    "aggTrade": "aggTrade",
+    "depth": "depthUpdate",
+    "miniTicker": "24hrMiniTicker",
+    "ticker": "24hrTicker",
+    "bookTicker": "bookTicker",
+    "avgPrice": "avgPrice",
+    "markPrice": "markPriceUpdate",
+    "forceOrder": "forceOrder",
+}
+
+
+def expected_event(stream: str) -> str | None:
+    """The ``e`` every payload of market stream ``stream`` carries when it carries one, or None
+    when the stream is unknown (then nothing is checked).
+
+    A frame whose ``e`` differs is not of the stream's kind (``{"e": "junk"}`` on an aggTrade
+    socket) and is reported as malformed instead of reaching subscribers as data. Payloads
+    without ``e`` (spot bookTicker and partial depth, which have none) are not judged by this.
+    """
+    if stream.startswith("!"):  # all-market: !miniTicker@arr, !ticker_1d@arr, !markPrice@arr@1s
+        suffix = stream[1:]
+    else:
+        suffix = stream.partition("@")[2]
+    head, _, tail = suffix.partition("@")[0].partition("_")
+    if head == "kline":
+        return "kline"
+    if head == "continuousKline":
+        return "continuous_kline"
+    if head == "ticker" and tail:  # rolling window: <symbol>@ticker_1h -> "1hTicker"
+        return f"{tail}Ticker"
+    if head.startswith("depth"):
+        return "depthUpdate"
+    return _EVENT_OF_SUFFIX.get(head)

@@ -81,6 +81,7 @@ from ._records import (
     ConnectionRecord,
     RestRequest,
 )
+from ._scripted import ScriptedSocket, ScriptedTransport
 from ._server import FakeBinance
 
 __all__ = [
@@ -93,4 +94,6 @@ __all__ = [
     "Market",
     "MarketError",
     "RestRequest",
+    "ScriptedSocket",
+    "ScriptedTransport",
 ]
