@@ -121,6 +121,60 @@ def test_the_give_up_dict_ends_a_typed_chain_with_a_connection_failure() -> None
     assert not out.completed
 
 
+def wrap(stream: str, data: Any) -> dict[str, Any]:
+    return {"stream": stream, "data": data}
+
+
+@pytest.mark.parametrize(
+    ("operator", "messages", "stream"),
+    [
+        pytest.param(rbo.parse("bnbbtc@trade"), [TRADE], "bnbbtc@trade", id="parse(stream)"),
+        pytest.param(
+            rbo.parse_as(Trade, "bnbbtc@trade"), [TRADE], "bnbbtc@trade", id="parse_as(stream)"
+        ),
+        pytest.param(
+            rbo.parse_list_as(MiniTicker, "!miniTicker@arr"),
+            [[MINI]],
+            "!miniTicker@arr",
+            id="parse_list_as(stream)",
+        ),
+        # On a combined stream the names come from the wrappers seen: sorted, joined by '/',
+        # the key of the multiplex socket.
+        pytest.param(
+            rbo.parse(),
+            [wrap("bnbbtc@trade", TRADE), wrap("bnbbtc@aggTrade", AGG)],
+            "bnbbtc@aggTrade/bnbbtc@trade",
+            id="parse() of wrappers",
+        ),
+        pytest.param(
+            rbo.parse_as(Trade),
+            [wrap("bnbbtc@trade", TRADE), wrap("bnbbtc@trade", TRADE)],
+            "bnbbtc@trade",
+            id="parse_as() of wrappers",
+        ),
+        pytest.param(rbo.parse(), [TRADE], "", id="nothing to name it by"),
+    ],
+)
+def test_the_give_up_error_of_typed_operators_names_the_stream(
+    operator: Any, messages: list[Any], stream: str
+) -> None:
+    out = run([*messages, GIVE_UP], operator)
+    assert len(out.items) == len(messages)
+    (error,) = out.errors
+    assert isinstance(error, ConnectionFailure)
+    where = f"{stream}: " if stream else ""
+    assert str(error) == f"{where}Max reconnect retries reached"
+    assert error.stream == stream
+
+
+def test_to_dataframe_names_the_stream_of_wrappers_in_its_give_up_error() -> None:
+    pytest.importorskip("pandas")
+    out = run([wrap("bnbbtc@trade", TRADE), GIVE_UP], rbo.to_dataframe())
+    (error,) = out.errors
+    assert isinstance(error, ConnectionFailure)
+    assert str(error) == "bnbbtc@trade: Max reconnect retries reached"
+
+
 def test_a_malformed_payload_is_an_error_by_default_and_dropped_with_skip(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
