@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import reactivex
 from reactivex.subject import Subject
 
+import rxbinance
 import rxbinance.operators as rbo
 from rxbinance import BinanceStreams
 from rxbinance.errors import ConnectionFailure, InvalidInputError
@@ -550,3 +552,59 @@ def test_reactivex_sources_work_too() -> None:
     reactivex.from_iterable([TRADE]).pipe(rbo.parse_as(Trade)).subscribe(out)
     assert out.items[0].symbol == "BNBBTC"
     assert out.completed
+
+
+# -- the give-up reads the same everywhere ----------------------------------------------------
+
+
+def _typed_pipelines() -> list[Any]:
+    def order_book(streams: BinanceStreams) -> Any:
+        return rxbinance.order_book(streams, "BTCUSDT")
+
+    def klines(streams: BinanceStreams) -> Any:
+        return rxbinance.klines_with_history(streams, "BTCUSDT", "1s", history=5)
+
+    def quotes(streams: BinanceStreams) -> Any:
+        return rxbinance.best_bid_ask(streams, "BTCUSDT")
+
+    def parsed(streams: BinanceStreams) -> Any:
+        return streams.trades("BTCUSDT").pipe(rbo.parse("btcusdt@trade"))
+
+    def parsed_multiplex(streams: BinanceStreams) -> Any:
+        combined = streams.multiplex(["btcusdt@trade", "btcusdt@aggTrade"])
+        return combined.pipe(rbo.parse_as(Trade, errors="skip"))
+
+    def raw(streams: BinanceStreams) -> Any:
+        return streams.agg_trades("BTCUSDT").pipe(rbo.raise_on_give_up("btcusdt@aggTrade"))
+
+    return [
+        pytest.param(order_book, "btcusdt@depth@100ms", id="order_book"),
+        pytest.param(klines, "btcusdt@kline_1s", id="klines_with_history"),
+        pytest.param(quotes, "btcusdt@bookTicker", id="best_bid_ask"),
+        pytest.param(parsed, "btcusdt@trade", id="parse(stream)"),
+        pytest.param(parsed_multiplex, "btcusdt@aggTrade/btcusdt@trade", id="parse_as multiplex"),
+        pytest.param(raw, "btcusdt@aggTrade", id="raise_on_give_up"),
+    ]
+
+
+@pytest.mark.parametrize(("pipeline", "stream"), _typed_pipelines())
+def test_every_typed_pipeline_ends_with_a_connection_failure_naming_its_stream(
+    fake: FakeBinance, pipeline: Callable[[BinanceStreams], Any], stream: str
+) -> None:
+    fake.step(20)  # some history for the REST snapshot and klines
+    with BinanceStreams(
+        ws_url=fake.ws_url, rest_url=fake.rest_url, max_retries=1, retry_delay=0.01
+    ) as streams:
+        out = Collector()
+        sub = pipeline(streams).subscribe(out)
+        fake.wait_for_connections(1)
+        fake.step(5)  # data on every stream (multiplex wrappers name their streams)
+        out.wait_count(1)
+        fake.refuse_connections(None)
+        fake.drop_connections()
+        out.wait_for(lambda c: bool(c.errors) or c.completed)
+        (error,) = out.errors
+        assert isinstance(error, ConnectionFailure)
+        assert str(error) == f"{stream}: Max reconnect retries reached"
+        assert error.stream == stream
+        sub.dispose()
