@@ -14,7 +14,13 @@
 
 A message without a ``"stream"`` key on a combined stream is the give-up dict
 (``{'e': 'error', 'm': 'Max reconnect retries reached'}``): every operator above forwards it to
-every consumer, so nobody misses that its data has stopped.
+every consumer, so nobody misses that its data has stopped. :func:`raise_on_give_up` turns it
+into ``on_error(ConnectionFailure)`` naming the stream, so code that reads the messages' fields
+(``ops.map(lambda m: m["p"])``) never takes it for data:
+
+.. code-block:: python
+
+    streams.trades("BNBBTC").pipe(rbo.raise_on_give_up("bnbbtc@trade"), ops.map(lambda m: m["p"]))
 
 Typed operators turn raw dicts into :mod:`rxbinance.models` and work on those:
 
@@ -28,14 +34,18 @@ Typed operators turn raw dicts into :mod:`rxbinance.models` and work on those:
     rxbinance.order_book(streams, "BNBBTC").pipe(rbo.mid())               # Observable[Decimal]
 
 - :func:`parse` / :func:`parse_as` / :func:`parse_list_as`: payloads to models;
-- :func:`closed_klines`, :func:`resample`: finished candles, and larger candles built from them;
+- :func:`closed_klines`, :func:`resample`: finished candles, and larger candles built from
+  them (complete periods only);
 - :func:`spread`, :func:`mid`: of quotes and order books;
 - :func:`to_dataframe`: models to pandas DataFrames (the optional ``pandas`` extra).
 
 Typed operators do not pass the give-up dict on (it is not a model): they end the subscription
-with ``on_error(ConnectionFailure("...: Max reconnect retries reached"))`` instead, the typed
-equivalent of "the data stopped for good". Parsing failures end it with the ``ParseError``
-(``errors="raise"``, the default) or are logged and dropped (``errors="skip"``).
+with ``on_error(ConnectionFailure("bnbbtc@trade: Max reconnect retries reached"))`` instead, the
+typed equivalent of "the data stopped for good", as :func:`raise_on_give_up` does. The stream
+named is their ``stream`` argument, else the names of the combined-stream wrappers seen (the
+typed pipelines, ``order_book`` and the others, always name theirs). Parsing failures end it with
+the ``ParseError`` (``errors="raise"``, the default) or are logged and dropped
+(``errors="skip"``).
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ import importlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal, Protocol, TypeVar, cast, overload
 
@@ -54,7 +65,7 @@ from reactivex import operators as ops
 from reactivex.observable.groupedobservable import GroupedObservable
 from reactivex.subject import Subject
 
-from rxbinance.errors import InvalidInputError
+from rxbinance.errors import ConnectionFailure, InvalidInputError
 from rxbinance.models import (
     AggTrade,
     AvgPrice,
@@ -96,6 +107,7 @@ __all__ = [
     "parse",
     "parse_as",
     "parse_list_as",
+    "raise_on_give_up",
     "resample",
     "select_stream",
     "spread",
@@ -104,6 +116,7 @@ __all__ = [
 ]
 
 Message = dict[str, Any]
+_T = TypeVar("_T")
 
 log = logging.getLogger("rxbinance.operators")
 
@@ -225,10 +238,87 @@ def merge_tagged(streams: Mapping[str, Observable[Any]]) -> Observable[Message]:
     return reactivex.create(subscribe)
 
 
+class _StreamName:
+    """The stream a give-up error names: ``stream`` if given, else every stream name seen so far
+    in combined-stream wrappers, sorted and joined by '/' (the key of a multiplex socket)."""
+
+    __slots__ = ("_fixed", "_seen")
+
+    def __init__(self, stream: str | None) -> None:
+        if stream is not None and not isinstance(stream, str):
+            raise InvalidInputError(f"invalid stream {stream!r}: a stream name (str), or ''")
+        self._fixed = stream or ""
+        self._seen: set[str] = set()
+
+    def note(self, message: Any) -> None:
+        """Remember the name of a combined-stream wrapper (a no-op when the name was given)."""
+        if not self._fixed and message.__class__ is dict and "stream" in message:
+            name = message["stream"]
+            if name.__class__ is str and name not in self._seen and "data" in message:
+                self._seen.add(name)
+
+    def give_up(self, message: dict[str, Any]) -> ConnectionFailure:
+        return give_up_error(message, self._fixed or "/".join(sorted(self._seen)))
+
+
+def raise_on_give_up(stream: str = "") -> Callable[[Observable[_T]], Observable[_T]]:
+    """Pass every message on, and turn the give-up dict into ``on_error(ConnectionFailure)``.
+
+    A raw stream whose reconnects are spent emits ``{'e': 'error', 'm': 'Max reconnect retries
+    reached'}`` and completes (python-binance's contract, kept for its users). Code that reads
+    the messages' fields would then take that dict for data. After this operator it never sees
+    it: the dict ends the subscription with :class:`~rxbinance.errors.ConnectionFailure`, whose
+    message and ``stream`` attribute name the stream (``"bnbbtc@trade: Max reconnect retries
+    reached"``), the same error every typed pipeline ends with. Everything else, including the
+    completion of a source that did not give up and any error it raises, passes through
+    unchanged; messages after the give-up dict are not delivered.
+
+    ``stream`` names the stream in the error. Without it, the names seen in combined-stream
+    wrappers (``{"stream": name, "data": ...}``, from ``multiplex`` or :func:`merge_tagged`) are
+    used, sorted and joined by '/'; with neither, the message is the give-up dict's alone. The
+    error is raised on the thread that delivered the dict (the socket's reader thread, or the
+    streams' scheduler).
+
+    .. code-block:: python
+
+        prices = streams.trades("BNBBTC").pipe(
+            rbo.raise_on_give_up("bnbbtc@trade"),
+            ops.map(lambda m: float(m["p"])),   # never sees the give-up dict
+        )
+        prices.subscribe(print, on_error=lambda e: print("stopped:", e))
+
+    ::
+
+        trades:  --t1--t2--{'e': 'error', ...}|
+        result:  --t1--t2--X(ConnectionFailure("bnbbtc@trade: Max reconnect retries reached"))
+    """
+    _StreamName(stream)  # validates it now, not at subscription
+
+    def operator(source: Observable[_T]) -> Observable[_T]:
+        def subscribe(
+            observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            names = _StreamName(stream)  # the names seen by this subscription
+
+            def on_next(message: _T) -> None:
+                if is_give_up(message):
+                    observer.on_error(names.give_up(cast(dict[str, Any], message)))
+                    return
+                names.note(message)
+                observer.on_next(message)
+
+            return source.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+
+        return reactivex.create(subscribe)
+
+    return operator
+
+
 # --------------------------------------------------------------------------------------------
 # Typed operators
 
-_T = TypeVar("_T")
 _M = TypeVar("_M", bound=Event)
 _K = TypeVar("_K", Kline, ContinuousKline)
 
@@ -243,19 +333,24 @@ def _check_errors(errors: object) -> None:
 
 
 def _convert(
-    convert: Callable[[Any], _T], errors: Errors
+    convert: Callable[[Any], _T], errors: Errors, stream: str | None
 ) -> Callable[[Observable[Any]], Observable[_T]]:
-    """map(convert), with the give-up dict as an error and ParseError handled per ``errors``."""
+    """map(convert), with the give-up dict as an error naming the stream (see
+    :func:`raise_on_give_up`) and ParseError handled per ``errors``."""
     _check_errors(errors)
+    _StreamName(stream)  # validates it now, not at subscription
 
     def operator(source: Observable[Any]) -> Observable[_T]:
         def subscribe(
             observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
+            names = _StreamName(stream)
+
             def on_next(payload: Any) -> None:
                 if is_give_up(payload):
-                    observer.on_error(give_up_error(payload))
+                    observer.on_error(names.give_up(payload))
                     return
+                names.note(payload)
                 try:
                     value = convert(payload)
                 except ParseError as exc:
@@ -325,7 +420,7 @@ def parse(stream: str | None = None, *, errors: Errors = "raise") -> _Parse:
     """
     convert: Callable[[Any], Event | list[Event]]
     convert = parse_payload if stream is None else parser_for(stream)
-    return cast(_Parse, _convert(convert, errors))
+    return cast(_Parse, _convert(convert, errors, stream))
 
 
 def _as_model(model: type[_M], stream: str | None) -> Callable[[Any], _M]:
@@ -360,7 +455,7 @@ def parse_as(
     ``errors="skip"``; the give-up dict ends it with ``on_error(ConnectionFailure)``.
     ``stream`` gives :class:`~rxbinance.models.PartialDepth` its symbol.
     """
-    return _convert(_as_model(model, stream), errors)
+    return _convert(_as_model(model, stream), errors, stream)
 
 
 def parse_list_as(
@@ -380,7 +475,7 @@ def parse_list_as(
             raise ParseError(label, f"expected a JSON array, got {type(payload).__name__}")
         return [one(item) for item in payload]
 
-    return _convert(convert, errors)
+    return _convert(convert, errors, stream)
 
 
 def _series_key(kline: Kline | ContinuousKline) -> tuple[str, str]:
@@ -429,12 +524,33 @@ def closed_klines() -> Callable[[Observable[_K]], Observable[_K]]:
 
 
 class _Bucket:
-    """The resampled candle being built for one symbol."""
+    """The resampled candle being built for one symbol.
 
-    __slots__ = ("first", "high", "last", "low", "open_time", "parts", "q", "qb", "qq", "v", "vb")
+    ``next_open`` is where the next part must open for the parts to tile the period without a
+    hole; ``holed`` records that one did not (the first part opened after the period's open, or
+    a part was missing between two others).
+    """
+
+    __slots__ = (
+        "first",
+        "high",
+        "holed",
+        "last",
+        "low",
+        "next_open",
+        "open_time",
+        "parts",
+        "q",
+        "qb",
+        "qq",
+        "v",
+        "vb",
+    )
 
     def __init__(self, open_time: int, first: Kline) -> None:
         self.open_time = open_time
+        self.next_open = open_time
+        self.holed = False
         self.first = first
         self.last = first
         self.high = first.high
@@ -444,6 +560,9 @@ class _Bucket:
         self.parts: list[Kline] = []
 
     def add(self, kline: Kline) -> None:
+        if kline.open_time != self.next_open:
+            self.holed = True
+        self.next_open = kline.close_time + 1
         self.last = kline
         self.high = max(self.high, kline.high)
         self.low = min(self.low, kline.low)
@@ -453,6 +572,14 @@ class _Bucket:
         self.qb += kline.taker_buy_quote_volume
         self.qq += kline.trades
         self.parts.append(kline)
+
+    def complete(self, close_time: int) -> bool:
+        """True when the parts tile ``[open_time, close_time]`` exactly, with no hole."""
+        return not self.holed and self.next_open == close_time + 1
+
+    def covered(self) -> int:
+        """Milliseconds of the period the parts cover."""
+        return sum(k.close_time - k.open_time + 1 for k in self.parts)
 
     def candle(self, interval: str, close_time: int) -> Kline:
         traded = [k for k in self.parts if k.first_trade_id != -1]
@@ -481,7 +608,8 @@ def resample(
     interval: str, *, utc_offset: str = "+00:00"
 ) -> Callable[[Observable[Kline]], Observable[Kline]]:
     """Build ``interval`` candles from smaller closed ones (``1m`` into ``1h``, ``1d`` into
-    ``1M``...).
+    ``1M``...). Only complete periods are emitted: a candle built from part of its period's
+    data is dropped, never passed on as if it were whole.
 
     Only closed candles are used (open ones are ignored, so it may follow the raw kline stream
     or :func:`closed_klines`). Boundaries are Binance's: multiples of the interval since the
@@ -490,17 +618,39 @@ def resample(
     low and close, the volumes and the trade count are aggregated; trade ids are the first and
     last known; ``event_time`` is that of the last part.
 
-    A resampled candle is emitted (``closed=True``) as soon as its period is known to be over:
-    when the part ending it arrives, or, if parts are missing, when a part of a later period
-    arrives. Parts older than the period being built, or repeated, are dropped. When the
-    source ends, a period not known to be over is not emitted. Each symbol is resampled on its
-    own. A part longer than one period (``1h`` into ``15m``, ``1w`` into ``1M``) ends the
-    subscription with ``on_error(InvalidInputError)``.
+    A period is **complete** when its parts tile it exactly: the first opens at the period's
+    open, each next one opens 1 ms after the previous one's close time, and the last closes at
+    the period's close. Binance publishes a candle for every interval, trades or not (an empty
+    one has ``trades == 0``), so a hole is data this subscription did not get. A complete
+    period is emitted (``closed=True``) as soon as the part ending it arrives. A period that is
+    not complete is dropped, never emitted:
+
+    - the **leading** period, when the data starts after its open (``1s`` history starting at
+      10:00:37 gives no 10:00 minute: the first candle is 10:01), logged at DEBUG;
+    - a period with a **hole** (a part missing at its start, between two parts or at its end),
+      once it is over (its last part arrived, or a part of a later period did), logged as a
+      WARNING naming the symbol, the period and how much of it the parts cover;
+    - the **trailing** period, when the source ends before the part ending it arrived.
+
+    So every candle emitted aggregates every candle of its period, and lost data shows as a
+    missing candle (the next candle's ``open_time`` jumps), never as a wrong one. A period
+    Binance itself has a hole in (a few exchange outages in its history) is dropped too:
+    resample that span from Binance's own longer candles.
+
+    Parts older than the period being built, repeated or overlapping the previous part are
+    ignored. Each symbol is resampled on its own. A part longer than one period (``1h`` into
+    ``15m``, ``1w`` into ``1M``) ends the subscription with ``on_error(InvalidInputError)``.
 
     ::
 
-        1m parts:  [10:00 x] [10:01 x] ... [10:59 x] [11:00 x]
-        resample("1h"):                      [10:00-10:59]------>
+        1m parts:  [10:00] [10:01] ... [10:59] [11:00] ... [11:59]
+        "1h":                            [10:00-10:59] ... [11:00-11:59]->
+
+        1m parts:  [10:30] ... [10:59] [11:00] ... [11:59]
+        "1h":                (10:00: leading, dropped) ... [11:00-11:59]->
+
+        1m parts:  [10:00] ... [10:41] [10:45] ... [10:59] [11:00] ... [11:59]
+        "1h":                  (10:00: 10:42-10:44 missing, dropped) [11:00-11:59]->
     """
     check_interval(interval)
     offset = parse_utc_offset(utc_offset)
@@ -510,7 +660,36 @@ def resample(
             observer: abc.ObserverBase[Kline], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             building: dict[str, _Bucket] = {}
-            done: dict[str, int] = {}  # symbol -> open time of the last period emitted
+            done: dict[str, int] = {}  # symbol -> open time of the last period closed
+
+            def close(symbol: str, bucket: _Bucket) -> None:
+                """The period of ``bucket`` is over: emit it if complete, else drop it."""
+                del building[symbol]
+                leading = symbol not in done
+                done[symbol] = bucket.open_time
+                end = candle_close(interval, bucket.open_time, offset)
+                if bucket.complete(end):
+                    observer.on_next(bucket.candle(interval, end))
+                    return
+                share = bucket.covered() / (end - bucket.open_time + 1)
+                opened = _utc_text(bucket.open_time)
+                if leading and bucket.parts[0].open_time != bucket.open_time:
+                    log.debug(
+                        "resample(%r): %s: dropped the leading period %s: the data starts at %s",
+                        interval,
+                        symbol,
+                        opened,
+                        _utc_text(bucket.parts[0].open_time),
+                    )
+                else:
+                    log.warning(
+                        "resample(%r): %s: dropped the period %s: parts missing, the parts "
+                        "received cover %.1f%% of it",
+                        interval,
+                        symbol,
+                        opened,
+                        100 * share,
+                    )
 
             def on_next(kline: Kline) -> None:
                 if not kline.closed:
@@ -528,27 +707,21 @@ def resample(
                     return
                 finished = done.get(symbol)
                 if finished is not None and start <= finished:
-                    return  # its period was emitted already
+                    return  # its period was closed already
                 bucket = building.get(symbol)
                 if bucket is not None and bucket.open_time != start:
                     if start < bucket.open_time:
                         return  # older than the period being built
-                    # A later period started: the one being built is over, parts missing.
-                    del building[symbol]
-                    done[symbol] = bucket.open_time
-                    observer.on_next(
-                        bucket.candle(interval, candle_close(interval, bucket.open_time, offset))
-                    )
+                    # A later period started: the one being built is over, its end missing.
+                    close(symbol, bucket)
                     bucket = None
                 if bucket is None:
                     bucket = building[symbol] = _Bucket(start, kline)
-                elif kline.open_time <= bucket.last.open_time:
-                    return  # a repeat
+                elif kline.open_time < bucket.next_open:
+                    return  # a repeat, or a part overlapping the previous one
                 bucket.add(kline)
                 if kline.close_time == end:
-                    del building[symbol]
-                    done[symbol] = start
-                    observer.on_next(bucket.candle(interval, end))
+                    close(symbol, bucket)
 
             return source.subscribe(
                 on_next, observer.on_error, observer.on_completed, scheduler=scheduler
@@ -557,6 +730,10 @@ def resample(
         return reactivex.create(subscribe)
 
     return operator
+
+
+def _utc_text(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 class _Quoted(Protocol):
@@ -679,12 +856,14 @@ def to_dataframe(
         ) -> abc.DisposableBase:
             rows: dict[Any, dict[str, Any]] = {}
             counter = 0
+            names = _StreamName(None)
 
             def on_next(item: Any) -> None:
                 nonlocal counter
                 if is_give_up(item):
-                    observer.on_error(give_up_error(item))
+                    observer.on_error(names.give_up(item))
                     return
+                names.note(item)
                 if batch:
                     batch_rows: dict[Any, dict[str, Any]] = {}
                     for one in item:

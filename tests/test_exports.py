@@ -99,6 +99,7 @@ EXPECTED = {
         "parse",
         "parse_as",
         "parse_list_as",
+        "raise_on_give_up",
         "resample",
         "select_stream",
         "spread",

@@ -3,7 +3,9 @@ to_dataframe; in memory, and against FakeBinance's streams."""
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 import reactivex
 from reactivex.subject import Subject
 
+import rxbinance
 import rxbinance.operators as rbo
 from rxbinance import BinanceStreams
 from rxbinance.errors import ConnectionFailure, InvalidInputError
@@ -118,6 +121,60 @@ def test_the_give_up_dict_ends_a_typed_chain_with_a_connection_failure() -> None
     assert isinstance(error, ConnectionFailure)
     assert "Max reconnect retries reached" in str(error)
     assert not out.completed
+
+
+def wrap(stream: str, data: Any) -> dict[str, Any]:
+    return {"stream": stream, "data": data}
+
+
+@pytest.mark.parametrize(
+    ("operator", "messages", "stream"),
+    [
+        pytest.param(rbo.parse("bnbbtc@trade"), [TRADE], "bnbbtc@trade", id="parse(stream)"),
+        pytest.param(
+            rbo.parse_as(Trade, "bnbbtc@trade"), [TRADE], "bnbbtc@trade", id="parse_as(stream)"
+        ),
+        pytest.param(
+            rbo.parse_list_as(MiniTicker, "!miniTicker@arr"),
+            [[MINI]],
+            "!miniTicker@arr",
+            id="parse_list_as(stream)",
+        ),
+        # On a combined stream the names come from the wrappers seen: sorted, joined by '/',
+        # the key of the multiplex socket.
+        pytest.param(
+            rbo.parse(),
+            [wrap("bnbbtc@trade", TRADE), wrap("bnbbtc@aggTrade", AGG)],
+            "bnbbtc@aggTrade/bnbbtc@trade",
+            id="parse() of wrappers",
+        ),
+        pytest.param(
+            rbo.parse_as(Trade),
+            [wrap("bnbbtc@trade", TRADE), wrap("bnbbtc@trade", TRADE)],
+            "bnbbtc@trade",
+            id="parse_as() of wrappers",
+        ),
+        pytest.param(rbo.parse(), [TRADE], "", id="nothing to name it by"),
+    ],
+)
+def test_the_give_up_error_of_typed_operators_names_the_stream(
+    operator: Any, messages: list[Any], stream: str
+) -> None:
+    out = run([*messages, GIVE_UP], operator)
+    assert len(out.items) == len(messages)
+    (error,) = out.errors
+    assert isinstance(error, ConnectionFailure)
+    where = f"{stream}: " if stream else ""
+    assert str(error) == f"{where}Max reconnect retries reached"
+    assert error.stream == stream
+
+
+def test_to_dataframe_names_the_stream_of_wrappers_in_its_give_up_error() -> None:
+    pytest.importorskip("pandas")
+    out = run([wrap("bnbbtc@trade", TRADE), GIVE_UP], rbo.to_dataframe())
+    (error,) = out.errors
+    assert isinstance(error, ConnectionFailure)
+    assert str(error) == "bnbbtc@trade: Max reconnect retries reached"
 
 
 def test_a_malformed_payload_is_an_error_by_default_and_dropped_with_skip(
@@ -268,21 +325,90 @@ def test_resample_aggregates_complete_periods_exactly() -> None:
     assert out.completed
 
 
-def test_resample_emits_a_period_with_missing_parts_when_a_later_one_starts() -> None:
-    source = [
-        kline(T0 + 0 * MINUTE),
-        kline(T0 + 1 * MINUTE),
-        kline(T0 + 1 * MINUTE),  # a repeat: not counted twice
-        kline(T0 + 6 * MINUTE, v="7"),  # parts 2-4 never came
-        kline(T0 + 2 * MINUTE),  # older than the period being built: dropped
-        kline(T0 + 7 * MINUTE),
+# Each case: the 1m parts (minutes after T0, in arrival order), the 5m periods emitted (their
+# open, in minutes after T0), and the periods dropped with the level of their log line.
+COMPLETE_PERIOD_CASES = [
+    pytest.param(range(10), [0, 5], [], id="on the boundary"),
+    pytest.param(range(2, 10), [5], [("DEBUG", 0)], id="starting mid-period"),
+    pytest.param([0, 1, 3, 4, *range(5, 10)], [5], [("WARNING", 0)], id="a gap inside a period"),
+    # The period is over when its last part arrives, hole or not; it is dropped at once.
+    pytest.param([0, 1, 3, 4], [], [("WARNING", 0)], id="a gap, then the part ending it"),
+    # Its end is missing: a part of a later period tells it is over.
+    pytest.param([0, 1, 2, 3, *range(5, 10)], [5], [("WARNING", 0)], id="a missing end"),
+    # After a gap across a boundary the data resumes mid-period: not the leading one, so warned.
+    pytest.param([*range(5), 7, 8, 9], [0], [("WARNING", 5)], id="resuming mid-period"),
+    # Whole periods missing: nothing was built for them, so nothing is dropped.
+    pytest.param([*range(5), *range(15, 20)], [0, 15], [], id="whole periods missing"),
+    # The open period at the end is never emitted, complete or not so far.
+    pytest.param(range(8), [0], [], id="the trailing open period"),
+    pytest.param([0, 1, 1, 2, 0, 3, 4], [0], [], id="repeated parts count once"),
+    pytest.param([*range(6), 3, 6, 7, 8, 9], [0, 5], [], id="a late part of a closed period"),
+]
+
+
+@pytest.mark.parametrize(("parts", "emitted", "dropped"), COMPLETE_PERIOD_CASES)
+def test_resample_emits_complete_periods_only(
+    parts: list[int],
+    emitted: list[int],
+    dropped: list[tuple[str, int]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="rxbinance.operators")
+    # Plus open updates, which never count.
+    source = [kline(T0 + m * MINUTE, v=str(m + 1)) for m in parts] + [
+        kline(T0 + 30 * MINUTE, closed=False)
     ]
     out = run(source, rbo.resample("5m"))
-    (first,) = out.items  # the second period is not known to be over when the source ends
-    assert first.open_time == T0
-    assert first.volume == D(2)
-    assert first.trades == 2
-    assert first.close_time == T0 + 5 * MINUTE - 1
+    assert [(k.open_time - T0) // MINUTE for k in out.items] == emitted
+    for candle in out.items:
+        first = (candle.open_time - T0) // MINUTE
+        # Every part of the period, each once: volumes first+1 .. first+5.
+        assert candle.volume == sum(range(first + 1, first + 6))
+        assert candle.trades == 5
+        assert candle.close_time == candle.open_time + 5 * MINUTE - 1
+    logged = [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.name == "rxbinance.operators"
+    ]
+    assert [level for level, _ in logged] == [level for level, _ in dropped]
+    for (_, message), (level, minute) in zip(logged, dropped, strict=True):
+        period = datetime.fromtimestamp((T0 + minute * MINUTE) / 1000, UTC)
+        what = "the leading period" if level == "DEBUG" else "the period"
+        assert f"BTCUSDT: dropped {what} {period:%Y-%m-%d %H:%M:%S} UTC" in message
+    assert out.completed
+    assert not out.errors
+
+
+def test_resample_of_1s_history_starting_mid_minute_drops_the_leading_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="rxbinance.operators")
+    second = 1_000
+    start = T0 + 37 * second  # history of 1s candles begins at 00:00:37
+    source = [
+        kline(start + i * second, interval="1s", width=second, v="1")
+        for i in range(3 * 60 - 37)  # up to 00:02:59
+    ]
+    out = run(source, rbo.resample("1m"))
+    assert [(k.open_time - T0) // MINUTE for k in out.items] == [1, 2]
+    assert [k.volume for k in out.items] == [D(60), D(60)]
+    (record,) = caplog.records
+    assert record.levelname == "DEBUG"
+    assert "dropped the leading period 2024-01-01 00:00:00 UTC" in record.getMessage()
+    assert "the data starts at 2024-01-01 00:00:37 UTC" in record.getMessage()
+
+
+def test_resample_judges_each_symbol_on_its_own() -> None:
+    source = []
+    for m in range(10):
+        source.append(kline(T0 + m * MINUTE))
+        if m >= 1:  # ETHUSDT's data starts a minute late
+            source.append(kline(T0 + m * MINUTE, symbol="ETHUSDT"))
+    out = run(source, rbo.resample("5m"))
+    assert [(k.symbol, (k.open_time - T0) // MINUTE) for k in out.items] == [
+        ("BTCUSDT", 0),
+        ("BTCUSDT", 5),
+        ("ETHUSDT", 5),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -323,10 +449,11 @@ def test_resample_at_a_utc_offset() -> None:
     (candle,) = run(source, rbo.resample("1d", utc_offset="+08:00")).items
     assert candle.open_time == start
     assert candle.close_time == start + 24 * hour - 1
-    # At UTC the same parts straddle two days: the first (8 parts of Dec 31) is over when
-    # the part of Jan 1, 00:00 arrives; Jan 1 is not over when the source ends.
-    (partial,) = run(source, rbo.resample("1d")).items
-    assert (partial.open_time, partial.trades) == (ms(2023, 12, 31), 8)
+    # At UTC the same parts straddle two days: Dec 31 has only its last 8 hours (a leading
+    # partial period, dropped) and Jan 1 is not over when the source ends.
+    at_utc = run(source, rbo.resample("1d"))
+    assert at_utc.items == []
+    assert at_utc.completed
 
 
 def test_resample_refuses_parts_longer_than_a_period_and_bad_arguments() -> None:
@@ -425,3 +552,59 @@ def test_reactivex_sources_work_too() -> None:
     reactivex.from_iterable([TRADE]).pipe(rbo.parse_as(Trade)).subscribe(out)
     assert out.items[0].symbol == "BNBBTC"
     assert out.completed
+
+
+# -- the give-up reads the same everywhere ----------------------------------------------------
+
+
+def _typed_pipelines() -> list[Any]:
+    def order_book(streams: BinanceStreams) -> Any:
+        return rxbinance.order_book(streams, "BTCUSDT")
+
+    def klines(streams: BinanceStreams) -> Any:
+        return rxbinance.klines_with_history(streams, "BTCUSDT", "1s", history=5)
+
+    def quotes(streams: BinanceStreams) -> Any:
+        return rxbinance.best_bid_ask(streams, "BTCUSDT")
+
+    def parsed(streams: BinanceStreams) -> Any:
+        return streams.trades("BTCUSDT").pipe(rbo.parse("btcusdt@trade"))
+
+    def parsed_multiplex(streams: BinanceStreams) -> Any:
+        combined = streams.multiplex(["btcusdt@trade", "btcusdt@aggTrade"])
+        return combined.pipe(rbo.parse_as(Trade, errors="skip"))
+
+    def raw(streams: BinanceStreams) -> Any:
+        return streams.agg_trades("BTCUSDT").pipe(rbo.raise_on_give_up("btcusdt@aggTrade"))
+
+    return [
+        pytest.param(order_book, "btcusdt@depth@100ms", id="order_book"),
+        pytest.param(klines, "btcusdt@kline_1s", id="klines_with_history"),
+        pytest.param(quotes, "btcusdt@bookTicker", id="best_bid_ask"),
+        pytest.param(parsed, "btcusdt@trade", id="parse(stream)"),
+        pytest.param(parsed_multiplex, "btcusdt@aggTrade/btcusdt@trade", id="parse_as multiplex"),
+        pytest.param(raw, "btcusdt@aggTrade", id="raise_on_give_up"),
+    ]
+
+
+@pytest.mark.parametrize(("pipeline", "stream"), _typed_pipelines())
+def test_every_typed_pipeline_ends_with_a_connection_failure_naming_its_stream(
+    fake: FakeBinance, pipeline: Callable[[BinanceStreams], Any], stream: str
+) -> None:
+    fake.step(20)  # some history for the REST snapshot and klines
+    with BinanceStreams(
+        ws_url=fake.ws_url, rest_url=fake.rest_url, max_retries=1, retry_delay=0.01
+    ) as streams:
+        out = Collector()
+        sub = pipeline(streams).subscribe(out)
+        fake.wait_for_connections(1)
+        fake.step(5)  # data on every stream (multiplex wrappers name their streams)
+        out.wait_count(1)
+        fake.refuse_connections(None)
+        fake.drop_connections()
+        out.wait_for(lambda c: bool(c.errors) or c.completed)
+        (error,) = out.errors
+        assert isinstance(error, ConnectionFailure)
+        assert str(error) == f"{stream}: Max reconnect retries reached"
+        assert error.stream == stream
+        sub.dispose()

@@ -16,6 +16,8 @@ def is_give_up(message: Any) -> bool:
 
 
 def give_up_error(message: dict[str, Any], stream: str = "") -> ConnectionFailure:
-    """The exception a typed pipeline ends with instead of passing the give-up dict on."""
+    """The exception a typed pipeline ends with instead of passing the give-up dict on:
+    ``ConnectionFailure("<stream>: <m>", stream=stream)``, or the dict's ``m`` alone when the
+    stream is unknown (``""``). Every typed pipeline knows its stream and passes it."""
     where = f"{stream}: " if stream else ""
     return ConnectionFailure(f"{where}{message.get('m')}", stream=stream)
