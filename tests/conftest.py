@@ -1,15 +1,55 @@
-"""Shared fixtures: a FakeBinance per test, and a BinanceStreams pointed at it."""
+"""Shared fixtures: a FakeBinance per test, and a BinanceStreams pointed at it.
+
+Also the rule that no test skips in CI: CI installs '.[dev]', which brings every optional
+dependency a test can ask for (pandas, cryptography, the notebook kernel...), so a skip there
+means a test silently stopped testing. Under ``CI`` (set by CI services, ``CI=true``), a skip,
+at collection or in a test, is reported as a failure that gives the skip's reason. Outside CI a
+skip stays a skip (``-ra`` lists it), so a partial install can still run what it can.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
 
 from rxbinance import BinanceStreams
 from rxbinance.testing import FakeBinance
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def fail_a_skip_in_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Turn a skip (not an xfail, which pytest also reports as skipped) into a failure."""
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        reason = str(reason).removeprefix("Skipped: ")
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped in CI ({reason}): CI installs '.[dev]' and runs every test; "
+            "a test that cannot run there is a failure, not a skip"
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, Any]:
+    report = yield
+    fail_a_skip_in_ci(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, Any]:
+    report = yield
+    fail_a_skip_in_ci(report)
+    return report
 
 
 @pytest.fixture

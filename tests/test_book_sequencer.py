@@ -1,5 +1,5 @@
 """rxbinance.protocol.book: every branch of the spot and USD-M sync algorithms (binance-protocol.md
-5.1, 5.2), the LocalBook, and a replay of the real captures in /work/shared/captures."""
+5.1, 5.2), the LocalBook, and a replay of the real captures in tests/data."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from rxbinance.models import BookTicker, DepthUpdate, PartialDepth, parser_for
 from rxbinance.protocol.book import BookSync, LocalBook, SyncAction
 
-CAPTURES = Path("/work/shared/captures")
+CAPTURES = Path(__file__).resolve().parent / "data"  # real Binance captures, see its README.md
 D = Decimal
 
 NOTHING = SyncAction.NOTHING

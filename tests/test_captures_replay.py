@@ -1,5 +1,6 @@
-"""Real Binance traffic (../shared/captures) replayed through FakeBinance into order_book and
-best_bid_ask: every book syncs on the first snapshot and matches every bookTicker checkpoint."""
+"""Real Binance traffic (tests/data, see its README.md) replayed through FakeBinance into
+order_book and best_bid_ask: every book syncs on the first snapshot and matches every bookTicker
+checkpoint."""
 
 from __future__ import annotations
 
@@ -8,17 +9,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from rxbinance import BinanceStreams
 from rxbinance.events import BookResyncing, BookSnapshotFailed, BookSynced, ConnectionEvent
 from rxbinance.pipelines import OrderBook, Quote, best_bid_ask, order_book
 from rxbinance.testing import FakeBinance
 from tests.conftest import Collector
 
-CAPTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "captures"
-if not CAPTURES.is_dir():
-    CAPTURES = Path("/work/shared/captures")
+CAPTURES = Path(__file__).resolve().parent / "data"
 SYMBOLS = ("NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR")
 
 
@@ -51,9 +48,6 @@ class CapturedRest:
         with self._lock:
             self.requests.append((symbol, limit))
         return self.snapshots[symbol]
-
-
-pytestmark = pytest.mark.skipif(not CAPTURES.is_dir(), reason="captures not available")
 
 
 def test_replayed_captures_sync_first_time_and_match_every_book_ticker(

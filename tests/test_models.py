@@ -50,7 +50,7 @@ from rxbinance.models import (
     parser_for,
 )
 
-CAPTURES = Path("/work/shared/captures")
+CAPTURES = Path(__file__).resolve().parent / "data"  # real Binance captures, see its README.md
 D = Decimal
 
 

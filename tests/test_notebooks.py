@@ -4,17 +4,21 @@ Each notebook asserts what it shows (the book is not crossed, the candles are co
 signal is finite...), so a notebook that runs but shows nothing fails here. They are executed
 with nbclient in a kernel of this very interpreter (a kernel spec written for the test, so a
 venv's ``python`` is used whatever ``python`` means on PATH), importing this checkout's
-rxbinance, with a scratch directory as working directory (04 saves its chart there, not over
-the committed one). The four run concurrently, to keep the file fast; each cell has a timeout.
-The tests never contact Binance: the committed notebooks must say ``LIVE = False``.
+rxbinance. They run in a copy of notebooks/, from the copy's folder as Jupyter would run them
+from theirs, so what they write (04 saves its chart next to itself) lands in the copy: running
+the suite leaves every tracked file as it was, which a test checks. The four run concurrently,
+to keep the file fast; each cell has a timeout. The tests never contact Binance: the committed
+notebooks must say ``LIVE = False``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -96,11 +100,35 @@ class Run:
         self.error = error
 
 
+def tracked_state() -> dict[str, str]:
+    """Every file of notebooks/ and at the top of the checkout, with a hash of its bytes."""
+    files = [p for p in (ROOT / "notebooks").rglob("*") if ".ipynb_checkpoints" not in p.parts]
+    files += ROOT.iterdir()
+    return {
+        str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(files)
+        if p.is_file()
+    }
+
+
 @pytest.fixture(scope="module")
-def runs(kernel_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+def before_runs() -> dict[str, str]:
+    return tracked_state()
+
+
+@pytest.fixture(scope="module")
+def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of notebooks/ without the committed chart, so a chart found there after the runs
+    is one that 04 made."""
+    directory = tmp_path_factory.mktemp("copy") / "notebooks"
+    shutil.copytree(ROOT / "notebooks", directory, ignore=shutil.ignore_patterns("*.png"))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def runs(kernel_dir: Path, copy: Path, before_runs: dict[str, str]) -> dict[str, Run]:
     async def run(path: Path) -> Run:
         notebook = load(path)
-        cwd = tmp_path_factory.mktemp(path.stem)
         km = manager.AsyncKernelManager(
             kernel_name=KERNEL,
             kernel_spec_manager=kernelspec.KernelSpecManager(kernel_dirs=[str(kernel_dir)]),
@@ -109,16 +137,16 @@ def runs(kernel_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
             notebook,
             km=km,
             timeout=CELL_TIMEOUT,
-            resources={"metadata": {"path": str(cwd)}},
+            resources={"metadata": {"path": str(path.parent)}},  # the kernel's cwd
         )
         try:
             await client.async_execute(cleanup_kc=True)  # our km: nbclient would keep it
         except Exception as exc:  # reported by the test of this notebook
-            return Run(notebook, cwd, exc)
-        return Run(notebook, cwd, None)
+            return Run(notebook, path.parent, exc)
+        return Run(notebook, path.parent, None)
 
     async def run_all() -> list[Run]:
-        return list(await asyncio.gather(*(run(path) for path in NOTEBOOKS)))
+        return list(await asyncio.gather(*(run(copy / path.name) for path in NOTEBOOKS)))
 
     return {
         path.stem: result for path, result in zip(NOTEBOOKS, asyncio.run(run_all()), strict=True)
@@ -156,11 +184,22 @@ def test_klines_notebook_draws_a_chart(runs: dict[str, Run]) -> None:
     assert rich_outputs(runs["03_klines"], "image/png")
 
 
-def test_signals_notebook_saves_its_chart(runs: dict[str, Run]) -> None:
+def test_signals_notebook_saves_its_chart(runs: dict[str, Run], copy: Path) -> None:
     result = runs["04_signals"]
-    chart = result.cwd / "04_signals.png"
+    assert result.cwd == copy
+    chart = copy / "04_signals.png"
     assert chart.read_bytes().startswith(PNG)
     assert rich_outputs(result, "image/png")
+
+
+def test_running_the_notebooks_leaves_the_checkout_as_it_was(
+    runs: dict[str, Run], before_runs: dict[str, str]
+) -> None:
+    # Not one file of notebooks/ (04_signals.png above all) nor at the top of the checkout was
+    # rewritten, added or removed: the notebooks ran, and wrote, in the copy.
+    assert all(result.error is None for result in runs.values())
+    assert "notebooks/04_signals.png" in before_runs
+    assert tracked_state() == before_runs
 
 
 def test_the_committed_chart_is_a_png() -> None:
