@@ -424,8 +424,8 @@ def parse(stream: str | None = None, *, errors: Errors = "raise") -> _Parse:
 
 
 def _as_model(model: type[_M], stream: str | None) -> Callable[[Any], _M]:
-    events: tuple[str, ...] = getattr(model, "_events", ())
-    label: str = getattr(model, "_label", model.__name__)
+    events: tuple[str, ...] = getattr(model, "EVENT_TYPES", ())
+    label: str = getattr(model, "EVENT_LABEL", model.__name__)
     fast = model.from_dict
     # Spot bookTicker has no "e": its "u" tells it from a wrapper or an envelope.
     shape_key = "u" if model is BookTicker else None
@@ -466,7 +466,7 @@ def parse_list_as(
     ``Observable[list[MiniTicker]]``. A non-array payload is a ParseError; see :func:`parse_as`.
     """
     one = _as_model(model, stream)
-    label: str = getattr(model, "_label", model.__name__)
+    label: str = getattr(model, "EVENT_LABEL", model.__name__)
 
     def convert(payload: Any) -> list[_M]:
         if isinstance(payload, dict) and "stream" in payload and "data" in payload:

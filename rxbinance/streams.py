@@ -75,6 +75,7 @@ from rxbinance._reactive.user_data import (
 )
 from rxbinance.errors import InvalidInputError, RxBinanceError
 from rxbinance.events import ConnectionEvent
+from rxbinance.models import BookTicker, ParseError, Quote
 from rxbinance.protocol import names
 from rxbinance.protocol.endpoints import (
     combined_url,
@@ -83,6 +84,7 @@ from rxbinance.protocol.endpoints import (
     routed_combined_url,
     routed_raw_url,
 )
+from rxbinance.protocol.frames import give_up_error, is_give_up
 from rxbinance.protocol.payloads import (
     AggTradePayload,
     AvgPricePayload,
@@ -97,7 +99,6 @@ from rxbinance.protocol.signing import Signer, load_signer
 from rxbinance.transport import SocketFactory, SocketLike, StreamSocket
 
 if TYPE_CHECKING:
-    from rxbinance.pipelines.tickers import Quote
     from rxbinance.rest import Client
 
 __all__ = ["BinanceStreams", "Message", "StreamStatistics"]
@@ -580,12 +581,49 @@ class BinanceStreams:
         return self.stream(f"{self._symbol(symbol)}@bookTicker")
 
     def best_bid_ask(self, symbol: str) -> Observable[Quote]:
-        """Typed best bid/ask quotes of ``symbol`` from ``<symbol>@bookTicker``: the same as
-        :func:`rxbinance.best_bid_ask` (``rxbinance.best_bid_ask(streams, symbol)``), on the same
-        shared socket as :meth:`book_ticker`."""
-        from rxbinance.pipelines.tickers import best_bid_ask  # pipelines build on this module
+        """Typed best bid/ask quotes of ``symbol`` from ``<symbol>@bookTicker``, on the same
+        shared socket as :meth:`book_ticker` (also :func:`rxbinance.best_bid_ask`).
 
-        return best_bid_ask(self, symbol)
+        .. code-block:: python
+
+            streams.best_bid_ask("BTCUSDT").pipe(rbo.mid()).subscribe(print)
+
+        A quote whose ``update_id`` is not newer than the last one delivered to this
+        subscriber is dropped (a replay after a reconnect), so quotes never go back in time. A
+        payload that does not parse ends the subscription with ``on_error(ParseError)``; when
+        the stream gives up reconnecting, with ``on_error(ConnectionFailure)`` naming the
+        stream. Runs on the socket's reader thread (or the streams' scheduler). Unlike
+        :func:`rxbinance.order_book` it needs no REST and no resync: each bookTicker is a
+        complete quote, but it says nothing about deeper levels.
+        """
+        stream_name = f"{self._symbol(symbol)}@bookTicker"
+        source = self.book_ticker(symbol)
+
+        def subscribe(
+            observer: abc.ObserverBase[Quote], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            last = -1
+
+            def on_next(message: Any) -> None:
+                nonlocal last
+                if is_give_up(message):
+                    observer.on_error(give_up_error(message, stream_name))
+                    return
+                try:
+                    ticker = BookTicker.from_dict(message)
+                except ParseError as exc:
+                    observer.on_error(exc)
+                    return
+                if ticker.update_id <= last:
+                    return
+                last = ticker.update_id
+                observer.on_next(Quote.from_book_ticker(ticker))
+
+            return source.subscribe(
+                on_next, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+
+        return reactivex.create(subscribe)
 
     def avg_price(self, symbol: str) -> Observable[AvgPricePayload]:
         """The 5 minute average price of ``symbol`` (``<symbol>@avgPrice``), every second. Spot

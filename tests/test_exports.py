@@ -54,6 +54,8 @@ EXPECTED = {
     "rxbinance.websockets": {"BinanceSocketManager"},
     "rxbinance.rest": {"Client"},
     "rxbinance.errors": {
+        "InternalError",
+        "StreamsClosed",
         "BinanceAPIError",
         "ConnectError",
         "ConnectionDropped",
@@ -81,6 +83,8 @@ EXPECTED = {
         "on_loop",
     },
     "rxbinance.testing": {
+        "ScriptedSocket",
+        "ScriptedTransport",
         "BookState",
         "CloseCause",
         "ConnectionAttempt",

@@ -110,3 +110,105 @@ def test_imports_point_down(path: Path) -> None:
             )
         elif layer_name in THIRD_PARTY and top in OURS_OR_STDLIB_ONLY_BELOW | {"cryptography"}:
             assert top in THIRD_PARTY[layer_name], f"{module} ({layer_name}) imports {imported}"
+
+
+# -- no module reads another's private attributes -------------------------------------------------
+
+# Private names of third-party objects that rxbinance reads on purpose, each with its reason.
+THIRD_PARTY_PRIVATE = {
+    # websocket-client's raw read, wrapped by transport._BufferedRecv (pinned below 2.0).
+    ("rxbinance.transport", "_recv"),
+}
+
+
+def private_accesses(path: Path) -> list[str]:
+    """``x._name`` and ``getattr(x, "_name")`` where ``x`` is not ``self``/``cls``, a class or
+    function of this module, or a local made by calling one of its classes: reads of another
+    object's private attributes. Names ending in '_' (``_repr_html_``) are protocols, not
+    private."""
+    tree = ast.parse(path.read_text())
+    own = {
+        n.name
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+    }
+    own_classes = {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+    # Locals bound to an instance of this module's own classes: `view = LiveDisplay[T](...)`.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            if isinstance(func, ast.Subscript):
+                func = func.value
+            if isinstance(func, ast.Name) and func.id in own_classes:
+                own.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    module = module_name(path)
+    found = []
+
+    def private(name: str) -> bool:
+        return name.startswith("_") and not name.endswith("_")
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and private(node.attr):
+            base = node.value
+            if isinstance(base, ast.Name) and (base.id in {"self", "cls"} or base.id in own):
+                continue
+            if isinstance(base, ast.Call) and getattr(base.func, "id", "") in {"super", "type"}:
+                continue  # super()._x, type(self)._x: one's own class
+            name = node.attr
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in {"getattr", "setattr", "hasattr"}
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+            and private(node.args[1].value)
+            and not (isinstance(node.args[0], ast.Name) and node.args[0].id == "self")
+        ):
+            name = node.args[1].value
+        else:
+            continue
+        if (module, name) not in THIRD_PARTY_PRIVATE:
+            found.append(f"line {node.lineno}: {name}")
+    return sorted(found, key=lambda f: int(f.split()[1].rstrip(":")))
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=module_name)
+def test_no_access_to_another_objects_private_attributes(path: Path) -> None:
+    assert private_accesses(path) == [], (
+        f"{module_name(path)} reads private attributes of other objects; pass what is needed "
+        "explicitly (e.g. through streams.context)"
+    )
+
+
+def test_the_private_attribute_check_catches_what_it_should(tmp_path: Path) -> None:
+    sample = PACKAGE / "_layers_sample.py"
+    try:
+        sample.write_text(
+            "def f(streams):\n"
+            "    streams._registry.close()\n"
+            "    return getattr(streams, '_worker_thread', None)\n"
+            "class A:\n"
+            "    def g(self, other: 'A'):\n"
+            "        return self._x, A._y, other._z\n"
+        )
+        assert private_accesses(sample) == [
+            "line 2: _registry",
+            "line 3: _worker_thread",
+            "line 6: _z",
+        ]
+    finally:
+        sample.unlink()
+
+
+def test_composition_modules_import_in_one_direction() -> None:
+    """streams < pipelines < operators: streams imports no pipeline, pipelines no operator."""
+    order = ["rxbinance.streams", "rxbinance.pipelines", "rxbinance.operators"]
+    for path in SOURCES:
+        module = module_name(path)
+        rank = next((i for i, p in enumerate(order) if module.startswith(p)), None)
+        if rank is None:
+            continue
+        for imported in imports_of(path):
+            other = next((i for i, p in enumerate(order) if imported.startswith(p)), None)
+            assert other is None or other <= rank, f"{module} imports {imported}"

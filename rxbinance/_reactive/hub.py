@@ -190,13 +190,15 @@ class HubEntry(Generic[_T]):
 
     # -- the hub's side (under the hub lock) -------------------------------------------------
 
-    def _add(self, delivery: _Deliverer) -> None:
+    def add(self, delivery: _Deliverer) -> None:
+        """A subscriber joins (hub lock held)."""
         self.deliveries = (*self.deliveries, delivery)
         self._joined[id(delivery)] = self._seq
         if self._current is not None:
             delivery.defer(self._current)  # delivered by the joiner's flush, before anything newer
 
-    def _remove(self, delivery: _Deliverer) -> int:
+    def remove(self, delivery: _Deliverer) -> int:
+        """A subscriber leaves (hub lock held); how many remain."""
         deliveries = list(self.deliveries)
         if delivery in deliveries:
             deliveries.remove(delivery)
@@ -261,13 +263,13 @@ class Hub:
                 entry = self._entries[key] = HubEntry(self, key, make_source())
             # Added under the lock, before start(): no value can reach an empty entry, and an
             # end() cannot fall between the join and the add.
-            entry._add(delivery)
+            entry.add(delivery)
             return entry, created
 
     def _leave(self, entry: HubEntry[Any], delivery: _Deliverer) -> None:
         delivery.dispose()
         with self.lock:
-            remaining = entry._remove(delivery)
+            remaining = entry.remove(delivery)
             if remaining or entry.ended:
                 return
             self.evict(entry)

@@ -35,6 +35,7 @@ from rxbinance.errors import (
     InvalidInputError,
     ServerShutdown,
 )
+from rxbinance.protocol.frames import GIVE_UP_MESSAGE, give_up_message
 
 __all__ = ["GIVE_UP_MESSAGE", "ReconnectPolicy", "Retry", "classify", "give_up_message"]
 
@@ -77,14 +78,6 @@ HTTP_REFUSALS = {
     418: "IP banned for breaking the request limits",
     451: "unavailable for legal reasons: Binance serves no client from this location",
 }
-
-#: What every subscriber receives when the retries are spent, exactly as python-binance sent it.
-GIVE_UP_MESSAGE = {"e": "error", "m": "Max reconnect retries reached"}
-
-
-def give_up_message() -> dict[str, str]:
-    """A fresh copy of :data:`GIVE_UP_MESSAGE` (subscribers may mutate what they get)."""
-    return dict(GIVE_UP_MESSAGE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ from ._market import (
     Trade,
 )
 from ._parse import Event, Parser, parse, parser_for
+from ._quote import Level, Quote
 from ._user import (
     AccountPosition,
     AccountUpdate,
@@ -82,6 +83,7 @@ __all__ = [
     "FuturesBalance",
     "FuturesPosition",
     "Kline",
+    "Level",
     "Levels",
     "ListOrder",
     "ListStatus",
@@ -92,6 +94,7 @@ __all__ = [
     "ParseError",
     "Parser",
     "PartialDepth",
+    "Quote",
     "ReferencePrice",
     "RollingTicker",
     "ServerShutdownNotice",

@@ -70,9 +70,9 @@ class _Model:
 
     __slots__ = ()
 
-    _label: ClassVar[str] = "?"
-    """Event type used in error messages (and the dispatch key when ``_events`` is empty)."""
-    _events: ClassVar[tuple[str, ...]] = ()
+    EVENT_LABEL: ClassVar[str] = "?"
+    """Event type used in error messages (and the dispatch key when ``EVENT_TYPES`` is empty)."""
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ()
     """Values of ``"e"`` this model parses; ``parse`` dispatches on them."""
     _specs: ClassVar[tuple[_Spec, ...]] = ()
 
@@ -389,7 +389,7 @@ def _compile(cls: type[_Model], specs: tuple[_Spec, ...]) -> Callable[..., Any]:
     function: Callable[..., Any] = ns["from_dict"]
     function.__qualname__ = f"{cls.__qualname__}.from_dict"
     function.__doc__ = _Model.from_dict.__doc__
-    function._source = source  # type: ignore[attr-defined]  # for debugging and tests
+    function.source_code = source  # type: ignore[attr-defined]  # for debugging
     return function
 
 
@@ -399,13 +399,13 @@ def _compile(cls: type[_Model], specs: tuple[_Spec, ...]) -> Callable[..., Any]:
 
 def _label_of(cls: type[_Model], payload: Mapping[str, Any]) -> str:
     event = payload.get("e")
-    return event if event in cls._events else cls._label
+    return event if event in cls.EVENT_TYPES else cls.EVENT_LABEL
 
 
 def _diagnose(cls: type[_Model], payload: Any, exc: BaseException) -> ParseError:
     """Build the ParseError for a payload the generated ``from_dict`` failed on."""
     if not isinstance(payload, Mapping):
-        return ParseError(cls._label, f"expected a JSON object, got {_show(payload)}")
+        return ParseError(cls.EVENT_LABEL, f"expected a JSON object, got {_show(payload)}")
     label = _label_of(cls, payload)
     for spec in cls._specs:
         if spec.kind == "context":

@@ -38,8 +38,8 @@ __all__ = [
 class Trade(_Model):
     """``<symbol>@trade``: one trade (spot)."""
 
-    _label: ClassVar[str] = "trade"
-    _events: ClassVar[tuple[str, ...]] = ("trade",)
+    EVENT_LABEL: ClassVar[str] = "trade"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("trade",)
 
     event_time: int = _f("E")
     symbol: str = _f("s")
@@ -61,8 +61,8 @@ class AggTrade(_Model):
     orders (``quantity`` includes them); ``None`` on spot.
     """
 
-    _label: ClassVar[str] = "aggTrade"
-    _events: ClassVar[tuple[str, ...]] = ("aggTrade",)
+    EVENT_LABEL: ClassVar[str] = "aggTrade"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("aggTrade",)
 
     event_time: int = _f("E")
     symbol: str = _f("s")
@@ -83,8 +83,8 @@ class AggTrade(_Model):
 class BlockTrade(_Model):
     """``<symbol>@blockTrade``: one block trade (spot)."""
 
-    _label: ClassVar[str] = "blockTrade"
-    _events: ClassVar[tuple[str, ...]] = ("blockTrade",)
+    EVENT_LABEL: ClassVar[str] = "blockTrade"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("blockTrade",)
 
     event_time: int = _f("E")
     symbol: str = _f("s")
@@ -105,8 +105,8 @@ class ReferencePrice(_Model):
     ``valid_time`` is the engine time at which the reference price was valid (``t``).
     """
 
-    _label: ClassVar[str] = "referencePrice"
-    _events: ClassVar[tuple[str, ...]] = ("referencePrice",)
+    EVENT_LABEL: ClassVar[str] = "referencePrice"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("referencePrice",)
 
     symbol: str = _f("s")
     valid_time: int = _f("t")
@@ -123,8 +123,8 @@ class Kline(_Model):
     -1 for a candle without trades.
     """
 
-    _label: ClassVar[str] = "kline"
-    _events: ClassVar[tuple[str, ...]] = ("kline",)
+    EVENT_LABEL: ClassVar[str] = "kline"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("kline",)
 
     event_time: int = _f("E")
     symbol: str = _f("s")
@@ -157,8 +157,8 @@ class ContinuousKline(_Model):
     instead of a symbol.
     """
 
-    _label: ClassVar[str] = "continuous_kline"
-    _events: ClassVar[tuple[str, ...]] = ("continuous_kline",)
+    EVENT_LABEL: ClassVar[str] = "continuous_kline"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("continuous_kline",)
 
     event_time: int = _f("E")
     pair: str = _f("ps")
@@ -188,8 +188,8 @@ class ContinuousKline(_Model):
 class MiniTicker(_Model):
     """``<symbol>@miniTicker`` / ``!miniTicker@arr``: 24 h rolling statistics, short form."""
 
-    _label: ClassVar[str] = "24hrMiniTicker"
-    _events: ClassVar[tuple[str, ...]] = ("24hrMiniTicker",)
+    EVENT_LABEL: ClassVar[str] = "24hrMiniTicker"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("24hrMiniTicker",)
 
     event_time: int = _f("E")
     symbol: str = _f("s")
@@ -211,8 +211,8 @@ class Ticker(_Model):
     ``open_time``/``close_time`` bound the statistics window.
     """
 
-    _label: ClassVar[str] = "24hrTicker"
-    _events: ClassVar[tuple[str, ...]] = ("24hrTicker",)
+    EVENT_LABEL: ClassVar[str] = "24hrTicker"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("24hrTicker",)
 
     event_time: int = _f("E")
     symbol: str = _f("s")
@@ -256,8 +256,8 @@ class RollingTicker(_Model):
     ``window`` is ``"1h"``, ``"4h"`` or ``"1d"``, taken from the event type (``1hTicker``...).
     """
 
-    _label: ClassVar[str] = "rollingTicker"
-    _events: ClassVar[tuple[str, ...]] = ("1hTicker", "4hTicker", "1dTicker")
+    EVENT_LABEL: ClassVar[str] = "rollingTicker"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("1hTicker", "4hTicker", "1dTicker")
 
     window: str = _f("e", convert=_window)
     event_time: int = _f("E")
@@ -290,8 +290,8 @@ class BookTicker(_Model):
     ``transaction_time`` (``None`` on spot).
     """
 
-    _label: ClassVar[str] = "bookTicker"
-    _events: ClassVar[tuple[str, ...]] = ("bookTicker",)
+    EVENT_LABEL: ClassVar[str] = "bookTicker"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("bookTicker",)
 
     update_id: int = _f("u")
     symbol: str = _f("s")
@@ -310,8 +310,8 @@ class BookTicker(_Model):
 class AvgPrice(_Model):
     """``<symbol>@avgPrice`` (spot): average price over ``interval`` (e.g. ``"5m"``)."""
 
-    _label: ClassVar[str] = "avgPrice"
-    _events: ClassVar[tuple[str, ...]] = ("avgPrice",)
+    EVENT_LABEL: ClassVar[str] = "avgPrice"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("avgPrice",)
 
     event_time: int = _f("E")
     symbol: str = _f("s")
@@ -333,8 +333,8 @@ class DepthUpdate(_Model):
     ``transaction_time`` (``T``), ``None`` on spot.
     """
 
-    _label: ClassVar[str] = "depthUpdate"
-    _events: ClassVar[tuple[str, ...]] = ("depthUpdate",)
+    EVENT_LABEL: ClassVar[str] = "depthUpdate"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("depthUpdate",)
 
     event_time: int = _f("E")
     symbol: str = _f("s")
@@ -358,7 +358,7 @@ class PartialDepth(_Model):
     DepthUpdate.
     """
 
-    _label: ClassVar[str] = "partialDepth"
+    EVENT_LABEL: ClassVar[str] = "partialDepth"
 
     last_update_id: int = _f("lastUpdateId")
     bids: Levels = _f("bids")
@@ -383,8 +383,8 @@ class MarkPrice(_Model):
     ``funding_rate`` is ``None`` when Binance sends it empty (delivery contracts).
     """
 
-    _label: ClassVar[str] = "markPriceUpdate"
-    _events: ClassVar[tuple[str, ...]] = ("markPriceUpdate",)
+    EVENT_LABEL: ClassVar[str] = "markPriceUpdate"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("markPriceUpdate",)
 
     event_time: int = _f("E")
     symbol: str = _f("s")
@@ -403,8 +403,8 @@ class MarkPrice(_Model):
 class ForceOrder(_Model):
     """``<symbol>@forceOrder`` / ``!forceOrder@arr`` (USD-M): a liquidation order, flattened."""
 
-    _label: ClassVar[str] = "forceOrder"
-    _events: ClassVar[tuple[str, ...]] = ("forceOrder",)
+    EVENT_LABEL: ClassVar[str] = "forceOrder"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("forceOrder",)
 
     event_time: int = _f("E")
     symbol: str = _f("o.s")
@@ -427,8 +427,8 @@ class ForceOrder(_Model):
 class ServerShutdownNotice(_Model):
     """``serverShutdown`` (spot streams and WS API): reconnect as soon as possible."""
 
-    _label: ClassVar[str] = "serverShutdown"
-    _events: ClassVar[tuple[str, ...]] = ("serverShutdown",)
+    EVENT_LABEL: ClassVar[str] = "serverShutdown"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("serverShutdown",)
 
     event_time: int = _f("E")
 

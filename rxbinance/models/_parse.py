@@ -98,7 +98,7 @@ _EVENT_MODELS: tuple[type[_Model], ...] = (
 )
 
 # "e" -> model. PartialDepth has no "e"; spot bookTicker has none either (futures' has one).
-_BY_EVENT: dict[str, type[_Model]] = {e: m for m in _EVENT_MODELS for e in m._events}
+_BY_EVENT: dict[str, type[_Model]] = {e: m for m in _EVENT_MODELS for e in m.EVENT_TYPES}
 
 
 def parse(payload: Any, stream: str | None = None) -> Event | list[Event]:
@@ -215,7 +215,7 @@ def parser_for(stream: str) -> Parser:
 
 def _single_parser(model: type[_Model], stream: str) -> Parser:
     fast = model.from_dict
-    events = model._events
+    events = model.EVENT_TYPES
     # Spot bookTicker has no "e" at all (futures' has "e": "bookTicker"): without one, its "u"
     # tells it from a combined wrapper or a user data envelope.
     shape_key = "u" if model is BookTicker else None

@@ -37,7 +37,7 @@ __all__ = [
 class Balance(_Model):
     """One asset of an ``outboundAccountPosition``."""
 
-    _label: ClassVar[str] = "balance"
+    EVENT_LABEL: ClassVar[str] = "balance"
 
     asset: str = _f("a")
     free: Decimal = _f("f")
@@ -48,8 +48,8 @@ class Balance(_Model):
 class AccountPosition(_Model):
     """``outboundAccountPosition``: balances of the assets that may have changed."""
 
-    _label: ClassVar[str] = "outboundAccountPosition"
-    _events: ClassVar[tuple[str, ...]] = ("outboundAccountPosition",)
+    EVENT_LABEL: ClassVar[str] = "outboundAccountPosition"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("outboundAccountPosition",)
 
     event_time: int = _f("E")
     last_update_time: int = _f("u")
@@ -63,8 +63,8 @@ class AccountPosition(_Model):
 class BalanceUpdate(_Model):
     """``balanceUpdate``: a deposit, withdrawal or transfer changed ``asset`` by ``delta``."""
 
-    _label: ClassVar[str] = "balanceUpdate"
-    _events: ClassVar[tuple[str, ...]] = ("balanceUpdate",)
+    EVENT_LABEL: ClassVar[str] = "balanceUpdate"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("balanceUpdate",)
 
     event_time: int = _f("E")
     asset: str = _f("a")
@@ -79,8 +79,8 @@ class BalanceUpdate(_Model):
 class ExternalLockUpdate(_Model):
     """``externalLockUpdate``: ``delta`` of ``asset`` locked (or unlocked) by another system."""
 
-    _label: ClassVar[str] = "externalLockUpdate"
-    _events: ClassVar[tuple[str, ...]] = ("externalLockUpdate",)
+    EVENT_LABEL: ClassVar[str] = "externalLockUpdate"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("externalLockUpdate",)
 
     event_time: int = _f("E")
     asset: str = _f("a")
@@ -101,8 +101,8 @@ class ExecutionReport(_Model):
     SOR, pegged orders, expiry reason). ``commission_asset`` is ``None`` before any commission.
     """
 
-    _label: ClassVar[str] = "executionReport"
-    _events: ClassVar[tuple[str, ...]] = ("executionReport",)
+    EVENT_LABEL: ClassVar[str] = "executionReport"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("executionReport",)
 
     event_time: int = _f("E")
     symbol: str = _f("s")
@@ -170,7 +170,7 @@ class ExecutionReport(_Model):
 class ListOrder(_Model):
     """One order of a ``listStatus``."""
 
-    _label: ClassVar[str] = "listOrder"
+    EVENT_LABEL: ClassVar[str] = "listOrder"
 
     symbol: str = _f("s")
     order_id: int = _f("i")
@@ -181,8 +181,8 @@ class ListOrder(_Model):
 class ListStatus(_Model):
     """``listStatus``: the state of an order list (OCO, OTO...), sent with its executionReports."""
 
-    _label: ClassVar[str] = "listStatus"
-    _events: ClassVar[tuple[str, ...]] = ("listStatus",)
+    EVENT_LABEL: ClassVar[str] = "listStatus"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("listStatus",)
 
     event_time: int = _f("E")
     symbol: str = _f("s")
@@ -203,8 +203,8 @@ class ListStatus(_Model):
 class EventStreamTerminated(_Model):
     """``eventStreamTerminated``: the user data subscription ended (unsubscribe, logout...)."""
 
-    _label: ClassVar[str] = "eventStreamTerminated"
-    _events: ClassVar[tuple[str, ...]] = ("eventStreamTerminated",)
+    EVENT_LABEL: ClassVar[str] = "eventStreamTerminated"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("eventStreamTerminated",)
 
     event_time: int = _f("E")
 
@@ -215,8 +215,8 @@ class EventStreamTerminated(_Model):
 class ListenKeyExpired(_Model):
     """``listenKeyExpired`` (futures, legacy spot). Futures sends ``E`` as a digit string."""
 
-    _label: ClassVar[str] = "listenKeyExpired"
-    _events: ClassVar[tuple[str, ...]] = ("listenKeyExpired",)
+    EVENT_LABEL: ClassVar[str] = "listenKeyExpired"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("listenKeyExpired",)
 
     event_time: int = _f("E")
     listen_key: str = _f("listenKey")
@@ -235,7 +235,7 @@ class FuturesBalance(_Model):
     ``balance_change`` excludes PnL and commission.
     """
 
-    _label: ClassVar[str] = "balance"
+    EVENT_LABEL: ClassVar[str] = "balance"
 
     asset: str = _f("a")
     wallet_balance: Decimal = _f("wb")
@@ -251,7 +251,7 @@ class FuturesPosition(_Model):
     ``breakeven_price`` is ``None`` on older payloads.
     """
 
-    _label: ClassVar[str] = "position"
+    EVENT_LABEL: ClassVar[str] = "position"
 
     symbol: str = _f("s")
     position_amount: Decimal = _f("pa")
@@ -272,8 +272,8 @@ class AccountUpdate(_Model):
     the ``a.S`` Binance adds to some events (FUNDING_FEE), else ``None``.
     """
 
-    _label: ClassVar[str] = "ACCOUNT_UPDATE"
-    _events: ClassVar[tuple[str, ...]] = ("ACCOUNT_UPDATE",)
+    EVENT_LABEL: ClassVar[str] = "ACCOUNT_UPDATE"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("ACCOUNT_UPDATE",)
 
     event_time: int = _f("E")
     transaction_time: int = _f("T")
@@ -296,8 +296,8 @@ class OrderTradeUpdate(_Model):
     (trailing-stop activation price and callback rate, ``modify_id``).
     """
 
-    _label: ClassVar[str] = "ORDER_TRADE_UPDATE"
-    _events: ClassVar[tuple[str, ...]] = ("ORDER_TRADE_UPDATE",)
+    EVENT_LABEL: ClassVar[str] = "ORDER_TRADE_UPDATE"
+    EVENT_TYPES: ClassVar[tuple[str, ...]] = ("ORDER_TRADE_UPDATE",)
 
     event_time: int = _f("E")
     transaction_time: int = _f("T")

@@ -18,12 +18,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from types import MappingProxyType
 
+from rxbinance.models import Level
 from rxbinance.protocol.book import LocalBook
 
 __all__ = ["Level", "OrderBook", "PersistentBook"]
-
-Level = tuple[Decimal, Decimal]
-"""A book level: ``(price, quantity)``."""
 
 _CHUNK = 64  # chunk size after a load or a split; a chunk splits above 2 * _CHUNK levels
 _SMALL = _CHUNK // 4  # a chunk shrunk below this is merged into a neighbour

@@ -12,7 +12,40 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
-__all__ = ["FrameKind", "classify", "expected_event"]
+from rxbinance.errors import ConnectionFailure
+
+__all__ = [
+    "GIVE_UP_MESSAGE",
+    "FrameKind",
+    "classify",
+    "expected_event",
+    "give_up_error",
+    "give_up_message",
+    "is_give_up",
+]
+
+#: What every subscriber of a raw stream receives when its retries are spent, exactly as
+#: python-binance sent it (then ``on_completed``).
+GIVE_UP_MESSAGE = {"e": "error", "m": "Max reconnect retries reached"}
+
+
+def give_up_message() -> dict[str, str]:
+    """A fresh copy of :data:`GIVE_UP_MESSAGE` (subscribers may mutate what they get)."""
+    return dict(GIVE_UP_MESSAGE)
+
+
+def is_give_up(message: Any) -> bool:
+    """True for the give-up message (:data:`GIVE_UP_MESSAGE`): the one check every typed
+    pipeline, operator and the CLI use."""
+    return type(message) is dict and message.get("e") == "error" and "m" in message
+
+
+def give_up_error(message: dict[str, Any], stream: str = "") -> ConnectionFailure:
+    """The exception a typed pipeline ends with instead of passing the give-up dict on:
+    ``ConnectionFailure("<stream>: <m>", stream=stream)``, or the dict's ``m`` alone when the
+    stream is unknown (``""``). Every typed pipeline knows its stream and passes it."""
+    where = f"{stream}: " if stream else ""
+    return ConnectionFailure(f"{where}{message.get('m')}", stream=stream)
 
 
 class FrameKind(IntEnum):
@@ -58,10 +91,8 @@ def expected_event(stream: str) -> str | None:
     socket) and is reported as malformed instead of reaching subscribers as data. Payloads
     without ``e`` (spot bookTicker and partial depth, which have none) are not judged by this.
     """
-    if stream.startswith("!"):  # all-market: !miniTicker@arr, !ticker_1d@arr, !markPrice@arr@1s
-        suffix = stream[1:]
-    else:
-        suffix = stream.partition("@")[2]
+    # All-market streams (!miniTicker@arr, !ticker_1d@arr) name the kind before the '@'.
+    suffix = stream[1:] if stream.startswith("!") else stream.partition("@")[2]
     head, _, tail = suffix.partition("@")[0].partition("_")
     if head == "kline":
         return "kline"
