@@ -28,11 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from book_apply import LEVELS, TARGET, decimals, measure, simulate
 
+import threading
+
+from rxbinance import BinanceStreams, order_book
 from rxbinance.models import DepthUpdate
-from rxbinance.pipelines import OrderBook, WeightBudget
+from rxbinance.pipelines import OrderBook
 from rxbinance.pipelines._book import PersistentBook
-from rxbinance.pipelines.order_book import _BookConnection, _BookRegistry
 from rxbinance.protocol.book import BookSync
+from rxbinance.testing import ScriptedTransport
 
 
 class _Subscriber:
@@ -41,9 +44,11 @@ class _Subscriber:
     def __init__(self, top: int) -> None:
         self.top = top
         self.books = 0
+        self.synced = threading.Event()
 
     def on_next(self, book: OrderBook) -> None:
         self.books += 1
+        self.synced.set()
         book.best_bid  # noqa: B018
         if self.top:
             book.bids(self.top)
@@ -93,32 +98,45 @@ def main() -> int:
         for payload in payloads:
             on_event(from_dict(payload))
 
-    def pipeline(top: int) -> None:
-        connection = _BookConnection(
-            object(),  # type: ignore[arg-type]  # never started: no streams needed
-            _BookRegistry(None),
-            ("BTCUSDT", 1000, 100),
-            stream_name="btcusdt@depth@100ms",
-            futures=False,
-            rest=object(),  # type: ignore[arg-type]
-            budget=WeightBudget(),
-        )
-        connection._sync.on_snapshot(payloads[0]["U"] - 1, state["bids"], state["asks"])
-        connection._announced = True  # as after the first book: no event to post
-        subscriber = _Subscriber(top)
-        connection.add(subscriber)
-        on_depth = connection._on_depth
-        for payload in payloads:
-            on_depth(payload)
-        if subscriber.books != len(payloads):
+    class Snapshot:
+        """The REST side of the book: the snapshot the simulated events continue."""
+
+        def depth(self, symbol: str, limit: int = 100) -> dict[str, Any]:
+            return {
+                "lastUpdateId": payloads[0]["U"] - 1,
+                "bids": [[str(p), str(q)] for p, q in state["bids"]],
+                "asks": [[str(p), str(q)] for p, q in state["asks"]],
+            }
+
+    def synced_pipeline(top: int) -> None:
+        # The whole public pipeline: order_book() on a BinanceStreams whose depth socket is
+        # scripted (ScriptedTransport), synced on the first event (untimed), then fed on this
+        # thread as a socket's reader would feed it.
+        fresh()
+        if "streams" in state:
+            state["streams"].close()
+        transport = ScriptedTransport()
+        streams = state["streams"] = BinanceStreams(transport=transport)
+        subscriber = state["subscriber"] = _Subscriber(top)
+        order_book(streams, "BTCUSDT", rest=Snapshot()).subscribe(subscriber)
+        sock = state["socket"] = transport.sockets[0]
+        sock.deliver(payloads[0])
+        if not subscriber.synced.wait(10):
+            raise AssertionError("the book did not sync")
+
+    def pipeline() -> None:
+        deliver = state["socket"].deliver
+        for payload in payloads[1:]:
+            deliver(payload)
+        if state["subscriber"].books != len(payloads):
             raise AssertionError("every simulated event should produce a book")
 
     rows = [
-        ("floor: bare dict assignment", floor),
-        ("from_dict + BookSync (LocalBook)", lambda: sequencer(False)),
-        ("from_dict + BookSync (Persistent)", lambda: sequencer(True)),
-        ("order_book pipeline", lambda: pipeline(0)),
-        ("pipeline + top 10 per side", lambda: pipeline(10)),
+        ("floor: bare dict assignment", floor, fresh),
+        ("from_dict + BookSync (LocalBook)", lambda: sequencer(False), fresh),
+        ("from_dict + BookSync (Persistent)", lambda: sequencer(True), fresh),
+        ("order_book pipeline", pipeline, lambda: synced_pipeline(0)),
+        ("pipeline + top 10 per side", pipeline, lambda: synced_pipeline(10)),
     ]
     print(
         f"{LEVELS} levels a side, {len(payloads)} diff events, {total} level updates "
@@ -127,8 +145,12 @@ def main() -> int:
     )
     print(f"{'path':34} {'updates/s':>12} {'ns/update':>10} {'x floor':>8}")
     results: dict[str, float] = {}
-    for name, run in rows:
-        results[name] = total / measure(run, fresh, args.repeat)
+    piped = total - len(payloads[0]["b"]) - len(payloads[0]["a"])  # the first event syncs
+    for name, run, prepare in rows:
+        count = piped if prepare is not fresh else total
+        results[name] = count / measure(run, prepare, args.repeat)
+    if "streams" in state:
+        state["streams"].close()
     floor_rate = results["floor: bare dict assignment"]
     for name, rate in results.items():
         print(f"{name:34} {rate:12,.0f} {1e9 / rate:10.0f} {floor_rate / rate:8.1f}")

@@ -240,12 +240,12 @@ def test_connect_live_makes_binance_streams_without_connecting() -> None:
             assert streams.live is True
             assert streams.simulator is None
             assert streams.ws_url == "wss://stream.binance.com:9443"
-            assert isinstance(streams._registry._scheduler, AsyncIOThreadSafeScheduler)
+            assert isinstance(streams.context.hub.scheduler, AsyncIOThreadSafeScheduler)
             assert "Binance" in repr(streams)
             assert not [t for t in threading.enumerate() if t.name.startswith("rxbinance:")]
         with connect(live=True, market="usdm", scheduler=None) as futures:
             assert futures.ws_url == "wss://fstream.binance.com"
-            assert futures._registry._scheduler is None
+            assert futures.context.hub.scheduler is None
 
     run(main)
 

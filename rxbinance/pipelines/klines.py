@@ -16,7 +16,6 @@ from rxbinance._reactive.hub import Sink
 from rxbinance.errors import InvalidInputError, ProtocolError
 from rxbinance.models import Kline, ParseError
 from rxbinance.pipelines._common import give_up_error, is_give_up
-from rxbinance.pipelines._intervals import next_open
 from rxbinance.pipelines._rest import (
     KlinesClient,
     WeightBudget,
@@ -24,6 +23,7 @@ from rxbinance.pipelines._rest import (
     retry_after,
 )
 from rxbinance.protocol import names
+from rxbinance.protocol.intervals import next_open
 
 if TYPE_CHECKING:
     from rxbinance.streams import BinanceStreams
