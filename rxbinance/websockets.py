@@ -50,7 +50,9 @@ Threads and callbacks:
 - Calls to the callback of one conn_key never overlap, across restarts too: a message that
   arrives while that callback is still running (say the first message of the socket it just
   restarted) is queued, and the running thread delivers it as soon as the callback returns, in
-  arrival order. Callbacks of different keys may run at the same time on different threads.
+  arrival order. Callbacks of different keys may run at the same time on different threads: a
+  callback shared by several keys (python-binance's usual ``process_message``) must guard the
+  state it shares.
 - A callback that raises is logged (logger ``rxbinance.websockets``) and its socket carries on;
   a slow callback delays its socket (and, slow enough, Binance drops it).
 - From inside a callback you may call :meth:`~BinanceSocketManager.stop_socket` (any key, its
@@ -59,7 +61,8 @@ Threads and callbacks:
   call :meth:`~BinanceSocketManager.join` there: it waits for a ``close()`` that callback would
   have to make.
 - Once :meth:`~BinanceSocketManager.stop_socket` or :meth:`~BinanceSocketManager.close` returns,
-  no new call for the stopped socket begins (one already running on another thread finishes).
+  the callback gets nothing more from the stopped socket: what it had queued is dropped, and
+  only a call already under way on another thread may still finish.
 """
 
 from __future__ import annotations
@@ -227,7 +230,7 @@ class BinanceSocketManager:
 
     def stop_socket(self, conn_key: str) -> None:
         """Close the socket of ``conn_key``; unknown keys are ignored. Its callback gets nothing
-        more (a call already running on another thread finishes)."""
+        more (only a call already under way on another thread may still finish)."""
         with self._lock:
             sock = self._sockets.pop(conn_key, None)
             if sock is None:
