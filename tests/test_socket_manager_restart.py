@@ -327,3 +327,35 @@ def test_no_new_call_after_stop_socket_returns(fake: FakeBinance, bm: BinanceSoc
     release.set()
     probe.wait_count(2)  # the reader thread has passed trade 2 on (after the manager's turn)
     assert [m["t"] for m in got.items] == [1]
+
+
+def test_a_user_socket_restarted_from_its_refusal_callback_works() -> None:
+    api_key, secret = "user-key", "user-secret"
+    execution = {"e": "executionReport", "E": 1, "s": "ETHBTC", "i": 1, "X": "NEW"}
+    client = type("PythonBinanceClient", (), {"API_KEY": api_key, "API_SECRET": secret})()
+    restarted: list[str | bool] = []
+    got = Collector()
+    with (
+        FakeBinance(tick_interval=None, api_keys={api_key: secret}) as fake,
+        BinanceSocketManager(client, ws_url=fake.ws_url, ws_api_url=fake.ws_api_url) as bm,
+    ):
+
+        def callback(message: dict[str, Any]) -> None:
+            if message["e"] == "error":
+                fake.add_api_key(api_key, secret)  # the user fixed the key
+                restarted.append(bm.start_user_socket(callback))
+            got.on_next(message)
+
+        assert bm.start_user_socket(callback) == "userData"
+        bm.start()
+        fake.wait_for_user_streams(1, api_key)
+        fake.revoke_api_key(api_key)  # Binance ends the subscription with -2015
+        got.wait_count(1)
+        (refusal,) = got.items
+        assert (refusal["e"], refusal["code"]) == ("error", -2015)
+        assert restarted == ["userData"]
+        fake.wait_for_user_streams(1, api_key)
+        fake.publish_user_event(api_key, execution)
+        got.wait_count(2)
+        assert got.items[1] == execution
+        assert bm.start_user_socket(callback) is False
