@@ -18,14 +18,15 @@
 What carries over from python-binance, and what differs (and why):
 
 - ``conn_key`` is the stream path (``bnbbtc@trade``, ``bnbbtc@depth5``, ``streams=a/b`` for a
-  multiplex socket); one socket exists per key, and starting an existing key again returns
-  ``False``.
-- Callbacks receive Binance's dicts on the socket's reader thread. When reconnecting fails
-  ``max_retries`` times in a row they receive ``{'e': 'error', 'm': 'Max reconnect retries
-  reached'}``; that socket is then gone (start it again to retry). A callback that raises is
-  logged; the socket carries on.
-- Sockets started before :meth:`start` wait for it; after :meth:`start`, they open at once.
-  :meth:`close` stops every socket; after it, :meth:`start` is needed again.
+  multiplex socket); one socket exists per key, and starting a key that is running (or waiting
+  for :meth:`~BinanceSocketManager.start`) returns ``False``.
+- When reconnecting fails ``max_retries`` times in a row the callback receives ``{'e': 'error',
+  'm': 'Max reconnect retries reached'}``; that socket is then gone, and its key is free before
+  the callback is called: starting it again, from the callback itself too, returns the key and
+  opens a new socket (python-binance's usual recovery).
+- Sockets started before :meth:`~BinanceSocketManager.start` wait for it (whatever kind they
+  are, multiplex included); after it, they open at once. :meth:`~BinanceSocketManager.close`
+  stops every socket; after it, :meth:`~BinanceSocketManager.start` is needed again.
 - Threads are daemons: a script that reaches its end (or calls :meth:`close`) exits promptly,
   with no ``reactor.stop()`` dance. A script that only wants to listen calls :meth:`join`.
 - ``start_ticker_socket`` uses ``!ticker_1d@arr``: Binance retired ``!ticker@arr`` on
@@ -36,13 +37,38 @@ What carries over from python-binance, and what differs (and why):
   any object with ``api_key``/``api_secret``. Spot user data comes over the WebSocket API (the
   spot listenKey was retired on 2026-02-20); the conn_key is ``"userData"``. When Binance
   refuses the key or signature, the callback gets ``{'e': 'error', 'type':
-  'BinanceAPIError', 'm': <message>, 'code': <Binance code>}`` once and the socket is gone.
+  'BinanceAPIError', 'm': <message>, 'code': <Binance code>}`` once and the socket is gone
+  (its key free, as after the give-up dict).
   ``market="usdm"`` (or a client whose ``market`` is a USD-M one) gives futures user data over
   a listenKey, kept alive for you.
+
+Threads and callbacks:
+
+- The manager starts no thread of its own. A callback runs on the thread that received the
+  message: the socket's reader thread (``rxbinance:<key>``); the give-up dict comes on the reader
+  thread of the last failed attempt.
+- Calls to the callback of one conn_key never overlap, across restarts too: a message that
+  arrives while that callback is still running (say the first message of the socket it just
+  restarted) is queued, and the running thread delivers it as soon as the callback returns, in
+  arrival order. Callbacks of different keys may run at the same time on different threads: a
+  callback shared by several keys (python-binance's usual ``process_message``) must guard the
+  state it shares.
+- A callback that raises is logged (logger ``rxbinance.websockets``) and its socket carries on;
+  a slow callback delays its socket (and, slow enough, Binance drops it).
+- From inside a callback you may call :meth:`~BinanceSocketManager.stop_socket` (any key, its
+  own included), any ``start_*`` method, :meth:`~BinanceSocketManager.start` and
+  :meth:`~BinanceSocketManager.close`; the manager holds no lock while user code runs. Do not
+  call :meth:`~BinanceSocketManager.join` there: it waits for a ``close()`` that callback would
+  have to make.
+- Once :meth:`~BinanceSocketManager.stop_socket` or :meth:`~BinanceSocketManager.close` returns,
+  the callback gets nothing more from the stopped socket: what it had queued is dropped, and
+  only a call already under way on another thread may still finish.
 """
 
 from __future__ import annotations
 
+import collections
+import enum
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -51,6 +77,7 @@ from typing import Any
 from reactivex import Observable, abc
 
 from rxbinance import enums
+from rxbinance._reactive.reconnect import GIVE_UP_MESSAGE
 from rxbinance._reactive.user_data import USER_DATA_KEY
 from rxbinance.errors import InvalidInputError
 from rxbinance.protocol import names
@@ -62,10 +89,63 @@ __all__ = ["BinanceSocketManager"]
 log = logging.getLogger("rxbinance.websockets")
 
 Callback = Callable[[Any], Any]
+Make = Callable[[BinanceStreams], Observable[Any]]
+
+
+class _State(enum.Enum):
+    """Where one started socket is in its life (guarded by the manager's lock)::
+
+    WAITING --start()--> SUBSCRIBING --subscribed--> OPEN
+       |                     |                        |
+       +---------------------+------------------------+--> STOPPED  (stop_socket, close)
+                             +------------------------+--> ENDED    (give-up, refusal)
+    """
+
+    WAITING = "waiting for start()"
+    SUBSCRIBING = "subscribing"
+    OPEN = "open"
+    ENDED = "ended"  # gave up or refused: what it already queued, the error dict last, goes out
+    STOPPED = "stopped"  # stopped by the user: nothing more goes out
+
+
+class _Mailbox:
+    """The delivery queue of one conn_key: whoever finds it idle drains it, so calls into the
+    callback never overlap and no thread ever waits for another (a blocking lock here would
+    deadlock a callback that calls close(), which joins the reader threads)."""
+
+    __slots__ = ("draining", "key", "queue")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.queue: collections.deque[tuple[_Socket, Any]] = collections.deque()
+        self.draining = False
+
+
+class _Socket:
+    """One ``start_*`` call: the identity the manager's bookkeeping is keyed by.
+
+    A conn_key maps to at most one live ``_Socket`` at a time; every terminal event names the
+    ``_Socket`` it belongs to, so the end of an old socket never touches a newer one started
+    under the same key.
+    """
+
+    __slots__ = ("callback", "key", "mailbox", "make", "state", "subscription")
+
+    def __init__(self, key: str, make: Make, callback: Callback, mailbox: _Mailbox) -> None:
+        self.key = key
+        self.make = make
+        self.callback = callback
+        self.mailbox = mailbox
+        self.state = _State.WAITING
+        self.subscription: abc.DisposableBase | None = None
 
 
 class BinanceSocketManager:
-    """The python-binance socket manager, over shared, self-healing rxbinance streams."""
+    """The python-binance socket manager, over shared, self-healing rxbinance streams.
+
+    Keyword arguments are :class:`BinanceStreams`' (where, who, healing); ``market`` defaults to
+    the client's when it has one. See the module docstring for the threading rules.
+    """
 
     WEBSOCKET_DEPTH_5 = enums.WEBSOCKET_DEPTH_5
     WEBSOCKET_DEPTH_10 = enums.WEBSOCKET_DEPTH_10
@@ -103,54 +183,73 @@ class BinanceSocketManager:
             "max_retry_delay": max_retry_delay,
             "stall_timeout": stall_timeout,
         }
-        self._lock = threading.RLock()
+        # Guards everything below. Held only for bookkeeping: never while user code runs, never
+        # while subscribing or disposing (either may call back into us synchronously).
+        self._lock = threading.Lock()
         self._streams: BinanceStreams | None = None
-        self._pending: dict[str, tuple[Callable[[BinanceStreams], Observable[Any]], Callback]] = {}
-        self._subscriptions: dict[str, abc.DisposableBase] = {}
+        self._started = False  # set by start(), cleared by close(); never inferred
+        self._sockets: dict[str, _Socket] = {}  # conn_key -> its live socket
+        self._busy: dict[str, _Mailbox] = {}  # conn_key -> its mailbox, while being drained
         self._stopped = threading.Event()
 
     @property
     def streams(self) -> BinanceStreams:
         """The :class:`BinanceStreams` behind this manager (created on first use)."""
         with self._lock:
-            if self._streams is None:
-                self._streams = BinanceStreams(**self._options)
-            return self._streams
+            return self._streams_locked()
+
+    def _streams_locked(self) -> BinanceStreams:
+        if self._streams is None:
+            self._streams = BinanceStreams(**self._options)
+        return self._streams
 
     def __repr__(self) -> str:
         state = "started" if self.is_started else "stopped"
-        return f"<BinanceSocketManager {state} sockets={sorted(self._pending)}>"
+        with self._lock:
+            keys = sorted(self._sockets)
+        return f"<BinanceSocketManager {state} sockets={keys}>"
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property
     def is_started(self) -> bool:
-        return self._streams is not None and not self._stopped.is_set()
+        """True between :meth:`start` and :meth:`close`."""
+        return self._started
 
     def start(self) -> None:
         """Open every socket started so far; sockets started later open at once."""
         with self._lock:
+            self._started = True
             self._stopped.clear()
-            streams = self.streams
-            for conn_key, (make, callback) in self._pending.items():
-                if conn_key not in self._subscriptions:
-                    self._subscribe(streams, conn_key, make, callback)
+            streams = self._streams_locked()
+            waiting = [s for s in self._sockets.values() if s.state is _State.WAITING]
+            for sock in waiting:
+                sock.state = _State.SUBSCRIBING
+        for sock in waiting:
+            self._subscribe(streams, sock)
 
     def stop_socket(self, conn_key: str) -> None:
-        """Close the socket of ``conn_key``; unknown keys are ignored."""
+        """Close the socket of ``conn_key``; unknown keys are ignored. Its callback gets nothing
+        more (only a call already under way on another thread may still finish)."""
         with self._lock:
-            self._pending.pop(conn_key, None)
-            subscription = self._subscriptions.pop(conn_key, None)
+            sock = self._sockets.pop(conn_key, None)
+            if sock is None:
+                return
+            sock.state = _State.STOPPED
+            subscription = sock.subscription
         if subscription is not None:
             subscription.dispose()
 
     def close(self) -> None:
         """Stop every socket and join its thread; :meth:`start` is needed again afterwards."""
         with self._lock:
-            subscriptions = list(self._subscriptions.values())
-            self._subscriptions.clear()
-            self._pending.clear()
+            socks = list(self._sockets.values())
+            self._sockets.clear()
+            for sock in socks:
+                sock.state = _State.STOPPED
+            subscriptions = [s.subscription for s in socks if s.subscription is not None]
             streams, self._streams = self._streams, None
+            self._started = False
         for subscription in subscriptions:
             subscription.dispose()
         if streams is not None:
@@ -211,8 +310,13 @@ class BinanceSocketManager:
 
     def start_multiplex_socket(self, streams: Iterable[str], callback: Callback) -> str | bool:
         """One combined socket for ``streams``; messages are ``{"stream", "data"}``."""
-        # Validated as the manager's market does it (spot or USD-M names).
-        checked = names.validate_stream_names(streams, self.streams._validate)
+        # A generator can be read once; a string stays a string, for multiplex() to refuse.
+        wanted = streams if isinstance(streams, str) else list(streams)
+        # multiplex() validates the names as the manager's market does (spot or USD-M) and
+        # raises ValueError; it opens nothing. Valid names are returned as given, so the key is
+        # their sorted set, as multiplex() keys its socket.
+        self.streams.multiplex(wanted)
+        checked = sorted(set(wanted))
         key = "streams=" + names.combined_key(checked)
         return self._start(key, lambda s: s.multiplex(checked), callback)
 
@@ -231,47 +335,128 @@ class BinanceSocketManager:
             )
         return self._start(USER_DATA_KEY, lambda s: s.user(), callback)
 
-    def _start(
-        self, conn_key: str, make: Callable[[BinanceStreams], Observable[Any]], callback: Callback
-    ) -> str | bool:
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _start(self, conn_key: str, make: Make, callback: Callback) -> str | bool:
         if not callable(callback):
             raise TypeError(f"callback must be callable, got {callback!r}")
+        # Build the Observable once now, so input the market refuses raises here, before
+        # anything is registered (building opens nothing).
+        make(self.streams)
         with self._lock:
-            if conn_key in self._pending:
+            if conn_key in self._sockets:
                 return False
-            self._pending[conn_key] = (make, callback)
-            if self.is_started:
-                self._subscribe(self.streams, conn_key, make, callback)
+            # A mailbox still being drained (the callback of this key's previous socket is
+            # running, maybe restarting this very key) is shared, so the two never overlap.
+            mailbox = self._busy.get(conn_key) or _Mailbox(conn_key)
+            sock = _Socket(conn_key, make, callback, mailbox)
+            self._sockets[conn_key] = sock
+            if not self._started:
+                return conn_key
+            sock.state = _State.SUBSCRIBING
+            streams = self._streams_locked()
+        self._subscribe(streams, sock)
         return conn_key
 
-    def _subscribe(
-        self,
-        streams: BinanceStreams,
-        conn_key: str,
-        make: Callable[[BinanceStreams], Observable[Any]],
-        callback: Callback,
-    ) -> None:
-        def forget() -> None:
-            # The socket gave up (the callback just got the error dict): let start_* retry it.
-            with self._lock:
-                self._pending.pop(conn_key, None)
-                self._subscriptions.pop(conn_key, None)
+    def _subscribe(self, streams: BinanceStreams, sock: _Socket) -> None:
+        """Subscribe ``sock`` outside the lock: the subscription may call back at once."""
 
-        def failed(error: Exception) -> None:
+        def on_next(message: Any) -> None:
+            if message == GIVE_UP_MESSAGE:
+                # The give-up: free the key before the callback sees it, so that restarting
+                # the socket from the callback works.
+                self._end(sock, message)
+            else:
+                self._deliver(sock, message)
+
+        def on_error(error: Exception) -> None:
             # Binance refused (bad key or signature): one error dict, python-binance style.
-            forget()
             message: dict[str, Any] = {"e": "error", "type": type(error).__name__, "m": str(error)}
             code = getattr(error, "code", None)
             if code is not None:
                 message["code"] = code
-            try:
-                callback(message)
-            except Exception:
-                log.exception("the callback of %s raised", conn_key)
+            self._end(sock, message)
 
-        self._subscriptions[conn_key] = make(streams).subscribe(
-            on_next=callback, on_error=failed, on_completed=forget
-        )
+        def on_completed() -> None:
+            self._end(sock, None)
+
+        try:
+            subscription = sock.make(streams).subscribe(
+                on_next=on_next, on_error=on_error, on_completed=on_completed
+            )
+        except BaseException:
+            self._end(sock, None)
+            raise
+        with self._lock:
+            if sock.state is _State.SUBSCRIBING:
+                sock.subscription = subscription
+                sock.state = _State.OPEN
+                return
+        # Stopped, or ended, while subscribing: let go of it now.
+        subscription.dispose()
+
+    def _end(self, sock: _Socket, message: Any) -> None:
+        """``sock`` terminated (give-up, refusal or completion): forget it, if it is still the
+        socket of its key, and deliver ``message`` (if any) as its last."""
+        with self._lock:
+            if sock.state in (_State.ENDED, _State.STOPPED):
+                return
+            sock.state = _State.ENDED
+            if self._sockets.get(sock.key) is sock:
+                del self._sockets[sock.key]
+            subscription = sock.subscription
+            drain = message is not None and self._enqueue(sock, message)
+        if subscription is not None:
+            # A multiplex over several routes (USD-M) is a merge: one part giving up ends the
+            # socket, so the other parts close too.
+            subscription.dispose()
+        if drain:
+            self._drain(sock.mailbox)
+
+    def _deliver(self, sock: _Socket, message: Any) -> None:
+        with self._lock:
+            if sock.state in (_State.ENDED, _State.STOPPED):
+                return  # an ended socket's last message was queued by _end
+            drain = self._enqueue(sock, message)
+        if drain:
+            self._drain(sock.mailbox)
+
+    def _enqueue(self, sock: _Socket, message: Any) -> bool:
+        """Queue ``message`` (under the lock); True if the caller must drain the mailbox."""
+        mailbox = sock.mailbox
+        mailbox.queue.append((sock, message))
+        if mailbox.draining:
+            return False  # the thread draining it delivers this one right after
+        mailbox.draining = True
+        self._busy[mailbox.key] = mailbox
+        return True
+
+    def _drain(self, mailbox: _Mailbox) -> None:
+        """Call the callback with each queued message, in order, until the queue is empty."""
+        try:
+            while True:
+                with self._lock:
+                    if not mailbox.queue:
+                        self._idle(mailbox)
+                        return
+                    sock, message = mailbox.queue.popleft()
+                    if sock.state is _State.STOPPED:
+                        continue
+                try:
+                    sock.callback(message)
+                except Exception:
+                    log.exception("the callback of %s raised; the socket carries on", sock.key)
+        except BaseException:
+            # KeyboardInterrupt or SystemExit from the callback: release the mailbox so the
+            # next message drains it (what is queued waits for that).
+            with self._lock:
+                self._idle(mailbox)
+            raise
+
+    def _idle(self, mailbox: _Mailbox) -> None:
+        mailbox.draining = False
+        if self._busy.get(mailbox.key) is mailbox:
+            del self._busy[mailbox.key]
 
 
 def _depth_levels(depth: str | int | None) -> int | None:
