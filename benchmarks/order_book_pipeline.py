@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from book_apply import LEVELS, TARGET, decimals, measure, simulate
-
-import threading
 
 from rxbinance import BinanceStreams, order_book
 from rxbinance.models import DepthUpdate
