@@ -137,9 +137,7 @@ def test_klines_with_history_takes_history_from_the_fakes_rest(fake: FakeBinance
     fake.step(60)  # 6 s of market: history to fetch
     with fake.streams() as streams:
         candles = Collector()
-        sub = rxbinance.klines_with_history(streams, "BTCUSDT", "1s", history=4).subscribe(
-            candles
-        )
+        sub = rxbinance.klines_with_history(streams, "BTCUSDT", "1s", history=4).subscribe(candles)
         candles.wait_count(4)  # the history, before any live candle
         fake.wait_for_connections(1, stream="btcusdt@kline_1s")
         fake.step(30)
@@ -216,3 +214,15 @@ def test_open_connections_is_a_property_like_connections(fake: FakeBinance) -> N
     assert still_open.closed_at is None
     assert [c.path for c in fake.connections] == ["/ws/btcusdt@trade", "/ws/ethusdt@trade"]
     second.close()
+
+
+def test_the_package_docstring_example_runs() -> None:
+    import textwrap
+
+    import rxbinance.testing
+
+    doc = rxbinance.testing.__doc__
+    assert doc is not None
+    block = doc.split("api_secret=...)``)::\n", 1)[1].split("\nAny other client:", 1)[0]
+    assert "fake.streams()" in block
+    exec(compile(textwrap.dedent(block), "rxbinance.testing example", "exec"), {})

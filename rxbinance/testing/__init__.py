@@ -25,7 +25,7 @@ BinanceStreams (``fake.streams(market="usdm")``, ``fake.streams(retry_delay=0.05
     with FakeBinance(tick_interval=0.01) as fake, fake.streams() as streams:
         books = []
         rxbinance.order_book(streams, "BTCUSDT").subscribe(books.append)
-        fake.wait_for(lambda f: len(books) >= 3)
+        fake.wait_for(lambda f: len(books) >= 3, timeout=30)
         truth = fake.true_book("BTCUSDT", books[-1].update_id)
         assert books[-1].bids(5) == list(truth.bids[:5])
 
