@@ -26,17 +26,42 @@ def run_without_websockets(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+MESSAGE = f"ModuleNotFoundError: rxbinance.testing.FakeBinance needs websockets>=13: {INSTALL}"
+
+
 def test_importing_fakebinance_names_the_extra_in_one_line() -> None:
     result = run_without_websockets("from rxbinance.testing import FakeBinance\n")
     assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
-    assert last == (
-        "ImportError: rxbinance.testing.FakeBinance needs websockets>=13, which is not "
-        f"installed: {INSTALL}"
-    )
+    assert result.stderr.strip().splitlines()[-1] == MESSAGE
     # One error, not a chain of tracebacks into websockets' import machinery.
     assert result.stderr.count("Traceback") == 1
     assert "During handling" not in result.stderr
+    assert "direct cause" not in result.stderr
+
+
+def test_a_websockets_older_than_13_names_the_extra_too() -> None:
+    # websockets 12 has no websockets.asyncio: the same install command upgrades it.
+    code = (
+        "import sys; sys.modules['websockets.asyncio'] = None\n"
+        "from rxbinance.testing import FakeBinance\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == MESSAGE
+
+
+def test_the_error_is_an_import_error_a_caller_can_catch() -> None:
+    code = (
+        "try:\n"
+        "    from rxbinance.testing import FakeBinance\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc.name, exc)\n"
+    )
+    result = run_without_websockets(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == MESSAGE.replace(":", " websockets", 1)
 
 
 def test_attribute_access_says_the_same() -> None:

@@ -92,8 +92,10 @@ smaller intervals run it faster, ``None`` pauses it. REST ``/api/v3/time`` and e
 time use the market's clock.
 
 Extras: :class:`FakeBinance` runs on ``websockets`` (the ``testing`` extra,
-``pip install 'rxbinance[testing]'``); without it, importing FakeBinance raises ImportError
-saying so, while the rest of this package (:class:`Market`, the records) still imports.
+``pip install 'rxbinance[testing]'``); without it, importing FakeBinance raises
+``ModuleNotFoundError: rxbinance.testing.FakeBinance needs websockets>=13: pip install
+'rxbinance[testing]'``, while the rest of this package (:class:`Market`, the records) still
+imports.
 """
 
 from __future__ import annotations
@@ -125,8 +127,7 @@ __all__ = [
 ]
 
 _MISSING_EXTRA = (
-    "rxbinance.testing.FakeBinance needs websockets>=13, which is not installed: "
-    "pip install 'rxbinance[testing]'"
+    "rxbinance.testing.FakeBinance needs websockets>=13: pip install 'rxbinance[testing]'"
 )
 
 
@@ -140,10 +141,11 @@ def __getattr__(name: str) -> Any:
     try:
         from ._server import FakeBinance
     except ModuleNotFoundError as exc:
+        # websockets missing, or older than 13 (no websockets.asyncio): the extra fixes both.
         if exc.name is None or exc.name.split(".")[0] != "websockets":
             raise
-        # One line, no chained traceback into websockets: the fix is the install command.
-        raise ImportError(_MISSING_EXTRA, name="websockets") from None
+        # One line, no chained traceback into the import machinery: the fix is the command.
+        raise ModuleNotFoundError(_MISSING_EXTRA, name="websockets") from None
     globals()["FakeBinance"] = FakeBinance
     return FakeBinance
 
