@@ -206,7 +206,7 @@ def test_live_trades_from_fake_binance_and_break_closes_the_socket() -> None:
         assert [t["s"] for t in trades] == ["ETHUSDT"] * 5
         assert [t["t"] for t in trades] == sorted(t["t"] for t in trades)
         assert streams.statistics() == {}, "break closed the shared socket"
-        fake.wait_for(lambda f: not f.open_connections(), timeout=10)
+        fake.wait_for(lambda f: not f.open_connections, timeout=10)
 
 
 def test_a_replay_iterates_like_live(tmp_path: Path) -> None:

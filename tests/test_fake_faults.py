@@ -80,7 +80,7 @@ def test_drop_connections_abruptly(fake: FakeBinance, connect: Connect) -> None:
     for record in records:
         done = closed(fake, record.id)
         assert (done.close_code, done.close_reason, done.close_cause) == (1006, "", "drop")
-    assert fake.open_connections() == ()
+    assert fake.open_connections == ()
 
 
 def test_drop_connections_with_a_close_frame(fake: FakeBinance, connect: Connect) -> None:
@@ -228,7 +228,7 @@ def test_server_shutdown(fake: FakeBinance, connect: Connect) -> None:
     assert json.loads(api.recv()) == {"event": event}
     for ws in (raw, combined, micro, api):
         assert recv_close(ws) == (1012, "")
-    fake.wait_for(lambda f: not f.open_connections())
+    fake.wait_for(lambda f: not f.open_connections)
     assert {(r.close_code, r.close_cause) for r in fake.connections} == {(1012, "server_shutdown")}
 
 

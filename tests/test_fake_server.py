@@ -370,7 +370,7 @@ def test_publish_reaches_every_connection_the_test_waited_for(fake: FakeBinance)
             assert recv_json(ws) == {"i": i}
         finally:
             ws.close()
-        fake.wait_for(lambda f: not f.open_connections())
+        fake.wait_for(lambda f: not f.open_connections)
     ws = websocket.create_connection(fake.ws_url + "/ws", timeout=TIMEOUT)
     try:
         for i in range(15):
@@ -449,7 +449,7 @@ def test_market_fan_out_for_every_stream_kind(fake: FakeBinance, connect: Any) -
         assert recv_json(combined) == {"stream": name, "data": payload}
         assert recv_json(raw) == payload
         check_shape(name, payload)
-    records = {r.path[:3]: r for r in fake.open_connections()}
+    records = {r.path[:3]: r for r in fake.open_connections}
     assert records["/st"].frames_sent == records["/ws"].frames_sent == len(events)
 
 
@@ -545,7 +545,7 @@ def test_records_of_a_connection_lifecycle(fake: FakeBinance) -> None:
     assert closed.streams == ("btcusdt@trade",)
     (attempt,) = fake.attempts
     assert (attempt.accepted, attempt.status, attempt.connection_id) == (True, 101, record.id)
-    assert fake.open_connections() == ()
+    assert fake.open_connections == ()
     assert isinstance(fake.connections[0], ConnectionRecord)
 
 

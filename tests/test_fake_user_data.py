@@ -216,7 +216,7 @@ def test_each_route_serves_only_its_streams(fake: FakeBinance) -> None:
         assert fake.publish("btcusdt@markPrice", mark) == 1  # /market only
         assert recv_json(public) == book
         assert recv_json(market) == mark  # the bookTicker never came to /market
-        paths = sorted(c.path for c in fake.open_connections())
+        paths = sorted(c.path for c in fake.open_connections)
         assert paths[0].startswith("/market/ws/")
         assert paths[1].startswith("/public/ws/")
     finally:

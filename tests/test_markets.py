@@ -146,7 +146,7 @@ def test_usdm_multiplex_across_routes_merges_one_socket_per_route(
     ).subscribe(got)
     fake.wait_for_connections(1, stream="btcusdt@bookTicker")
     fake.wait_for_connections(1, stream="btcusdt@markPrice")
-    paths = sorted(c.path for c in fake.open_connections())
+    paths = sorted(c.path for c in fake.open_connections)
     assert paths == [
         "/market/stream?streams=btcusdt@markPrice",
         "/public/stream?streams=btcusdt@bookTicker/btcusdt@depth@100ms",
@@ -156,7 +156,7 @@ def test_usdm_multiplex_across_routes_merges_one_socket_per_route(
     got.wait_count(2)
     assert sorted(m["stream"] for m in got.items) == ["btcusdt@bookTicker", "btcusdt@markPrice"]
     sub.dispose()
-    fake.wait_for(lambda f: not f.open_connections())
+    fake.wait_for(lambda f: not f.open_connections)
 
 
 def test_usdm_multiplex_allows_200_streams_per_connection(usdm: BinanceStreams) -> None:

@@ -314,12 +314,12 @@ def test_one_book_per_symbol_shared_and_ref_counted(
     assert stats.state == "synced"
     assert stats.snapshots == 1
     assert stats.update_id == late.items[0].update_id
-    assert [c.path for c in fake.open_connections()] == ["/ws/btcusdt@depth@100ms"]
+    assert [c.path for c in fake.open_connections] == ["/ws/btcusdt@depth@100ms"]
     a.dispose()
     b.dispose()
-    assert fake.open_connections(), "still one subscriber"
+    assert fake.open_connections, "still one subscriber"
     c.dispose()
-    fake.wait_for(lambda f: not f.open_connections())
+    fake.wait_for(lambda f: not f.open_connections)
     assert order_book_statistics(streams) == {}
     # A new subscriber after that starts afresh: new socket, new snapshot.
     again = Collector()

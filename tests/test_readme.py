@@ -27,22 +27,22 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_the_fakebinance_example_runs() -> None:
     (example,) = [b for b in code_blocks("python") if "def test_my_strategy" in b]
+    assert "fake.streams()" in example  # the one-step way, REST included
     namespace: dict[str, object] = {}
     exec(compile(example, "README.rst", "exec"), namespace)
-    namespace["test_my_strategy_sees_trades"]()  # type: ignore[operator]
+    tests = [name for name in namespace if name.startswith("test_")]
+    assert tests == ["test_my_strategy_sees_trades", "test_my_book_is_the_markets_book"]
+    for name in tests:
+        namespace[name]()  # type: ignore[operator]
 
 
 def test_the_typed_pipelines_example_runs() -> None:
-    from rxbinance import BinanceStreams
     from rxbinance.testing import FakeBinance
     from tests.conftest import Collector
 
     (example,) = [b for b in code_blocks("python") if "rxbinance.klines_with_history(" in b]
     lines = Collector()
-    with (
-        FakeBinance(tick_interval=0.01) as fake,
-        BinanceStreams(ws_url=fake.ws_url, rest_url=fake.rest_url) as streams,
-    ):
+    with FakeBinance(tick_interval=0.01) as fake, fake.streams() as streams:
         namespace: dict[str, object] = {
             "streams": streams,
             "print": lambda *args: lines.on_next(" ".join(map(str, args))),

@@ -126,7 +126,7 @@ def test_a_message_resets_the_failure_count(fake: FakeBinance) -> None:
         for round_ in range(3):
             # The (round_ + 1)th connection is up (the dropped ones are closed).
             fake.wait_for(
-                lambda f, n=round_ + 1: len(f.connections) == n and len(f.open_connections()) == 1
+                lambda f, n=round_ + 1: len(f.connections) == n and len(f.open_connections) == 1
             )
             fake.publish("btcusdt@trade", trade(round_))
             got.wait_count(round_ + 1)

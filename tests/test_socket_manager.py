@@ -116,9 +116,9 @@ def test_stop_socket_and_close(fake: FakeBinance, bm: BinanceSocketManager) -> N
     bm.start_aggtrade_socket("BNBBTC", print)
     fake.wait_for_connections(2)
     bm.stop_socket(trades)
-    fake.wait_for(lambda f: len(f.open_connections()) == 1)
+    fake.wait_for(lambda f: len(f.open_connections) == 1)
     bm.close()
-    fake.wait_for(lambda f: not f.open_connections())
+    fake.wait_for(lambda f: not f.open_connections)
     # After close(), sockets wait for start() again.
     got = Collector()
     assert bm.start_trade_socket("BNBBTC", got.on_next) == "bnbbtc@trade"

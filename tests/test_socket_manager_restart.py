@@ -108,7 +108,7 @@ def test_a_socket_restarted_from_its_give_up_callback_works(
     # ... and it is the one the manager knows under the key.
     assert start(callback) is False
     bm.stop_socket(key)
-    fake.wait_for(lambda f: not f.open_connections())
+    fake.wait_for(lambda f: not f.open_connections)
     assert start(callback) == key
 
 
@@ -147,7 +147,7 @@ def test_a_late_end_of_the_old_socket_never_orphans_the_new_one(
     assert new.got.items == [trade(7)]
     assert old.got.items == [GIVE_UP]
     bm.stop_socket(KEY)
-    fake.wait_for(lambda f: not f.open_connections())
+    fake.wait_for(lambda f: not f.open_connections)
 
 
 def test_callback_calls_never_overlap_across_a_restart(
@@ -222,7 +222,7 @@ def test_after_close_sockets_wait_for_start_again_also_multiplex(
     bm.start_trade_socket("BNBBTC", print)
     fake.wait_for_connections(1)
     bm.close()
-    fake.wait_for(lambda f: not f.open_connections())
+    fake.wait_for(lambda f: not f.open_connections)
     got = Collector()
     bm.start_multiplex_socket(["bnbbtc@trade"], got.on_next)
     assert not bm.is_started
@@ -250,7 +250,7 @@ def test_stop_and_start_from_a_data_callback(fake: FakeBinance, bm: BinanceSocke
     got.wait_count(1)
     assert keys == [KEY]
     # The old socket is closed and a new one serves the key (one socket per key).
-    fake.wait_for(lambda f: len(f.connections) == 2 and len(f.open_connections()) == 1)
+    fake.wait_for(lambda f: len(f.connections) == 2 and len(f.open_connections) == 1)
     fake.wait_for_connections(1, stream=KEY)
     fake.publish(KEY, trade(2))
     got.wait_count(2)
@@ -274,7 +274,7 @@ def test_close_from_a_callback_returns_and_closes_everything(
     fake.wait_for_connections(2)
     fake.publish(KEY, trade(1))
     assert closed.wait(10)
-    fake.wait_for(lambda f: not f.open_connections())
+    fake.wait_for(lambda f: not f.open_connections)
     assert not bm.is_started
     assert bm.join(0)
     assert got.items == [trade(1)]

@@ -7,11 +7,30 @@ order book whose every change has an update id, trades, klines, tickers). It enf
 connection rules (pings with a deadline for the pong, 5 incoming messages per second, 1024
 streams per connection, 24 h connection age; all configurable so tests run fast) and injects
 faults on demand: dropped or refused connections, stalls, malformed frames, ``serverShutdown``,
-order-book gaps, HTTP 429/418. Everything it sees is recorded as frozen snapshots, and
-:meth:`FakeBinance.wait_for` waits for any condition on them without sleeping.
+order-book gaps, HTTP 429/418. Everything it sees is recorded as frozen snapshots
+(``fake.connections``, ``fake.open_connections``, ``fake.attempts``, ``fake.rest_requests``),
+and :meth:`FakeBinance.wait_for` waits for any condition, on them or on your own code's state,
+without sleeping: it returns as soon as the condition holds and raises TimeoutError when it
+still does not after its timeout.
 
-Point your code at ``fake.ws_url`` / ``fake.rest_url`` / ``fake.ws_api_url`` instead of
-``wss://stream.binance.com:9443`` / ``https://api.binance.com`` /
+rxbinance in one step: ``fake.streams()`` is a :class:`~rxbinance.BinanceStreams` pointed at
+every endpoint of the fake (streams, REST, WebSocket API), so pipelines that need REST
+(``order_book``, ``klines_with_history``) work against it too; its keyword arguments go to
+BinanceStreams (``fake.streams(market="usdm")``, ``fake.streams(retry_delay=0.05)``,
+``fake.streams(api_key=..., api_secret=...)``)::
+
+    import rxbinance
+    from rxbinance.testing import FakeBinance
+
+    with FakeBinance(tick_interval=0.01) as fake, fake.streams() as streams:
+        books = []
+        rxbinance.order_book(streams, "BTCUSDT").subscribe(books.append)
+        fake.wait_for(lambda f: len(books) >= 3, timeout=30)
+        truth = fake.true_book("BTCUSDT", books[-1].update_id)
+        assert books[-1].bids(5) == list(truth.bids[:5])
+
+Any other client: point it at ``fake.ws_url`` / ``fake.rest_url`` / ``fake.ws_api_url``
+instead of ``wss://stream.binance.com:9443`` / ``https://api.binance.com`` /
 ``wss://ws-api.binance.com/ws-api/v3``. A pytest test (websocket-client stands in for your
 own code)::
 
@@ -71,7 +90,17 @@ process; ``stop()`` (or leaving the ``with`` block) closes every connection and 
 ``tick_interval=0.1`` the market runs at about real speed (one tick = 100 ms of market time);
 smaller intervals run it faster, ``None`` pauses it. REST ``/api/v3/time`` and every event
 time use the market's clock.
+
+Extras: :class:`FakeBinance` runs on ``websockets`` (the ``testing`` extra,
+``pip install 'rxbinance[testing]'``); without it, importing FakeBinance raises
+``ModuleNotFoundError: rxbinance.testing.FakeBinance needs websockets>=13: pip install
+'rxbinance[testing]'``, while the rest of this package (:class:`Market`, the records) still
+imports.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ._market import BookState, Market, MarketError
 from ._records import (
@@ -82,7 +111,9 @@ from ._records import (
     RestRequest,
 )
 from ._scripted import ScriptedSocket, ScriptedTransport
-from ._server import FakeBinance
+
+if TYPE_CHECKING:
+    from ._server import FakeBinance
 
 __all__ = [
     "BookState",
@@ -97,3 +128,30 @@ __all__ = [
     "ScriptedSocket",
     "ScriptedTransport",
 ]
+
+_MISSING_EXTRA = (
+    "rxbinance.testing.FakeBinance needs websockets>=13: pip install 'rxbinance[testing]'"
+)
+
+
+def __getattr__(name: str) -> Any:
+    # FakeBinance is imported on first use: it is the only part of the kit built on
+    # websockets (the ``testing`` extra), so the market, the records and anything else here
+    # import without it, and ``from rxbinance.testing import FakeBinance`` without the extra
+    # fails with one line saying what to install instead of a traceback into websockets.
+    if name != "FakeBinance":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        from ._server import FakeBinance
+    except ModuleNotFoundError as exc:
+        # websockets missing, or older than 13 (no websockets.asyncio): the extra fixes both.
+        if exc.name is None or exc.name.split(".")[0] != "websockets":
+            raise
+        # One line, no chained traceback into the import machinery: the fix is the command.
+        raise ModuleNotFoundError(_MISSING_EXTRA, name="websockets") from None
+    globals()["FakeBinance"] = FakeBinance
+    return FakeBinance
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

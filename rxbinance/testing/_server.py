@@ -58,7 +58,9 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from rxbinance.errors import InvalidInputError
+from rxbinance.protocol.endpoints import endpoints_for
 from rxbinance.protocol.names import usdm_route, validate_usdm_stream_name
+from rxbinance.streams import BinanceStreams
 
 from ._control import (
     Endpoint,
@@ -85,6 +87,11 @@ __all__ = ["FakeBinance"]
 T = TypeVar("T")
 
 _DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBBTC")
+
+# wait_for re-evaluates its predicate at least this often (seconds): a predicate reading the
+# client's state is never woken by the server's notifications. Short enough that a wait ends
+# a few ms after the condition holds; long enough that a waiting test costs no CPU to speak of.
+_POLL_INTERVAL = 0.01
 
 # Frames that count towards Binance's "5 incoming messages per second": data frames and
 # ping/pong control frames (close frames do not; continuation frames belong to a message
@@ -234,6 +241,12 @@ class FakeBinance:
 
     See the package docstring (:mod:`rxbinance.testing`) for a tour and an example. All
     durations are real seconds; market time advances 100 ms per tick.
+
+    rxbinance against it: :meth:`streams` returns a BinanceStreams pointed at every endpoint
+    of the fake (``fake.streams(market="usdm")`` for USD-M; keyword arguments go to
+    BinanceStreams). Observing: :attr:`attempts`, :attr:`connections`,
+    :attr:`open_connections` and :attr:`rest_requests` are frozen snapshots;
+    :meth:`wait_for` returns as soon as a predicate (on them, or on your own state) holds.
 
     User data: configure keys (``api_keys=`` or :meth:`add_api_key`), then push events with
     :meth:`publish_user_event` (to spot WS API subscriptions and USD-M ``/private``
@@ -532,6 +545,41 @@ class FakeBinance:
         self._require_running()
         assert self._rest is not None
         return f"http://{self._host}:{self._rest.server_address[1]}"
+
+    def streams(self, **kwargs: Any) -> BinanceStreams:
+        """A new :class:`~rxbinance.BinanceStreams` pointed at every endpoint of this fake.
+
+        ::
+
+            with FakeBinance() as fake, fake.streams() as streams:
+                rxbinance.order_book(streams, "BTCUSDT").subscribe(print)  # REST: the fake's
+
+        Its ``ws_url`` is :attr:`ws_url`, its ``rest_url`` :attr:`rest_url` (so pipelines
+        that fetch snapshots or history, ``order_book`` and ``klines_with_history``, get them
+        from this fake's market) and its ``ws_api_url`` :attr:`ws_api_url` (spot user data).
+        The market decides the rest: with ``market="usdm"`` (or ``"usdm-testnet"``) streams
+        take the USD-M routes this fake serves on the same port (``/public``, ``/market``,
+        ``/private``) and REST uses ``/fapi/v1``; ``ws_api_url`` is then
+        ``ws_url + "/ws-fapi/v1"``, which this fake refuses (404: it simulates no USD-M
+        WebSocket API, and BinanceStreams needs none), so nothing ever leaves 127.0.0.1.
+
+        Every keyword argument is passed to BinanceStreams and overrides these URLs, e.g.
+        ``fake.streams(retry_delay=0.05, max_retry_delay=0.2)`` for fast reconnects in fault
+        tests, or ``fake.streams(api_key=key, api_secret=secret)`` for ``streams.user()`` with a
+        key added by ``api_keys=`` or :meth:`add_api_key`. The other settings keep
+        BinanceStreams' own defaults. The caller owns the result: close it (or use it as a
+        context manager) before this fake stops. Raises RuntimeError unless the fake is
+        running, and ValueError for a market BinanceStreams does not know.
+        """
+        product = endpoints_for(kwargs.get("market", "spot")).product
+        ws_url = self.ws_url
+        settings: dict[str, Any] = {
+            "ws_url": ws_url,
+            "rest_url": self.rest_url,
+            "ws_api_url": self.ws_api_url if product == "spot" else ws_url + "/ws-fapi/v1",
+        }
+        settings.update(kwargs)
+        return BinanceStreams(**settings)
 
     # ------------------------------------------------------------------------------- market
 
@@ -1361,8 +1409,9 @@ class FakeBinance:
         with self._lock:
             return tuple(s.record() for s in self._sessions.values())
 
+    @property
     def open_connections(self) -> tuple[ConnectionRecord, ...]:
-        """Snapshots of the connections open right now."""
+        """Snapshots of the connections open right now, in opening order."""
         with self._lock:
             return tuple(s.record() for s in self._open_sessions())
 
@@ -1378,12 +1427,22 @@ class FakeBinance:
             return tuple(self._rest_requests)
 
     def wait_for(self, predicate: Callable[[FakeBinance], bool], timeout: float = 5.0) -> None:
-        """Block until ``predicate(fake)`` is true; raise TimeoutError after ``timeout`` s.
+        """Block until ``predicate(fake)`` is true, and return (None) as soon as it is; raise
+        TimeoutError if it is still false after ``timeout`` seconds.
 
-        The predicate is evaluated under :attr:`lock` each time the server's state changes
-        (attempt, open, close, subscription change, frame sent, ping, pong, REST request), so
-        it must only read state (``connections``, ``attempts``...), never call methods that
-        run on the loop. The error message describes the server's state.
+        The predicate may read the server's state (``connections``, ``attempts``,
+        ``rest_requests``...) and your own code's state alike (a list a subscriber fills)::
+
+            seen = []
+            streams.trades("BTCUSDT").subscribe(seen.append)
+            fake.wait_for(lambda f: len(seen) >= 3)
+
+        It is evaluated under :attr:`lock` on the calling thread: at once, each time the
+        server's state changes (attempt, open, close, subscription change, frame sent, ping,
+        pong, REST request), and at least every 10 ms in between, since changes on the
+        client's side reach no notification of the server's. So it must be quick and must not
+        call methods that run on the server loop (step, publish, faults...). The error message
+        names the predicate (its ``__name__``) and describes the server's state.
         """
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -1395,7 +1454,9 @@ class FakeBinance:
                         f"FakeBinance.wait_for({name}) still false after {timeout} s; "
                         + self._describe()
                     )
-                self._cond.wait(remaining)
+                # The server's own changes notify the condition; the client's (a subscriber
+                # filling a list) cannot, so look again after a short poll interval anyway.
+                self._cond.wait(min(remaining, _POLL_INTERVAL))
 
     def wait_for_connections(
         self,
@@ -1411,7 +1472,7 @@ class FakeBinance:
         def matching(fake: FakeBinance) -> tuple[ConnectionRecord, ...]:
             return tuple(
                 c
-                for c in fake.open_connections()
+                for c in fake.open_connections
                 if (kind is None or c.kind == kind) and (stream is None or stream in c.streams)
             )
 
