@@ -19,7 +19,9 @@ extends: Binance returns the same key) a listenKey over REST, on the reader thre
 connects to ``/private/ws?listenKey=...&events=...``. A keepalive thread PUTs the key every
 ``keepalive`` seconds while the connection lives. ``listenKeyExpired`` (whose ``E`` is a
 string) is delivered, then the connection is replaced at once with a new key; a keepalive
-answered ``-1125`` (the key is gone) does the same. Disposing the stream DELETEs the key.
+answered ``-1125`` (the key is gone) does the same. Disposing the stream DELETEs the key,
+unless a newer connection of the same account holds it: the key belongs to the account, not
+to a connection, so its lifecycle is kept by one :class:`ListenKeyHolder` per account.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ __all__ = [
     "SUBSCRIBE_METHOD",
     "USER_DATA_KEY",
     "ListenKeyClient",
+    "ListenKeyHolder",
     "SpotUserSession",
     "SubscriptionEnded",
     "UsdmUserSocket",
@@ -230,7 +233,7 @@ class SpotUserSession:
 
 
 # -------------------------------------------------------------------------------------------
-# USD-M: a listenKey per connection, kept alive by its own thread.
+# USD-M: a listenKey per account, held by its connections, each kept alive by its own thread.
 
 
 class ListenKeyClient(Protocol):
@@ -241,13 +244,94 @@ class ListenKeyClient(Protocol):
     def close_listen_key(self, listen_key: str) -> None: ...
 
 
+class ListenKeyHolder:
+    """Who holds one account's USD-M listenKey: DELETE it only when nobody else does.
+
+    Binance keeps one listenKey per account: a POST while a key is active returns that same
+    key, extended (binance-protocol.md 8.5). So when a stream is disposed and subscribed again
+    at once, the new connection's POST may return the very key the old connection is about to
+    DELETE; the old connection's deferred DELETE would then close the new connection's key
+    (no ``listenKeyExpired`` follows, the stream just goes silent). The key's lifecycle
+    therefore belongs to the account, here: one holder shared by every connection of one
+    account (one :class:`~rxbinance.streams.BinanceStreams`), which counts the connections
+    that hold the key or are creating it.
+
+    - :meth:`acquire` (a connection's reader thread) counts the connection, then POSTs.
+    - :meth:`release` (its keepalive thread, once the connection is over) uncounts it and,
+      when ``close`` is true (the user closed that connection) and no other connection holds
+      or is creating the key, DELETEs it. A connection that failed passes ``close=False``:
+      its retry reuses the key.
+    - The POST and the decide-and-DELETE run under one lock, one at a time per account, so a
+      DELETE never lands after a newer connection's POST: the newer connection was either
+      counted before the decision (no DELETE) or POSTs after the DELETE (a fresh key).
+
+    A connection may thus wait on its reader thread for another one's DELETE (at most one
+    REST call); :meth:`~UsdmUserSocket.close` itself never waits. A key left by a connection
+    that failed for good (give-up) is not DELETEd, as before: it expires after 60 minutes.
+    Two BinanceStreams on the same API key have a holder each and do not see each other.
+
+    The REST client is passed to each call, so a holder can be built before the client
+    exists (BinanceStreams creates its REST client on first use).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # guards _holders
+        # One POST or decide-and-DELETE at a time; REST calls run under it (never _lock).
+        self._rest_lock = threading.Lock()
+        self._holders = 0  # connections that hold the key or are creating it
+
+    @property
+    def holders(self) -> int:
+        """How many connections hold the key or are creating it now."""
+        with self._lock:
+            return self._holders
+
+    def acquire(self, rest: ListenKeyClient) -> str:
+        """Count a connection as a holder, then create (or extend) the key and return it.
+
+        Waits while a DELETE decided before this call is in flight. If the POST raises, the
+        connection is not counted and the exception propagates.
+        """
+        with self._lock:
+            # Counted before the POST: a release deciding from now on sees this connection.
+            self._holders += 1
+        try:
+            with self._rest_lock:
+                return rest.create_listen_key()
+        except BaseException:
+            with self._lock:
+                self._holders -= 1
+            raise
+
+    def release(self, rest: ListenKeyClient, listen_key: str, *, close: bool) -> bool:
+        """Uncount a connection that acquired ``listen_key``; DELETE the key when ``close`` and
+        no other connection holds or is creating it. True if it was DELETEd.
+
+        Raises what ``rest.close_listen_key`` raises; the connection is uncounted anyway.
+        """
+        with self._rest_lock:  # no POST between the decision and the DELETE
+            with self._lock:
+                self._holders -= 1
+                last = self._holders == 0
+            if not (close and last):
+                return False
+            rest.close_listen_key(listen_key)
+            return True
+
+
 class UsdmUserSocket:
     """One USD-M user data connection: listenKey, ``/private`` socket, keepalive thread.
 
     A :class:`~rxbinance._reactive.shared.SocketLike`. Threads: the reader
-    (``rxbinance:<key>``) creates the key and reads; the keepalive thread
-    (``rxbinance:<key>-keepalive``) PUTs the key every ``keepalive`` seconds and, after
-    :meth:`close`, DELETEs it. Neither :meth:`close` nor the socket's failures block on REST.
+    (``rxbinance:<key>``) acquires the key from ``holder`` and reads; the keepalive thread
+    (``rxbinance:<key>-keepalive``) PUTs the key every ``keepalive`` seconds and, once the
+    connection is over, releases it (after :meth:`close`: DELETE, unless a newer connection
+    holds it; see :class:`ListenKeyHolder`). Neither :meth:`close` nor the socket's failures
+    block on REST.
+
+    ``holder`` is shared by the connections of one account; None gives this connection a
+    holder of its own, so its :meth:`close` always DELETEs the key (do that only when no other
+    connection of the account can run at the same time).
     """
 
     def __init__(
@@ -264,8 +348,10 @@ class UsdmUserSocket:
         stall_timeout: float = 60.0,
         connect_timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
+        holder: ListenKeyHolder | None = None,
     ) -> None:
         self._rest = rest
+        self._holder = holder if holder is not None else ListenKeyHolder()
         self._ws_url = ws_url
         self._events = tuple(events)
         self._keepalive = keepalive
@@ -308,7 +394,8 @@ class UsdmUserSocket:
         self._socket.start()
 
     def close(self) -> None:
-        """Close the socket and stop the keepalive, which then DELETEs the key. Never blocks."""
+        """Close the socket and stop the keepalive, which then releases the key (DELETE
+        unless a newer connection holds it). Never blocks."""
         with self._lock:
             self._closing = True
         self._stop.set()
@@ -320,9 +407,10 @@ class UsdmUserSocket:
     # -- reader thread
 
     def _prepare(self) -> str:
-        """Create (or extend) the listenKey and start its keepalive; return the socket URL."""
+        """Acquire (create or extend) the listenKey and start its keepalive, which releases
+        it; return the socket URL."""
         try:
-            listen_key = self._rest.create_listen_key()
+            listen_key = self._holder.acquire(self._rest)
         except RequestError as exc:
             raise ConnectError(
                 f"cannot create a listenKey: {exc}", url=self._ws_url, stream=self._key
@@ -339,7 +427,7 @@ class UsdmUserSocket:
         with self._lock:
             self._listen_key = listen_key
             self._keeper = keeper
-        # Started even if close() already ran: the thread then DELETEs the key at once.
+        # Started even if close() already ran: the thread then releases the key at once.
         keeper.start()
         return private_url(self._ws_url, listen_key, self._events)
 
@@ -354,9 +442,10 @@ class UsdmUserSocket:
 
     def _socket_closed(self, failure: RxBinanceError | None) -> None:
         self._stop.set()  # a failed connection's key is kept alive by the next one, not this
-        # Outlive the keepalive thread (at most one REST call: the DELETE after close()), so
-        # that "the reader thread is alive" means "this connection is alive" for whoever joins
-        # or prunes sockets by their thread.
+        # Outlive the keepalive thread (a PUT in flight, then the release: after close() a
+        # DELETE, which may first wait for another connection's POST), so that "the reader
+        # thread is alive" means "this connection is alive, its key not yet released" for
+        # whoever joins or prunes sockets by their thread.
         keeper = self._keeper
         if keeper is not None:
             keeper.join()
@@ -367,6 +456,21 @@ class UsdmUserSocket:
     def _keep_alive(self) -> None:
         listen_key = self._listen_key
         assert listen_key is not None
+        gone = False  # Binance said the key no longer exists: nothing to DELETE
+        try:
+            gone = self._extend_until_stopped(listen_key)
+        finally:
+            # Always released, exactly once per acquire, whatever ended the loop.
+            with self._lock:
+                close = self._closing and not gone
+            try:
+                self._holder.release(self._rest, listen_key, close=close)
+            except RxBinanceError as exc:
+                log.warning("%s: closing the listenKey failed: %s", self._key, exc)
+
+    def _extend_until_stopped(self, listen_key: str) -> bool:
+        """PUT the key every ``keepalive`` seconds until stopped; True if Binance answered
+        that the key no longer exists (the connection is then failed, to renew it)."""
         while not self._stop.wait(self._keepalive):
             try:
                 self._rest.keepalive_listen_key(listen_key)
@@ -380,14 +484,8 @@ class UsdmUserSocket:
                             stream=self._key,
                         )
                     )
-                    return
+                    return True
                 log.warning("%s: listenKey keepalive failed: %s", self._key, exc)
             except RxBinanceError as exc:  # network: the next keepalive may get through
                 log.warning("%s: listenKey keepalive failed: %s", self._key, exc)
-        with self._lock:
-            closing = self._closing
-        if closing:
-            try:
-                self._rest.close_listen_key(listen_key)
-            except RxBinanceError as exc:
-                log.warning("%s: closing the listenKey failed: %s", self._key, exc)
+        return False
