@@ -69,6 +69,7 @@ from rxbinance._reactive.hub import Broadcast, Hub
 from rxbinance._reactive.reconnect import ReconnectPolicy
 from rxbinance._reactive.user_data import (
     USER_DATA_KEY,
+    ListenKeyHolder,
     SpotUserSession,
     UsdmUserSocket,
     classify_ws_api,
@@ -198,6 +199,9 @@ class BinanceStreams:
         self._api_secret = api_secret
         self._signer: Signer | None = None
         self._listen_key_keepalive = float(listen_key_keepalive)
+        # The account's USD-M listenKey, shared by its connections: an old connection's
+        # deferred DELETE must never close the key a newer one holds (same key per account).
+        self._listen_key_holder = ListenKeyHolder()
         self.market = market
         #: ``"spot"`` or ``"usdm"``: which stream names, routes and user data this market has.
         self.product = endpoints.product
@@ -404,6 +408,7 @@ class BinanceStreams:
                 stall_timeout=self._stall_timeout,
                 connect_timeout=self._connect_timeout,
                 ssl_context=self._ssl_context,
+                holder=self._listen_key_holder,
             )
         assert self._api_key is not None
         assert self._signer is not None

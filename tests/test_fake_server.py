@@ -634,6 +634,8 @@ def test_exported_names() -> None:
         "Market",
         "MarketError",
         "RestRequest",
+        "ScriptedSocket",
+        "ScriptedTransport",
     ]
     for name in rxbinance.testing.__all__:
         assert getattr(rxbinance.testing, name) is not None
