@@ -15,6 +15,7 @@ import reactivex
 from rxbinance import BinanceStreams
 from rxbinance.protocol import names
 from rxbinance.protocol.endpoints import MARKETS, private_url
+from rxbinance.protocol.frames import expected_event
 from rxbinance.testing import FakeBinance
 from tests.conftest import Collector, rxbinance_threads
 
@@ -119,7 +120,8 @@ def test_usdm_streams_go_to_their_route(
     sub = call(usdm).subscribe(got)
     (connection,) = fake.wait_for_connections(1, stream=name)
     assert connection.path.startswith(f"/{route}/ws/")
-    payload = {"e": "anything", "E": 1, "n": name}
+    # Of the stream's own kind: a payload of another kind is skipped as malformed.
+    payload = {"e": expected_event(name), "E": 1, "n": name}
     assert fake.publish(name, payload) == 1  # 0 would mean: wrong route, silent
     got.wait_count(1)
     assert got.items == [payload]

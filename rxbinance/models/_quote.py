@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
+from rxbinance.models._base import _utc
 from rxbinance.models._market import BookTicker
 
 __all__ = ["Level", "Quote"]
@@ -41,6 +43,11 @@ class Quote:
             ticker.ask_quantity,
             ticker.event_time,
         )
+
+    @property
+    def event_dt(self) -> datetime | None:
+        """``event_time`` as an aware UTC datetime, or None."""
+        return _utc(self.event_time) if self.event_time is not None else None
 
     @property
     def best_bid(self) -> Level:
