@@ -946,3 +946,14 @@ def test_precision_from_exchange_info_and_fixed_decimals() -> None:
     assert short_error(long) == "Connection refused"
     assert short_error("snapshot too old") == "snapshot too old"
     assert len(short_error("x" * 500)) == 100
+
+
+def test_book_depth_is_checked_against_the_markets_snapshot_limits() -> None:
+    usdm, spot = rxbinance_all(
+        ("book", "BTCUSDT", "--market", "usdm", "--sim", "-d", "2000"),
+        ("book", "BTCUSDT", "--sim", "-d", "5001"),
+    )
+    assert usdm.returncode == 2
+    assert one_error_line(usdm) == "invalid --depth 2000: 1 to 1000 levels on USD-M futures"
+    assert spot.returncode == 2
+    assert one_error_line(spot) == "invalid --depth 5001: 1 to 5000 levels on spot"

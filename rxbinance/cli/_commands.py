@@ -195,8 +195,15 @@ def book(args: argparse.Namespace) -> int:
     usdm = endpoints_for(args.market).product == "usdm"
     normalize = normalize_usdm_symbol if usdm else normalize_symbol
     symbol = normalize(args.symbol).upper()
-    if not 1 <= args.depth <= 5000:
-        raise CommandError(f"invalid --depth {args.depth}: 1 to 5000 levels", status=2)
+    # The snapshot must hold every level shown: spot snapshots go to 5000 levels, USD-M's
+    # to 1000 (binance-protocol.md 7 and 8).
+    most = 1000 if usdm else 5000
+    if not 1 <= args.depth <= most:
+        market = "USD-M futures" if usdm else "spot"
+        raise CommandError(
+            f"invalid --depth {args.depth}: 1 to {most} levels on {market}", status=2
+        )
+    limit = 1000 if args.depth <= 1000 else 5000
     if not rest_available(args):
         raise CommandError(
             "the order book needs REST snapshots from the same exchange as --ws-url: "
@@ -241,9 +248,7 @@ def book(args: argparse.Namespace) -> int:
         status.rest_url = streams.rest_url  # named when the snapshots give up
         if args.check:
             precision = check_symbols(streams, [symbol], args.market).get(symbol)
-        source = order_book(
-            streams, symbol, limit=max(args.depth, 1000 if args.depth <= 1000 else 5000)
-        )
+        source = order_book(streams, symbol, limit=limit)
         if out.isatty():
             screen = Screen(out)
             stack.callback(screen.close)
