@@ -6,7 +6,7 @@ import pytest
 
 from rxbinance.errors import InvalidInputError
 from rxbinance.protocol import names
-from rxbinance.protocol.endpoints import combined_url, endpoints_for, raw_url
+from rxbinance.protocol.endpoints import Product, combined_url, endpoints_for, raw_url
 from rxbinance.protocol.frames import FrameKind, classify
 
 
@@ -194,7 +194,7 @@ USDM_INTERVALS = SPOT_INTERVALS.removeprefix("'1s', ")
         ("usdm", "!markPrice@arr@1s"),
     ],
 )
-def test_market_aware_valid_names(product: names.Product, name: str) -> None:
+def test_market_aware_valid_names(product: Product, name: str) -> None:
     assert names.validate_stream_name(name, product) == name
     assert names.validate_stream_names([name, name], product=product) == [name]
 
@@ -246,9 +246,7 @@ def test_market_aware_valid_names(product: names.Product, name: str) -> None:
         ("usdm", "", ["non-empty"]),
     ],
 )
-def test_market_aware_invalid_names(
-    product: names.Product, name: str, fragments: list[str]
-) -> None:
+def test_market_aware_invalid_names(product: Product, name: str, fragments: list[str]) -> None:
     with pytest.raises(InvalidInputError) as info:
         names.validate_stream_name(name, product)
     message = str(info.value)
@@ -296,7 +294,7 @@ def test_the_usdm_and_default_forms_give_the_same_answers() -> None:
     ],
 )
 def test_per_product_values(
-    product: names.Product, speeds: tuple[int, ...], default: int, intervals: tuple[str, ...]
+    product: Product, speeds: tuple[int, ...], default: int, intervals: tuple[str, ...]
 ) -> None:
     assert names.depth_speeds(product) == speeds
     assert names.default_depth_speed(product) == default
@@ -318,7 +316,7 @@ def test_per_product_values(
     ],
 )
 def test_depth_stream_for(
-    product: names.Product, levels: int | None, speed: int | None, expected: str
+    product: Product, levels: int | None, speed: int | None, expected: str
 ) -> None:
     assert names.depth_stream_for(product, "BTCUSDT", levels, speed) == expected
 
@@ -333,7 +331,7 @@ def test_depth_stream_for(
     ],
 )
 def test_depth_stream_for_refuses_speeds_of_the_other_product(
-    product: names.Product, speed: int, message: str
+    product: Product, speed: int, message: str
 ) -> None:
     with pytest.raises(InvalidInputError) as info:
         names.depth_stream_for(product, "BTCUSDT", None, speed)
