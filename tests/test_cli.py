@@ -232,7 +232,12 @@ def test_watch_pretty_is_a_table() -> None:
     assert books
     assert all(re.match(r"\d\d:\d\d:\d\d\.\d{3} ", r) for r in trades)
     assert all(re.search(r" (buy|sell) +[\d.]+ @ [\d.]+ +#\d+$", r) for r in trades)
-    assert all(re.search(r"bid [\d.]+ @ [\d.]+ +ask [\d.]+ @ [\d.]+ +u \d+$", r) for r in books)
+    assert all(
+        re.search(
+            r"bid [\d.]+ @ [\d.]+ +ask [\d.]+ @ [\d.]+ +spread [\d.]+ \([\d.]+ bp\) +u \d+$", r
+        )
+        for r in books
+    )
 
 
 def test_ctrl_c_stops_watch_cleanly(children: list[Child]) -> None:
@@ -658,7 +663,8 @@ def test_table_rows_of_every_kind() -> None:
     assert row("bnbbtc@kline_1m", kline).endswith("kline_1m BNBBTC o 1 h 2 l 0.5 c 1.5 v 10 closed")
     book = {"u": 400, "s": "BNBUSDT", "b": "25.35", "B": "31.21", "a": "25.36", "A": "40.66"}
     assert row("bnbusdt@bookTicker", book) == (
-        "bnbusdt@bookTicker bookTicker BNBUSDT bid 31.21 @ 25.35 ask 40.66 @ 25.36 u 400"
+        "bnbusdt@bookTicker bookTicker BNBUSDT bid 31.21 @ 25.35 ask 40.66 @ 25.36 "
+        "spread 0.01 (3.94 bp) u 400"
     )
     diff = {"e": "depthUpdate", "E": e, "s": "BNBBTC", "U": 157, "u": 160, "b": [["1", "2"]]}
     assert row("bnbbtc@depth", diff).endswith("depthUpdate BNBBTC ids 157..160 1 bid, 0 asks")
@@ -673,3 +679,281 @@ def test_table_rows_of_every_kind() -> None:
     assert row("a@avgPrice", avg).endswith("avgPrice A 5m average 25776.86")
     other = {"e": "referencePrice", "s": "A", "r": None, "t": 5}
     assert row("a@referencePrice", other).endswith("referencePrice s A r null t 5")
+
+
+# -- issue 9 and 10: Ctrl-C before the backlog, clear errors at the edges, --pretty ---------
+
+
+def test_the_first_ctrl_c_acts_before_the_backlog_is_printed(children: list[Child]) -> None:
+    """A fast stream into a pipe nobody reads: the child's queue holds a long backlog when
+    Ctrl-C comes. It must stop after what is already in the pipe and its buffers, not print
+    the backlog first."""
+    import fcntl
+
+    count, padding = 2000, "x" * 1000
+    with FakeBinance(tick_interval=None) as fake:  # no market: only what the test publishes
+        child = start(children, "watch", "btcusdt@trade", "--ws-url", fake.ws_url, "-q")
+        (connection,) = fake.wait_for_connections(1, "btcusdt@trade", timeout=TIMEOUT)
+        for i in range(count):  # about 2 MB: far more than a pipe holds
+            fake.publish("btcusdt@trade", {"e": "trade", "s": "BTCUSDT", "t": i, "pad": padding})
+
+        def all_sent(fake: FakeBinance) -> bool:
+            (record,) = [c for c in fake.connections if c.id == connection.id]
+            return record.frames_sent >= count
+
+        fake.wait_for(all_sent, timeout=TIMEOUT)
+        pipe_size = fcntl.fcntl(child.stdout.fileno(), fcntl.F_GETPIPE_SZ)  # type: ignore[attr-defined]
+        child.signal(signal.SIGINT)
+        status, out, err = child.finish()
+    assert status == 130, err
+    assert "Traceback" not in err
+    ids = [json.loads(line)["t"] for line in out.splitlines()]  # whole lines only
+    assert ids == list(range(len(ids)))
+    # What the pipe held, plus the write blocked in it and the flush of stdout's buffer: about
+    # a twentieth of the backlog.
+    assert len(out) <= pipe_size + 4 * 8192, f"{len(ids)} of {count} messages printed"
+
+
+def test_demo_with_a_symbol_the_simulator_lacks_is_one_line_and_status_2() -> None:
+    result = rxbinance("demo", "--symbol", "XRPUSDT")
+    assert result.returncode == 2
+    assert one_error_line(result) == (
+        "the simulated market has no symbol 'XRPUSDT': it has BTCUSDT, ETHUSDT, BNBBTC"
+    )
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (
+            ("btcusdt@kline_2m",),
+            [
+                "invalid stream name 'btcusdt@kline_2m'",
+                "'2m'",
+                "'1s', '1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', "
+                "'1d', '3d', '1w', '1M'",
+                "(market 'spot')",
+            ],
+        ),
+        (
+            ("btcusdt@trade", "btcusdt@depth15"),
+            ["invalid stream name 'btcusdt@depth15'", "'15'", "allowed are 5, 10, 20"],
+        ),
+        (
+            ("btcusdt@depth@1000ms", "--market", "usdm"),
+            ["'@1000ms'", "(100 ms)", "(250 ms)", "(500 ms)", "(market 'usdm')"],
+        ),
+        (
+            ("btcusdt@kline_1s", "--market", "usdm-testnet"),
+            ["'1s'", "continuousKline_1s", "(market 'usdm-testnet')"],
+        ),
+    ],
+)
+def test_stream_name_errors_are_as_precise_as_the_library(
+    args: tuple[str, ...], fragments: list[str]
+) -> None:
+    result = rxbinance("watch", *args, "--sim")
+    assert result.returncode == 2
+    line = one_error_line(result)  # the only line: nothing started (no simulator status)
+    for fragment in fragments:
+        assert fragment in line
+    assert result.stdout == ""
+
+
+def test_book_gives_up_on_an_unreachable_rest_endpoint() -> None:
+    rest = f"http://127.0.0.1:{closed_port()}"
+    with FakeBinance(tick_interval=0.01) as fake:
+        base = ("book", "BTCUSDT", "--ws-url", fake.ws_url, "--rest-url", rest)
+        quiet, loud, checked = rxbinance_all(
+            (*base, "--no-check", "--retries", "2", "-q"),
+            (*base, "--no-check", "--retries", "2"),
+            (*base, "-q"),
+        )
+    assert quiet.returncode == 1
+    line = one_error_line(quiet)
+    assert line == (
+        f"order book BTCUSDT: no depth snapshot from {rest} after 3 attempts (last: Connection "
+        "refused; is the REST endpoint reachable from here? --sim runs the built-in market)"
+    )
+    assert quiet.stdout == ""
+
+    assert loud.returncode == 1
+    failures = [x for x in loud.stderr.splitlines() if "snapshot" in x and "failed" in x]
+    assert [re.sub(r"retry in [\d.]+ s", "retry in T s", x) for x in failures] == [
+        "rxbinance: order book BTCUSDT: snapshot 1 of 3 failed (Connection refused); retry in T s",
+        "rxbinance: order book BTCUSDT: snapshot 2 of 3 failed (Connection refused); retry in T s",
+    ]  # each failure once (no log warning besides it), one short line
+    assert "warning" not in loud.stderr
+    assert loud.stderr.splitlines()[-1] == f"rxbinance: error: {line}"
+
+    # Without --no-check the symbol check meets the unreachable endpoint first.
+    assert checked.returncode == 1
+    assert one_error_line(checked).startswith(f"cannot reach {rest}: Connection refused (")
+
+
+def run_on_terminal(*args: str, rows: int, columns: int) -> tuple[int, str, bytes]:
+    """Run `rxbinance` with stdout on a pseudo-terminal of ``rows`` x ``columns``; return
+    (status, what the terminal received, stderr)."""
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rxbinance", *args],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=slave,
+            stderr=subprocess.PIPE,
+        )
+        os.close(slave)
+        slave = -1
+        output = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        _, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    return process.returncode, output.decode(), err
+
+
+def test_the_ladder_fits_a_small_terminal() -> None:
+    status, text, err = run_on_terminal(
+        "book", "BTCUSDT", *FAST, "-d", "10", "-n", "8", rows=12, columns=44
+    )
+    assert status == 0, err
+    ups = [int(n) for n in re.findall(r"\x1b\[(\d+)F", text)]
+    assert ups  # it redrew in place...
+    assert max(ups) <= 11  # ...over blocks that fit the window, one row left for the cursor
+    blocks = text.split("\x1b[2KBTCUSDT  update id ")[1:]
+    assert blocks
+    for block in blocks:
+        drawn = block.split("\x1b[J")[0]
+        assert len(re.findall(r"\x1b\[2Kask ", drawn)) == 3  # (12 - 1 - 2 - 3) // 2 a side
+        assert len(re.findall(r"\x1b\[2Kbid ", drawn)) == 3
+    lines = re.sub(r"\x1b\[[\d;?]*[A-Za-z]", "\n", text).splitlines()
+    assert max(len(line) for line in lines) <= 43  # clipped: a wrapped line breaks the redraw
+    assert any(line.endswith("…") for line in lines)  # the status line was too long
+
+
+def test_pretty_prices_have_the_symbols_precision_and_spreads_are_in_basis_points() -> None:
+    result = rxbinance(
+        "watch", "btcusdt@bookTicker", "bnbbtc@trade", *FAST, "--pretty", "-n", "200", "-q"
+    )
+    assert result.returncode == 0, result.stderr
+    _, *rows = result.stdout.splitlines()
+    books = [r for r in rows if "btcusdt@bookTicker" in r]
+    trades = [r for r in rows if "bnbbtc@trade" in r]
+    assert books
+    assert trades
+    for row in books:
+        assert re.match(r"\d\d:\d\d:\d\d\.\d{3} ", row)  # bookTicker has no E: receive time
+        found = re.search(
+            r"bid (\d+\.\d+) @ (\d+\.\d+) +ask (\d+\.\d+) @ (\d+\.\d+) +"
+            r"spread (\d+\.\d+) \((\d+\.\d+) bp\) +u \d+$",
+            row,
+        )
+        assert found, row
+        bid_qty, bid, ask_qty, ask, spread, bps = found.groups()
+        assert [len(x.split(".")[1]) for x in (bid, ask, spread)] == [2, 2, 2]  # tick 0.01
+        assert [len(x.split(".")[1]) for x in (bid_qty, ask_qty)] == [5, 5]  # step 0.00001
+        assert Decimal(spread) == Decimal(ask) - Decimal(bid)
+        exact = Decimal(spread) / ((Decimal(ask) + Decimal(bid)) / 2) * 10_000
+        assert Decimal(bps) > 0
+        assert abs(Decimal(bps) - exact) <= Decimal(10) ** Decimal(bps).as_tuple().exponent
+    for row in trades:
+        found = re.search(r" (buy|sell) +(\d+\.\d+) @ (\d+\.\d+) +#\d+$", row)
+        assert found, row
+        assert len(found.group(2).split(".")[1]) == 3  # BNBBTC step 0.001
+        assert len(found.group(3).split(".")[1]) == 6  # BNBBTC tick 0.000001
+
+
+@pytest.mark.parametrize(
+    ("spread", "mid", "expected"),
+    [
+        ("0.01", "60000.005", "0.0017 bp"),  # one tick of BTCUSDT: never "0.00 bp"
+        ("0.000001", "0.0085005", "1.18 bp"),
+        ("0.5", "100", "50.00 bp"),
+        ("0.02", "200", "1.00 bp"),
+        ("0.000001", "99999", "0.00000010 bp"),
+        ("0", "100", "0 bp"),
+        ("1", "0", "-"),
+    ],
+)
+def test_basis_points(spread: str, mid: str, expected: str) -> None:
+    from rxbinance.cli._format import basis_points
+
+    assert basis_points(Decimal(spread), Decimal(mid)) == expected
+
+
+def test_precision_from_exchange_info_and_fixed_decimals() -> None:
+    from rxbinance.cli._format import Precision, fixed, precisions, short_error, table_rows
+
+    info = {
+        "symbols": [
+            {
+                "symbol": "BTCUSDT",
+                "filters": [
+                    {"filterType": "PRICE_FILTER", "tickSize": "0.01000000"},
+                    {"filterType": "LOT_SIZE", "stepSize": "0.00001000"},
+                ],
+            },
+            {  # USD-M spells them the same way
+                "symbol": "ETHUSDT",
+                "filters": [
+                    {"filterType": "PRICE_FILTER", "tickSize": "0.10"},
+                    {"filterType": "LOT_SIZE", "stepSize": "1"},
+                ],
+            },
+            {"symbol": "NOFILTERS", "filters": []},
+        ]
+    }
+    found = precisions(info)
+    assert found == {"BTCUSDT": Precision(2, 5), "ETHUSDT": Precision(1, 0)}
+    assert fixed("60000.10000000", 2) == "60000.10"
+    assert fixed("60000.00000000", 2) == "60000.00"
+    assert fixed("60000.125", 2) == "60000.125"  # a digit is never hidden
+    assert fixed("0.10000000", None) == "0.1"
+    assert fixed("nan?", 2) == "nan?"
+
+    book = {"u": 400, "s": "BTCUSDT", "b": "60000.10", "B": "1.5", "a": "60000.20", "A": "0.2"}
+    (row,) = table_rows("btcusdt@bookTicker", book, received=1_700_000_000.5, precision=found)
+    assert " ".join(row.split()) == (
+        "22:13:20.500 btcusdt@bookTicker bookTicker BTCUSDT bid 1.50000 @ 60000.10 "
+        "ask 0.20000 @ 60000.20 spread 0.10 (0.017 bp) u 400"
+    )
+    trade = {"e": "trade", "E": 1_700_000_000_123, "s": "BTCUSDT", "t": 7, "p": "60000.1"}
+    (row,) = table_rows("btcusdt@trade", {**trade, "q": "2"}, received=5.0, precision=found)
+    assert row.startswith("22:13:20.123 ")  # the event time wins over the receive time
+    assert "2.00000 @ 60000.10" in row
+
+    long = (
+        "RequestError: GET http://127.0.0.1:1/api/v3/depth: ConnectionError: HTTPConnectionPool("
+        "host='127.0.0.1', port=1): Max retries exceeded (Caused by NewConnectionError(\"...: "
+        'Failed to establish a new connection: [Errno 111] Connection refused"))'
+    )
+    assert short_error(long) == "Connection refused"
+    assert short_error("snapshot too old") == "snapshot too old"
+    assert len(short_error("x" * 500)) == 100
+
+
+def test_book_depth_is_checked_against_the_markets_snapshot_limits() -> None:
+    usdm, spot = rxbinance_all(
+        ("book", "BTCUSDT", "--market", "usdm", "--sim", "-d", "2000"),
+        ("book", "BTCUSDT", "--sim", "-d", "5001"),
+    )
+    assert usdm.returncode == 2
+    assert one_error_line(usdm) == "invalid --depth 2000: 1 to 1000 levels on USD-M futures"
+    assert spot.returncode == 2
+    assert one_error_line(spot) == "invalid --depth 5001: 1 to 5000 levels on spot"

@@ -14,7 +14,8 @@ Data goes to stdout; status (connected, reconnecting, message rate) to stderr, s
 ``--quiet``. A failure is one line on stderr, ``rxbinance: error: ...``, and a non-zero exit
 status (``--debug`` adds the traceback): 1 when the exchange, the network or a file failed, 2
 for bad arguments, 130 after Ctrl-C, 141 when the reader of stdout went away, 143 after
-SIGTERM. ``rxbinance --help`` and ``rxbinance COMMAND --help`` say the rest.
+SIGTERM. Ctrl-C acts at once: messages still queued behind a slow terminal are dropped, not
+printed first. ``rxbinance --help`` and ``rxbinance COMMAND --help`` say the rest.
 
 Layout: ``_main`` parses arguments and maps failures to exit statuses, ``_commands`` holds one
 function per command, ``_connect`` builds the streams (simulated or real), ``_pump`` runs the

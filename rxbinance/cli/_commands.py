@@ -17,8 +17,8 @@ from rxbinance.cli._connect import (
     symbols_of,
     validate_names,
 )
-from rxbinance.cli._format import TABLE_HEADER, json_line, table_rows
-from rxbinance.cli._ladder import Screen, ladder
+from rxbinance.cli._format import TABLE_HEADER, Precision, json_line, precisions, table_rows
+from rxbinance.cli._ladder import Screen, ladder, levels_that_fit
 from rxbinance.cli._pump import CommandError, Pump, Status
 from rxbinance.protocol.endpoints import endpoints_for
 from rxbinance.protocol.names import normalize_symbol, normalize_usdm_symbol
@@ -49,13 +49,28 @@ def _source(streams: BinanceStreams, names: list[str]) -> Observable[Any]:
 
 
 class _Printer:
-    """Prints messages as JSON lines or table rows; ``combined`` messages are wrappers."""
+    """Prints messages as JSON lines or table rows; ``combined`` messages are wrappers.
 
-    def __init__(self, out: TextIO, *, pretty: bool, combined: bool, stream: str) -> None:
+    Table rows show prices with ``precision`` (by symbol, from exchangeInfo) and, for
+    payloads without an event time, the receive time when ``live`` (a replay's receive time
+    would be the replay's, so it stays empty there)."""
+
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        pretty: bool,
+        combined: bool,
+        stream: str,
+        live: bool = True,
+        precision: dict[str, Precision] | None = None,
+    ) -> None:
         self.out = out
         self.pretty = pretty
         self.combined = combined
         self.stream = stream
+        self.live = live
+        self.precision = precision or {}
         if pretty:
             out.write(TABLE_HEADER + "\n")
 
@@ -63,10 +78,12 @@ class _Printer:
         if not self.pretty:
             self.out.write(json_line(message) + "\n")
             return
+        when = received if self.live else None
         if self.combined and isinstance(message, dict) and "stream" in message:
-            rows = table_rows(str(message["stream"]), message.get("data"))
+            stream, payload = str(message["stream"]), message.get("data")
         else:
-            rows = table_rows(self.stream, message)
+            stream, payload = self.stream, message
+        rows = table_rows(stream, payload, received=when, precision=self.precision)
         self.out.write("\n".join(rows) + "\n")
 
 
@@ -85,13 +102,16 @@ def _network_pump(args: argparse.Namespace, status: Status, noun: str = "message
 
 def _start(
     args: argparse.Namespace, stack: ExitStack, status: Status, names: list[str]
-) -> tuple[BinanceStreams, Observable[Any]]:
+) -> tuple[BinanceStreams, Observable[Any], dict[str, Precision]]:
+    """The streams, the source of ``names``, and the precision of their symbols (empty with
+    ``--no-check`` or without REST)."""
     validate_names(args.market, names)
     streams = open_streams(args, stack, status)
     source = _source(streams, names)
+    precision: dict[str, Precision] = {}
     if args.check and rest_available(args):
-        check_symbols(streams, symbols_of(names), args.market)
-    return streams, source
+        precision = check_symbols(streams, symbols_of(names), args.market)
+    return streams, source, precision
 
 
 def watch(args: argparse.Namespace) -> int:
@@ -99,10 +119,16 @@ def watch(args: argparse.Namespace) -> int:
     status = _status(args)
     out = sys.stdout
     with ExitStack() as stack:
-        streams, source = _start(args, stack, status, names)
+        streams, source, precision = _start(args, stack, status, names)
         pump = _network_pump(args, status)
         stack.callback(pump.dispose)
-        printer = _Printer(out, pretty=args.pretty, combined=len(names) > 1, stream=names[0])
+        printer = _Printer(
+            out,
+            pretty=args.pretty,
+            combined=len(names) > 1,
+            stream=names[0],
+            precision=precision,
+        )
         pump.watch_events(streams.events)
         pump.subscribe(source)
         pump.run(printer, out.flush)
@@ -117,7 +143,7 @@ def record(args: argparse.Namespace) -> int:
         raise CommandError(f"{path} exists: pass --force to overwrite it")
     status = _status(args)
     with ExitStack() as stack:
-        streams, source = _start(args, stack, status, names)
+        streams, source, _ = _start(args, stack, status, names)
         try:
             recorder = Recorder(path, names, market=args.market, url=streams.ws_url, started=None)
         except OSError as exc:
@@ -151,7 +177,9 @@ def replay_file(args: argparse.Namespace) -> int:
     status = _status(args)
     out = sys.stdout
     pump = Pump(status, limit=args.limit)
-    printer = _Printer(out, pretty=args.pretty, combined=header.combined, stream=header.streams[0])
+    printer = _Printer(
+        out, pretty=args.pretty, combined=header.combined, stream=header.streams[0], live=False
+    )
     try:
         pump.subscribe(source)
         pump.run(printer, out.flush)
@@ -167,8 +195,15 @@ def book(args: argparse.Namespace) -> int:
     usdm = endpoints_for(args.market).product == "usdm"
     normalize = normalize_usdm_symbol if usdm else normalize_symbol
     symbol = normalize(args.symbol).upper()
-    if not 1 <= args.depth <= 5000:
-        raise CommandError(f"invalid --depth {args.depth}: 1 to 5000 levels", status=2)
+    # The snapshot must hold every level shown: spot snapshots go to 5000 levels, USD-M's
+    # to 1000 (binance-protocol.md 7 and 8).
+    most = 1000 if usdm else 5000
+    if not 1 <= args.depth <= most:
+        market = "USD-M futures" if usdm else "spot"
+        raise CommandError(
+            f"invalid --depth {args.depth}: 1 to {most} levels on {market}", status=2
+        )
+    limit = 1000 if args.depth <= 1000 else 5000
     if not rest_available(args):
         raise CommandError(
             "the order book needs REST snapshots from the same exchange as --ws-url: "
@@ -178,11 +213,14 @@ def book(args: argparse.Namespace) -> int:
     out = sys.stdout
     screen: Screen | None = None
     latest: OrderBook | None = None
+    precision: Precision | None = None
     status_line = ""
 
     def redraw() -> None:
         assert screen is not None
-        lines = ladder(latest, args.depth) if latest is not None else []
+        # As many levels as the window holds, with the blank line and the status line.
+        depth = levels_that_fit(args.depth, screen.size().lines, extra=2)
+        lines = ladder(latest, depth, precision) if latest is not None else []
         screen.draw([*lines, "", status_line])
 
     def say(text: str) -> None:
@@ -203,15 +241,14 @@ def book(args: argparse.Namespace) -> int:
             if not pump.more_coming():  # only the latest book is worth drawing
                 redraw()
         else:
-            out.write("\n".join(ladder(item, args.depth)) + "\n\n")
+            out.write("\n".join(ladder(item, args.depth, precision)) + "\n\n")
 
     with ExitStack() as stack:
         streams = open_streams(args, stack, status)
+        status.rest_url = streams.rest_url  # named when the snapshots give up
         if args.check:
-            check_symbols(streams, [symbol], args.market)
-        source = order_book(
-            streams, symbol, limit=max(args.depth, 1000 if args.depth <= 1000 else 5000)
-        )
+            precision = check_symbols(streams, [symbol], args.market).get(symbol)
+        source = order_book(streams, symbol, limit=limit)
         if out.isatty():
             screen = Screen(out)
             stack.callback(screen.close)
@@ -236,13 +273,25 @@ def demo(args: argparse.Namespace) -> int:
     out = sys.stdout
     with ExitStack() as stack:
         fake = stack.enter_context(FakeBinance(tick_interval=0.05))
-        streams = stack.enter_context(BinanceStreams(ws_url=fake.ws_url))
+        # The simulator accepts a stream of any symbol and sends nothing for one it lacks:
+        # without this check the demo would wait for ever, silently.
+        simulated = fake.with_market(lambda market: market.symbols)
+        if symbol.upper() not in simulated:
+            raise CommandError(
+                f"the simulated market has no symbol {symbol.upper()!r}: it has "
+                f"{', '.join(simulated)}",
+                status=2,
+            )
+        streams = stack.enter_context(BinanceStreams(ws_url=fake.ws_url, rest_url=fake.rest_url))
         source = streams.trades(symbol)
+        precision = precisions(streams.rest.exchange_info(symbol=symbol.upper()))
         out.write(
             f"rxbinance demo: {args.count} trades of {symbol.upper()}, "
             f"simulated market at {fake.ws_url}\n"
         )
-        printer = _Printer(out, pretty=True, combined=False, stream=f"{symbol}@trade")
+        printer = _Printer(
+            out, pretty=True, combined=False, stream=f"{symbol}@trade", precision=precision
+        )
         pump = Pump(status, limit=args.count)
         stack.callback(pump.dispose)
         pump.watch_events(streams.events)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 from contextlib import ExitStack
 
+from rxbinance.cli._format import Precision, precisions, short_error
 from rxbinance.cli._pump import CommandError, Status
 from rxbinance.errors import BinanceAPIError, InvalidInputError, RateLimitError, RequestError
+from rxbinance.protocol.endpoints import endpoints_for
+from rxbinance.protocol.names import validate_stream_name
 from rxbinance.streams import BinanceStreams
 
 __all__ = ["check_symbols", "open_streams", "rest_available", "symbols_of", "validate_names"]
@@ -19,18 +22,13 @@ _INVALID_SYMBOL = -1121
 _MAX_SINGLE_CHECKS = 10
 
 
-def validate_names(market: str, names: list[str]) -> None:
-    """Raise InvalidInputError for a name that is not a stream of ``market``, before anything
-    starts (no simulator, no socket): the same checks as BinanceStreams, which builds its
-    Observables without connecting."""
-    probe = BinanceStreams(market=market)
-    try:
-        if len(names) == 1:
-            probe.stream(names[0])
-        else:
-            probe.multiplex(names)
-    finally:
-        probe.close()
+def validate_names(market: str, names: list[str]) -> list[str]:
+    """Return ``names`` if each is a stream of ``market``, else raise InvalidInputError saying
+    precisely what is wrong (the library's own check: no simulator, no socket, no streams)."""
+    product = endpoints_for(market).product
+    for name in names:  # one by one, in the order given: the first bad one is named
+        validate_stream_name(name, product, market=market)
+    return names
 
 
 def open_streams(args: argparse.Namespace, stack: ExitStack, status: Status) -> BinanceStreams:
@@ -85,31 +83,31 @@ def symbols_of(stream_names: list[str]) -> list[str]:
     return sorted(found)
 
 
-def check_symbols(streams: BinanceStreams, symbols: list[str], market: str) -> None:
-    """Ask the exchange (``exchangeInfo``) whether ``symbols`` are listed.
+def check_symbols(streams: BinanceStreams, symbols: list[str], market: str) -> dict[str, Precision]:
+    """Ask the exchange (``exchangeInfo``) whether ``symbols`` are listed, and return the
+    precision of each (its tick and step sizes; empty when the check was skipped).
 
     Binance accepts a stream of an unknown symbol and then sends nothing, forever; this turns
     that silence into an error naming the symbol. Raises CommandError (status 2) for unknown
     symbols and (status 1) when the exchange cannot be reached; a rate limit skips the check.
     """
     if not symbols:
-        return
+        return {}
     rest = streams.rest
     try:
-        rest.exchange_info(symbols=symbols)
-        return
+        return precisions(rest.exchange_info(symbols=symbols))
     except InvalidInputError as exc:  # USD-M: the client itself says which are not listed
         raise CommandError(str(exc), status=2) from exc
     except RateLimitError:
-        return  # not worth failing for: the stream itself will tell
+        return {}  # not worth failing for: the stream itself will tell
     except BinanceAPIError as exc:
         if exc.code != _INVALID_SYMBOL:
             raise CommandError(f"cannot check the symbols on {streams.rest_url}: {exc}") from exc
         failure = exc
     except RequestError as exc:
         raise CommandError(
-            f"cannot reach {streams.rest_url}: {exc} (is the exchange reachable from here? "
-            "--sim runs the built-in market; --no-check skips this check)"
+            f"cannot reach {streams.rest_url}: {short_error(str(exc))} (is the exchange "
+            "reachable from here? --sim runs the built-in market; --no-check skips this check)"
         ) from exc
     unknown = symbols
     if 1 < len(symbols) <= _MAX_SINGLE_CHECKS:

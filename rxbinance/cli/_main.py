@@ -203,7 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
         "multiplex socket, each message wrapped as {stream, data})",
     )
     watch.add_argument("--pretty", action="store_true", help="a readable table, not JSON lines")
-    watch.epilog = "JSON lines on stdout (one message a line), status on stderr."
+    watch.epilog = (
+        "JSON lines on stdout (one message a line), status on stderr. With --pretty, prices "
+        "have the symbol's precision (from exchangeInfo; as sent with --no-check), and "
+        "payloads without an event time (spot bookTicker, partial depth) show their receive "
+        "time."
+    )
     watch.set_defaults(run=_commands.watch)
 
     book = add("book", "show a live order book ladder", [common, network, stop])
@@ -212,8 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-d", "--depth", type=_positive_int, default=10, metavar="N", help="levels a side (10)"
     )
     book.epilog = (
-        "On a terminal the ladder redraws in place; piped, every update is printed as a block "
-        "(use --limit)."
+        "On a terminal the ladder redraws in place, with as many levels as the window holds; "
+        "piped, every update is printed as a block (use --limit). The command gives up after "
+        "--retries + 1 failed depth snapshots in a row."
     )
     book.set_defaults(run=_commands.book)
 
@@ -300,6 +306,14 @@ class _Collapsing(logging.StreamHandler):  # type: ignore[type-arg]
         super().close()
 
 
+def _not_reported_as_event(record: logging.LogRecord) -> bool:
+    """False for the order book's log line about a failed snapshot: the same failure comes as
+    a BookSnapshotFailed event, which the status reports in one short line (once is enough)."""
+    return not (
+        record.name.startswith("rxbinance.pipelines") and "snapshot failed" in str(record.msg)
+    )
+
+
 def _setup_logging(debug: bool) -> logging.Handler:
     logger = logging.getLogger("rxbinance")
     handler: logging.Handler
@@ -312,6 +326,7 @@ def _setup_logging(debug: bool) -> logging.Handler:
     else:
         handler = _Collapsing()
         handler.setFormatter(_OneLine())
+        handler.addFilter(_not_reported_as_event)
         logger.setLevel(logging.WARNING)
         # The simulator (--sim, demo) runs an asyncio websockets server in this process; its
         # complaints about clients that went away are noise here, not news (--debug shows them).

@@ -22,6 +22,7 @@ from typing import Any
 
 from reactivex import Observable, abc
 
+from rxbinance.cli._format import short_error
 from rxbinance.events import (
     BookResyncing,
     BookSnapshotFailed,
@@ -54,16 +55,29 @@ def _is_give_up(message: Any) -> bool:
 class Status:
     """Turns connection events into short lines for a person (stderr, or the book screen).
 
-    ``say`` prints one status line; with ``quiet`` only :meth:`error` lines are written.
-    Remembers why a stream gave up, so the final error line can say it.
+    ``say`` prints one status line; with ``quiet`` nothing is said (failures still end the
+    command). Remembers why a stream gave up, so the final error line can say it.
+
+    Order book snapshots: each failure is one short line; after ``max_retries + 1`` failures in
+    a row (no book in sync in between) :meth:`event` raises :class:`CommandError` naming
+    ``rest_url``, since the pipeline itself retries for ever.
     """
 
-    def __init__(self, say: Callable[[str], None], *, quiet: bool, max_retries: int) -> None:
+    def __init__(
+        self,
+        say: Callable[[str], None],
+        *,
+        quiet: bool,
+        max_retries: int,
+        rest_url: str | None = None,
+    ) -> None:
         self.say = say
         self.quiet = quiet
         self.max_retries = max_retries
+        self.rest_url = rest_url
         self.gave_up: GaveUp | None = None
         self.rejected: Rejected | None = None
+        self.snapshot_failures = 0
 
     def info(self, text: str) -> None:
         if not self.quiet:
@@ -92,14 +106,25 @@ class Status:
             case BookResyncing(symbol=symbol, reason=reason):
                 self.info(f"order book {symbol} syncing ({reason})")
             case BookSynced(symbol=symbol, update_id=update_id, snapshots=snapshots):
+                self.snapshot_failures = 0
                 plural = "s" * (snapshots != 1)
                 self.info(
                     f"order book {symbol} in sync at update id {update_id} "
                     f"({snapshots} snapshot{plural})"
                 )
             case BookSnapshotFailed(symbol=symbol, error=error, retry_in=retry_in):
+                self.snapshot_failures += 1
+                attempts = self.max_retries + 1
+                if self.snapshot_failures >= attempts:
+                    source = f" from {self.rest_url}" if self.rest_url else ""
+                    raise CommandError(
+                        f"order book {symbol}: no depth snapshot{source} after {attempts} "
+                        f"attempts (last: {short_error(error)}; is the REST endpoint reachable "
+                        "from here? --sim runs the built-in market)"
+                    )
                 self.info(
-                    f"order book {symbol} snapshot failed: {error}; retry in {retry_in:.1f} s"
+                    f"order book {symbol}: snapshot {self.snapshot_failures} of {attempts} "
+                    f"failed ({short_error(error)}); retry in {retry_in:.1f} s"
                 )
             case _:
                 pass  # Connecting: the Connected or Disconnected that follows says it all
@@ -163,7 +188,7 @@ class Pump:
             queue.SimpleQueue()
         )
         self._subscriptions: list[abc.DisposableBase] = []
-        self._signalled = False
+        self._pending: int | None = None  # a signal caught, not yet delivered
         self._previous: dict[int, Any] = {}
 
     def subscribe(self, source: Observable[Any]) -> None:
@@ -202,10 +227,12 @@ class Pump:
         without a flush per message. Raises :class:`CommandError` when a stream gives up or a
         source fails (its exception chained).
 
-        Ctrl-C (SIGINT) and SIGTERM take effect between two values, never in the middle of
-        ``handle``: a recording or the terminal is never left half-written. The signal then
-        goes to the handler that was installed before (KeyboardInterrupt for SIGINT). A second
-        signal while the first waits acts at once (for a handler stuck on a blocked stdout).
+        Ctrl-C (SIGINT) and SIGTERM take effect before the next value, never in the middle of
+        ``handle``: a recording or the terminal is never left half-written, and the values
+        still queued are dropped, not printed first (a slow terminal can be hours behind a
+        fast stream). Output already handled is flushed, then the signal goes to the handler
+        that was installed before (KeyboardInterrupt for SIGINT). A second signal while the
+        first waits acts at once (for a handler stuck on a blocked stdout).
         """
         if self.limit is not None and self.limit <= 0:
             return
@@ -229,11 +256,13 @@ class Pump:
         return previous
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        # Runs on the main thread between two bytecodes, possibly inside _loop's queue.get():
-        # SimpleQueue.put is reentrant, made for exactly this (and __del__ methods).
-        if self._signalled:
+        # Runs on the main thread between two bytecodes, possibly inside _loop's queue.get()
+        # or inside handle(). The flag is what _loop acts on, before its next value, however
+        # long the queue; the _Signal only wakes a get() that waits for data (SimpleQueue.put
+        # is reentrant, made for exactly this and __del__ methods).
+        if self._pending is not None:
             self._deliver(signum)  # the second one: do not wait any longer
-        self._signalled = True
+        self._pending = signum
         self._queue.put(_Signal(signum))
 
     def _deliver(self, signum: int) -> None:
@@ -253,6 +282,10 @@ class Pump:
         stats_time = started
         get = self._queue.get
         while True:
+            if self._pending is not None:  # before anything else queued: see run()
+                flush()
+                self._deliver(self._pending)
+                return
             now = time.monotonic()
             wake = min((t for t in (deadline, next_stats) if t is not None), default=None)
             try:
@@ -293,9 +326,7 @@ class Pump:
                     raise error
                 case _Done():
                     return
-                case _Signal(signum=signum):
-                    flush()
-                    self._deliver(signum)
-                    return
+                case _Signal():
+                    continue  # a wake-up: the flag, checked first, acts on it
                 case ConnectionEvent():
                     self.status.event(item)

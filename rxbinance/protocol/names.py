@@ -5,10 +5,16 @@ Pure functions, no I/O. Every builder validates its inputs and raises
 allowed ones, so nothing invalid ever reaches a socket. Symbols are accepted in any case and sent
 lowercase, as Binance requires in stream names.
 
-Spot and USD-M futures differ (binance-protocol.md 4.1, 8.3): the ``usdm_*`` builders,
-:func:`validate_usdm_stream_name` and :func:`usdm_route` cover USD-M, whose streams live on
-routed paths (``/public`` for book data, ``/market`` for the rest). A stream on the wrong route
-connects and delivers nothing, so the route is derived from the name here, never chosen by hand.
+Spot and USD-M futures differ (binance-protocol.md 4.1, 8.3): the ``usdm_*`` builders and
+:func:`usdm_route` cover USD-M, whose streams live on routed paths (``/public`` for book data,
+``/market`` for the rest). A stream on the wrong route connects and delivers nothing, so the
+route is derived from the name here, never chosen by hand.
+
+Validation of a name someone typed is market-aware and lives in one place:
+:func:`validate_stream_name` (``name``, ``product``) answers for both products and says
+precisely what is wrong (the kline interval, the depth levels or speed and their allowed values
+on that product, a stream of the other product, a retired stream). :func:`depth_speeds`,
+:func:`kline_intervals` and :func:`depth_stream_for` give the per-product values to builders.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from rxbinance.errors import InvalidInputError
+from rxbinance.protocol.endpoints import Product
 
 __all__ = [
     "CONTINUOUS_KLINE_INTERVALS",
@@ -37,8 +44,12 @@ __all__ = [
     "book_ticker_stream",
     "combined_key",
     "continuous_kline_stream",
+    "default_depth_speed",
+    "depth_speeds",
     "depth_stream",
+    "depth_stream_for",
     "force_order_stream",
+    "kline_intervals",
     "kline_stream",
     "mark_price_stream",
     "mini_ticker_stream",
@@ -178,42 +189,6 @@ def _lowercase_hint(name: str) -> str:
     return ""
 
 
-def validate_stream_name(name: object) -> str:
-    """Return ``name`` if it is a valid spot market stream name, else raise InvalidInputError.
-
-    Names are Binance's own, exactly: lowercase symbol, documented suffix
-    (``btcusdt@trade``, ``btcusdt@kline_1M``, ``btcusdt@depth20@100ms``, ``!miniTicker@arr``).
-    Retired streams are refused with the name of their replacement.
-    """
-    if not isinstance(name, str) or not name:
-        raise InvalidInputError(f"invalid stream name {name!r}: expected a non-empty string")
-    if name in RETIRED_STREAMS:
-        raise InvalidInputError(f"stream {name!r} was {RETIRED_STREAMS[name]}")
-    if _SYMBOL_STREAM.fullmatch(name) or _ALL_MARKET_STREAM.fullmatch(name):
-        return name
-    hint = _lowercase_hint(name)
-    raise InvalidInputError(
-        f"invalid stream name {name!r}{hint}: expected '<symbol>@<kind>' with kind one of "
-        "trade, aggTrade, blockTrade, referencePrice, bookTicker, avgPrice, miniTicker, ticker, "
-        "ticker_<1h|4h|1d>, kline_<interval>[@+08:00], depth[5|10|20][@100ms]; or "
-        "'!miniTicker@arr', '!ticker_<1h|4h|1d>@arr'"
-    )
-
-
-def validate_stream_names(
-    names: Iterable[str], validate: Callable[[str], str] | None = None
-) -> list[str]:
-    """Validate every name (with ``validate``, by default :func:`validate_stream_name`), drop
-    duplicates, and return them sorted (the combined-socket key)."""
-    if isinstance(names, str):
-        raise InvalidInputError(f"expected a list of stream names, got the string {names!r}")
-    check = validate_stream_name if validate is None else validate
-    checked = sorted({check(n) for n in names})
-    if not checked:
-        raise InvalidInputError("expected at least one stream name")
-    return checked
-
-
 def combined_key(names: Sequence[str]) -> str:
     """The registry key and URL part of a combined socket: sorted names joined by '/'."""
     return "/".join(names)
@@ -345,23 +320,286 @@ def usdm_route(name: str) -> UsdmRoute:
     return "public" if _USDM_PUBLIC.fullmatch(name) else "market"
 
 
+# --------------------------------------------------------------------------------------------
+# Market-aware validation: one function answers for both products, with the precise reason
+
+
+#: How each product spells its depth update speeds: ms -> the name's suffix ("" for the
+#: default, which Binance spells with no suffix at all).
+_DEPTH_SUFFIXES: dict[Product, dict[int, str]] = {
+    "spot": {1000: "", 100: "@100ms"},
+    "usdm": {250: "", 500: "@500ms", 100: "@100ms"},
+}
+_KLINE_INTERVALS: dict[Product, tuple[str, ...]] = {
+    "spot": KLINE_INTERVALS,
+    "usdm": USDM_KLINE_INTERVALS,
+}
+_LABELS: dict[Product, str] = {"spot": "spot", "usdm": "USD-M futures"}
+
+# The kinds without parameters, to tell a misspelt case ("aggtrade") from an unknown kind.
+_PLAIN_KINDS: dict[Product, tuple[str, ...]] = {
+    "spot": (
+        "trade", "aggTrade", "blockTrade", "referencePrice", "bookTicker", "avgPrice",
+        "miniTicker", "ticker",
+    ),
+    "usdm": (
+        "aggTrade", "markPrice", "miniTicker", "ticker", "forceOrder", "compositeIndex",
+        "assetIndex", "bookTicker",
+    ),
+}  # fmt: skip
+
+# Loose shapes of the kinds that take a parameter, to name the parameter that is wrong. The
+# symbol part is checked separately (_SYMBOLISH); these only split the name.
+_KLINE = re.compile(r"[^@]+@kline_(?P<interval>[^@]*)(?P<suffix>@.*)?")
+_DEPTH = re.compile(r"[^@]+@depth(?P<levels>[^@]*)(?P<suffix>@.*)?")
+_TICKER_WINDOW = re.compile(r"[^@]+@ticker_(?P<window>[^@]*)|!ticker_(?P<all>[^@]*)@arr")
+_MARK_PRICE = re.compile(r"(?:[^@]+@markPrice|!markPrice@arr)(?P<suffix>@.*)")
+_CONTINUOUS = re.compile(
+    r"[^@_]+_(?P<contract>[^@]*)@continuousKline_(?P<interval>[^@]*)(?P<suffix>@.*)?"
+)
+_SYMBOLISH = re.compile(r"[^\W_]{1,32}(?:_\d{6})?")
+
+
+def _check_product(product: object) -> Product:
+    if product == "spot" or product == "usdm":
+        return product
+    raise InvalidInputError(f"invalid product {product!r}: allowed are 'spot', 'usdm'")
+
+
+def depth_speeds(product: Product) -> tuple[int, ...]:
+    """The depth stream update periods of ``product`` in ms, ascending: ``(100, 1000)`` on
+    spot, ``(100, 250, 500)`` on USD-M futures. Raises InvalidInputError for another
+    product."""
+    return tuple(sorted(_DEPTH_SUFFIXES[_check_product(product)]))
+
+
+def default_depth_speed(product: Product) -> int:
+    """The period Binance uses when a depth stream name has no speed suffix: 1000 ms on spot,
+    250 ms on USD-M futures."""
+    suffixes = _DEPTH_SUFFIXES[_check_product(product)]
+    return next(speed for speed, suffix in suffixes.items() if not suffix)
+
+
+def kline_intervals(product: Product) -> tuple[str, ...]:
+    """The ``<symbol>@kline_<interval>`` intervals of ``product``: :data:`KLINE_INTERVALS` on
+    spot, :data:`USDM_KLINE_INTERVALS` (no ``1s``) on USD-M futures."""
+    return _KLINE_INTERVALS[_check_product(product)]
+
+
+def _speeds_text(product: Product) -> str:
+    """``100, 250, 500`` as the allowed values of a ``speed`` argument."""
+    return ", ".join(str(speed) for speed in depth_speeds(product))
+
+
+def depth_stream_for(
+    product: Product, symbol: str, levels: int | None = None, speed: int | None = None
+) -> str:
+    """The depth stream name of ``symbol`` on ``product``: diff depth (``levels=None``) or
+    partial depth (``levels`` 5, 10 or 20), every ``speed`` ms (:func:`depth_speeds`;
+    None: :func:`default_depth_speed`).
+
+    Raises InvalidInputError naming the product and its allowed values, e.g. for 1000 ms on
+    USD-M futures (allowed are 100, 250, 500).
+    """
+    product = _check_product(product)
+    if speed is None:
+        speed = default_depth_speed(product)
+    if type(speed) is not int or speed not in _DEPTH_SUFFIXES[product]:
+        raise InvalidInputError(
+            f"invalid depth speed {speed!r} ms on {_LABELS[product]}: allowed are "
+            f"{_speeds_text(product)}"
+        )
+    if product == "usdm":
+        return usdm_depth_stream(symbol, levels, speed)
+    return depth_stream(symbol, levels, speed)
+
+
+def _matches(name: str, product: Product) -> bool:
+    if product == "usdm":
+        return bool(_USDM_PUBLIC.fullmatch(name) or _USDM_MARKET.fullmatch(name))
+    return bool(_SYMBOL_STREAM.fullmatch(name) or _ALL_MARKET_STREAM.fullmatch(name))
+
+
+def _choices(values: Iterable[object]) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+def _speed_choices(product: Product) -> str:
+    """``'@100ms' (100 ms) or no suffix (1000 ms)``: the depth suffixes of ``product``."""
+    parts = [
+        f"{suffix!r} ({speed} ms)" if suffix else f"no suffix ({speed} ms)"
+        for speed, suffix in sorted(_DEPTH_SUFFIXES[product].items())
+    ]
+    return ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+def _reason(name: str, product: Product) -> str | None:
+    """The one thing wrong with a name whose shape is right for ``product`` (a kline interval,
+    depth levels or speed, a ticker window...), or None when its shape is not recognised."""
+    # Before the symbol check: the pair carries the contract type after an underscore.
+    if product == "usdm" and (found := _CONTINUOUS.fullmatch(name)):
+        contract, interval = found["contract"], found["interval"]
+        if contract not in CONTRACT_TYPES:
+            return (
+                f"the contract type of <pair>_<contractType> is {contract!r}; allowed are "
+                f"{_choices(CONTRACT_TYPES)}"
+            )
+        if interval not in CONTINUOUS_KLINE_INTERVALS:
+            return (
+                f"the interval of continuousKline_<interval> is {interval!r}; allowed are "
+                f"{_choices(CONTINUOUS_KLINE_INTERVALS)}"
+            )
+        return None
+    symbol = name.partition("@")[0]
+    if not name.startswith("!") and not _SYMBOLISH.fullmatch(symbol):
+        return None
+    if found := _KLINE.fullmatch(name):
+        interval, suffix = found["interval"], found["suffix"]
+        allowed = _KLINE_INTERVALS[product]
+        if interval not in allowed:
+            extra = ""
+            if product == "usdm" and interval in KLINE_INTERVALS:
+                extra = (
+                    f" (USD-M futures has no {interval} candles of a symbol; "
+                    f"'<pair>_<contractType>@continuousKline_{interval}' has them)"
+                )
+            return (
+                f"the interval of kline_<interval> is {interval!r}; allowed are "
+                f"{_choices(allowed)}{extra}"
+            )
+        if suffix and (product == "usdm" or suffix != "@+08:00"):
+            allowed_suffix = "no suffix" if product == "usdm" else "'@+08:00' or none"
+            return f"kline_{interval} takes {allowed_suffix} on {_LABELS[product]}, not {suffix!r}"
+        return None
+    if found := _DEPTH.fullmatch(name):
+        levels, suffix = found["levels"], found["suffix"] or ""
+        if levels and levels not in {str(level) for level in DEPTH_LEVELS}:
+            return (
+                f"the levels of depth<levels> are {levels!r}; allowed are "
+                f"{', '.join(map(str, DEPTH_LEVELS))} (partial depth), or none (diff depth)"
+            )
+        if suffix not in _DEPTH_SUFFIXES[product].values():
+            return (
+                f"the speed suffix of depth is {suffix!r}; allowed on {_LABELS[product]} are "
+                f"{_speed_choices(product)}"
+            )
+        return None
+    if product == "spot" and (found := _TICKER_WINDOW.fullmatch(name)):
+        window = found["window"] if found["window"] is not None else found["all"]
+        if window not in ROLLING_WINDOWS:
+            return (
+                f"the window of ticker_<window> is {window!r}; allowed are "
+                f"{_choices(ROLLING_WINDOWS)}"
+            )
+        return None
+    if product == "usdm" and (found := _MARK_PRICE.fullmatch(name)):
+        return (
+            f"the speed suffix of markPrice is {found['suffix']!r}; allowed are '@1s' (1000 ms) "
+            "or no suffix (3000 ms)"
+        )
+    kind = name.partition("@")[2]
+    for proper in _PLAIN_KINDS[product]:
+        if kind != proper and kind.lower() == proper.lower():
+            return f"kinds are case-sensitive: {kind!r} is spelt {proper!r}"
+    return None
+
+
+def _shapes(product: Product) -> str:
+    """Every shape of a valid name of ``product``, for an unrecognised name."""
+    if product == "usdm":
+        return (
+            "expected '<symbol>@<kind>' with kind one of aggTrade, markPrice[@1s], "
+            "kline_<interval> (no 1s), miniTicker, ticker, forceOrder, compositeIndex, "
+            "bookTicker, depth[5|10|20][@500ms|@100ms], rpiDepth@500ms; or "
+            "'<pair>_<contractType>@continuousKline_<interval>'; or one of "
+            "'!markPrice@arr[@1s]', '!miniTicker@arr', '!ticker@arr', '!forceOrder@arr', "
+            "'!bookTicker', '!contractInfo', '!assetIndex@arr'"
+        )
+    return (
+        "expected '<symbol>@<kind>' with kind one of trade, aggTrade, blockTrade, "
+        "referencePrice, bookTicker, avgPrice, miniTicker, ticker, ticker_<1h|4h|1d>, "
+        "kline_<interval>[@+08:00], depth[5|10|20][@100ms]; or '!miniTicker@arr', "
+        "'!ticker_<1h|4h|1d>@arr'"
+    )
+
+
+def validate_stream_name(
+    name: object, product: Product = "spot", *, market: str | None = None
+) -> str:
+    """Return ``name`` if it is a market stream name of ``product`` (``"spot"`` or
+    ``"usdm"``), else raise InvalidInputError saying precisely what is wrong.
+
+    Names are Binance's own, exactly: lowercase symbol, documented suffix
+    (``btcusdt@trade``, ``btcusdt@kline_1M``, ``btcusdt@depth20@100ms``, ``!miniTicker@arr``;
+    on USD-M ``btcusdt@depth@500ms``, ``btcusdt@markPrice@1s``,
+    ``btcusdt_perpetual@continuousKline_1s``). Nothing is normalised: a name that is not
+    exactly right is refused, with the reason:
+
+    - a parameter out of range names it and the allowed values of ``product``: the kline
+      interval (``btcusdt@kline_2m``), the depth levels (``btcusdt@depth15``), the depth speed
+      (``btcusdt@depth@1000ms`` on USD-M: 100, 250 or 500 ms), the ticker window, the mark
+      price speed, the contract type;
+    - a name of the other product says so (``stream 'btcusdt@trade' is a spot stream: not
+      available on USD-M futures``);
+    - spot streams Binance retired name their replacement (``!ticker@arr``, ``!bookTicker``);
+    - an uppercase symbol gets the lowercase spelling; a kind in the wrong case its right one.
+
+    ``market`` (e.g. ``"usdm-testnet"``), when given, is named in the messages instead of the
+    product. Pure: no I/O.
+    """
+    product = _check_product(product)
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"invalid stream name {name!r}: expected a non-empty string")
+    where = f"market {market!r}" if market is not None else _LABELS[product]
+    suffix = f" (market {market!r})" if market is not None else ""
+    if product == "spot" and name in RETIRED_STREAMS:
+        raise InvalidInputError(f"stream {name!r} was {RETIRED_STREAMS[name]}{suffix}")
+    if _matches(name, product):
+        return name
+    hint = _lowercase_hint(name)
+    reason = _reason(name, product)
+    if reason is None:
+        other: Product = "spot" if product == "usdm" else "usdm"
+        if _matches(name, other):
+            raise InvalidInputError(
+                f"stream {name!r} is a {_LABELS[other]} stream: not available on {where}"
+            )
+        reason = _shapes(product)
+    label = "USD-M futures stream name" if product == "usdm" else "stream name"
+    raise InvalidInputError(f"invalid {label} {name!r}{hint}: {reason}{suffix}")
+
+
 def validate_usdm_stream_name(name: object) -> str:
-    """Return ``name`` if it is a valid USD-M futures market stream name, else raise
-    InvalidInputError naming it and the allowed shapes.
+    """``validate_stream_name(name, "usdm")``: return ``name`` if it is a valid USD-M futures
+    market stream name, else raise InvalidInputError naming it and what is allowed.
 
     Spot-only streams (``@trade``, ``@avgPrice``, ``@ticker_<window>``, ``kline_1s``...) are
     refused here: Binance's USD-M docs do not have them.
     """
-    if not isinstance(name, str) or not name:
-        raise InvalidInputError(f"invalid stream name {name!r}: expected a non-empty string")
-    if _USDM_PUBLIC.fullmatch(name) or _USDM_MARKET.fullmatch(name):
-        return name
-    hint = _lowercase_hint(name)
-    raise InvalidInputError(
-        f"invalid USD-M futures stream name {name!r}{hint}: expected '<symbol>@<kind>' with "
-        "kind one of aggTrade, markPrice[@1s], kline_<interval> (no 1s), miniTicker, ticker, "
-        "forceOrder, compositeIndex, bookTicker, depth[5|10|20][@500ms|@100ms], "
-        "rpiDepth@500ms; or '<pair>_<contractType>@continuousKline_<interval>'; or one of "
-        "'!markPrice@arr[@1s]', '!miniTicker@arr', '!ticker@arr', '!forceOrder@arr', "
-        "'!bookTicker', '!contractInfo', '!assetIndex@arr'"
-    )
+    return validate_stream_name(name, "usdm")
+
+
+def validate_stream_names(
+    names: Iterable[str],
+    validate: Callable[[str], str] | None = None,
+    *,
+    product: Product = "spot",
+    market: str | None = None,
+) -> list[str]:
+    """Validate every name, drop duplicates, and return them sorted (the combined-socket key).
+
+    Each name is checked by ``validate`` if given, else by
+    ``validate_stream_name(name, product, market=market)``.
+    """
+    if isinstance(names, str):
+        raise InvalidInputError(f"expected a list of stream names, got the string {names!r}")
+    product = _check_product(product)
+
+    def by_product(name: str) -> str:
+        return validate_stream_name(name, product, market=market)
+
+    check = by_product if validate is None else validate
+    checked = sorted({check(n) for n in names})
+    if not checked:
+        raise InvalidInputError("expected at least one stream name")
+    return checked
