@@ -446,24 +446,9 @@ class BinanceStreams:
             )
 
     def _validate(self, name: str) -> str:
-        """``name`` if it is a market stream of this market, else InvalidInputError naming the
-        market (and the other market when the name belongs there)."""
-        own, other = (
-            (names.validate_usdm_stream_name, names.validate_stream_name)
-            if self._usdm()
-            else (names.validate_stream_name, names.validate_usdm_stream_name)
-        )
-        try:
-            return own(name)
-        except InvalidInputError as exc:
-            try:
-                other(name)
-            except InvalidInputError:
-                raise InvalidInputError(f"{exc} (market {self.market!r})") from None
-            kind = "spot" if self._usdm() else "USD-M futures"
-            raise InvalidInputError(
-                f"stream {name!r} is a {kind} stream: not available on market {self.market!r}"
-            ) from None
+        """``name`` if it is a market stream of this market, else InvalidInputError saying
+        precisely why (:func:`rxbinance.protocol.names.validate_stream_name`)."""
+        return names.validate_stream_name(name, self.product, market=self.market)
 
     def _observe(self, name: str) -> Observable[Any]:
         """The shared Observable of a validated stream name, on its route (USD-M)."""
@@ -508,14 +493,13 @@ class BinanceStreams:
         no symbol; on USD-M ``depthUpdate`` events). ``speed``: update period in ms; spot 1000
         (default) or 100, USD-M 250 (default), 500 or 100.
         """
+        return self.stream(self._depth_name(symbol, levels, speed))
+
+    def _depth_name(self, symbol: str, levels: int | None, speed: int | None) -> str:
         try:
-            if self._usdm():
-                name = names.usdm_depth_stream(symbol, levels, 250 if speed is None else speed)
-            else:
-                name = names.depth_stream(symbol, levels, 1000 if speed is None else speed)
+            return names.depth_stream_for(self.product, symbol, levels, speed)
         except InvalidInputError as exc:  # the allowed speeds differ per market: say which
             raise InvalidInputError(f"{exc} (market {self.market!r})") from None
-        return self.stream(name)
 
     def klines(self, symbol: str, interval: str = "1m") -> Observable[KlinePayload]:
         """Candles of ``symbol`` (``<symbol>@kline_<interval>``); ``"1M"`` is a month, ``"1m"`` a
@@ -679,7 +663,9 @@ class BinanceStreams:
         Observable (each socket shared and healed on its own). At most 1024 streams per socket
         on spot, 200 on USD-M.
         """
-        checked = names.validate_stream_names(stream_names, self._validate)
+        checked = names.validate_stream_names(
+            stream_names, product=self.product, market=self.market
+        )
         if not self._usdm():
             self._check_count(checked, MAX_STREAMS_PER_CONNECTION)
             return self._shared(

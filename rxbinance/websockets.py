@@ -310,13 +310,12 @@ class BinanceSocketManager:
 
     def start_multiplex_socket(self, streams: Iterable[str], callback: Callback) -> str | bool:
         """One combined socket for ``streams``; messages are ``{"stream", "data"}``."""
-        # A generator can be read once; a string stays a string, for multiplex() to refuse.
-        wanted = streams if isinstance(streams, str) else list(streams)
-        # multiplex() validates the names as the manager's market does (spot or USD-M) and
-        # raises ValueError; it opens nothing. Valid names are returned as given, so the key is
-        # their sorted set, as multiplex() keys its socket.
-        self.streams.multiplex(wanted)
-        checked = sorted(set(wanted))
+        # Validated as the manager's market does (spot or USD-M), before anything is
+        # registered: a ValueError names the bad name and what is allowed. The key is the
+        # sorted set of names, as multiplex() keys its socket.
+        checked = names.validate_stream_names(
+            streams, product=self.streams.product, market=self.streams.market
+        )
         key = "streams=" + names.combined_key(checked)
         return self._start(key, lambda s: s.multiplex(checked), callback)
 

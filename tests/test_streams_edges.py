@@ -92,3 +92,25 @@ def test_a_subscriber_raising_on_every_message_logs_one_traceback_then_counts(
         assert "10 times" in counts[0]
         assert "100 times" in counts[1]
         assert "KeyError" in counts[1]
+
+
+@pytest.mark.parametrize("speed", [100, 250, 500])
+def test_a_usdm_order_book_accepts_its_speeds(speed: int) -> None:
+    with BinanceStreams(market="usdm", transport=ScriptedTransport()) as streams:
+        rxbinance.order_book(streams, "BTCUSDT", limit=100, speed=speed)
+
+
+def test_a_usdm_order_book_refuses_1000_ms_naming_the_allowed_speeds() -> None:
+    with BinanceStreams(market="usdm", transport=ScriptedTransport()) as streams:
+        with pytest.raises(ValueError, match="1000") as caught:
+            rxbinance.order_book(streams, "BTCUSDT", limit=100, speed=1000)
+        assert "100, 250, 500" in str(caught.value)
+        assert "'usdm'" in str(caught.value)
+
+
+@pytest.mark.parametrize("speed", [100, 1000])
+def test_a_spot_order_book_keeps_100_and_1000_ms(speed: int) -> None:
+    with BinanceStreams(transport=ScriptedTransport()) as streams:
+        rxbinance.order_book(streams, "BTCUSDT", speed=speed)
+        with pytest.raises(ValueError, match="100, 1000"):
+            rxbinance.order_book(streams, "BTCUSDT", speed=250)

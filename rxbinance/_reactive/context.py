@@ -19,6 +19,7 @@ from rxbinance._reactive.budget import WeightBudget
 from rxbinance._reactive.hub import Hub
 from rxbinance._reactive.reconnect import ReconnectPolicy
 from rxbinance.events import ConnectionEvent
+from rxbinance.protocol.endpoints import Product
 
 if TYPE_CHECKING:
     from rxbinance.rest import Client
@@ -100,7 +101,7 @@ class StreamsContext:
         *,
         hub: Hub,
         market: str,
-        product: str,
+        product: Product,
         events: Observable[ConnectionEvent],
         emit_event: Callable[[ConnectionEvent], None],
         new_thread: Callable[[Callable[[], None], str], threading.Thread],

@@ -265,9 +265,7 @@ def demo(args: argparse.Namespace) -> int:
     try:
         from rxbinance.testing import FakeBinance
     except ImportError as exc:  # the `testing` extra brings the `websockets` server library
-        raise CommandError(
-            f"rxbinance demo needs the simulator: pip install 'rxbinance[testing]' ({exc})"
-        ) from exc
+        raise CommandError(f"rxbinance demo needs the simulator: {exc}") from exc
     symbol = normalize_symbol(args.symbol)
     status = Status(_say, quiet=True, max_retries=5)
     out = sys.stdout

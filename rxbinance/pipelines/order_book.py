@@ -123,10 +123,7 @@ def order_book(
     context = streams.context
     futures = context.product == "usdm"
     try:
-        if futures:
-            stream_name = names.usdm_depth_stream(symbol, None, speed)
-        else:
-            stream_name = names.depth_stream(symbol, None, speed)
+        stream_name = names.depth_stream_for(context.product, symbol, None, speed)
     except InvalidInputError as exc:  # the allowed speeds differ per market: say which
         raise InvalidInputError(f"{exc} (market {context.market!r})") from None
     check_depth_limit(limit, futures=futures)
