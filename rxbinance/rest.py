@@ -63,6 +63,7 @@ from rxbinance.errors import (
     RequestTimeout,
 )
 from rxbinance.protocol.endpoints import endpoints_for
+from rxbinance.protocol.limits import FUTURES_DEPTH_LIMITS
 from rxbinance.protocol.names import KLINE_INTERVALS, normalize_symbol
 from rxbinance.protocol.signing import Signer, encode_params, load_signer, signed_query
 
@@ -70,8 +71,6 @@ __all__ = ["Client"]
 
 log = logging.getLogger("rxbinance.rest")
 
-#: The depth snapshot sizes USD-M accepts (binance-protocol.md 8.4); spot takes 1 to 5000.
-FUTURES_DEPTH_LIMITS: tuple[int, ...] = (5, 10, 20, 50, 100, 500, 1000)
 #: USD-M klines have no 1s interval.
 FUTURES_KLINE_INTERVALS: tuple[str, ...] = tuple(i for i in KLINE_INTERVALS if i != "1s")
 

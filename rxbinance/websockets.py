@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import collections
 import enum
-import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -77,6 +76,7 @@ from typing import Any
 from reactivex import Observable, abc
 
 from rxbinance import enums
+from rxbinance._reactive.delivery import SubscriberErrors
 from rxbinance._reactive.reconnect import GIVE_UP_MESSAGE
 from rxbinance._reactive.user_data import USER_DATA_KEY
 from rxbinance.errors import InvalidInputError
@@ -86,7 +86,6 @@ from rxbinance.streams import BinanceStreams
 
 __all__ = ["BinanceSocketManager"]
 
-log = logging.getLogger("rxbinance.websockets")
 
 Callback = Callable[[Any], Any]
 Make = Callable[[BinanceStreams], Observable[Any]]
@@ -129,7 +128,7 @@ class _Socket:
     under the same key.
     """
 
-    __slots__ = ("callback", "key", "mailbox", "make", "state", "subscription")
+    __slots__ = ("callback", "errors", "key", "mailbox", "make", "state", "subscription")
 
     def __init__(self, key: str, make: Make, callback: Callback, mailbox: _Mailbox) -> None:
         self.key = key
@@ -138,6 +137,9 @@ class _Socket:
         self.mailbox = mailbox
         self.state = _State.WAITING
         self.subscription: abc.DisposableBase | None = None
+        # A callback failing on every message (process_message reading msg["e"] on partial
+        # depth) logs one traceback, then a count: not a traceback per message.
+        self.errors = SubscriberErrors(f"socket {key}")
 
 
 class BinanceSocketManager:
@@ -444,7 +446,7 @@ class BinanceSocketManager:
                 try:
                     sock.callback(message)
                 except Exception:
-                    log.exception("the callback of %s raised; the socket carries on", sock.key)
+                    sock.errors.report()
         except BaseException:
             # KeyboardInterrupt or SystemExit from the callback: release the mailbox so the
             # next message drains it (what is queued waits for that).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -199,3 +200,29 @@ def test_multiplex_names_are_validated_for_the_managers_market(fake: FakeBinance
         assert key == "streams=btcusdt@aggTrade/btcusdt@markPrice"
         with pytest.raises(ValueError, match="spot stream"):
             bm.start_multiplex_socket(["btcusdt@trade"], print)
+
+
+def test_a_callback_raising_on_every_message_logs_one_traceback_then_counts(
+    fake: FakeBinance, bm: BinanceSocketManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The seed's process_message reads msg["e"]; partial depth has no "e".
+    seen: list[Any] = []
+
+    def process_message(msg: dict[str, Any]) -> None:
+        seen.append(msg)
+        print(msg["e"], msg.get("p"))
+
+    bm.start_depth_socket("BNBBTC", process_message, depth=bm.WEBSOCKET_DEPTH_5)
+    bm.start()
+    fake.wait_for_connections(1, stream="bnbbtc@depth5")
+    with caplog.at_level(logging.ERROR, logger="rxbinance"):
+        for i in range(12):
+            fake.publish("bnbbtc@depth5", {"lastUpdateId": i, "bids": [], "asks": []})
+        fake.wait_for(lambda _: len(seen) >= 12)
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1
+    assert "bnbbtc@depth5" in tracebacks[0].getMessage()
+    counts = [r.getMessage() for r in caplog.records if not r.exc_info]
+    assert len(counts) == 1
+    assert "10 times" in counts[0]
+    assert "KeyError" in counts[0]

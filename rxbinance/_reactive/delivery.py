@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import sys
 import threading
 from typing import Any, Generic, TypeVar
 
@@ -33,7 +34,7 @@ log = logging.getLogger("rxbinance.streams")
 
 _T = TypeVar("_T")
 
-_NEXT, _ERROR, _COMPLETED = 0, 1, 2
+_NEXT, _ERROR, _COMPLETED = 0, 1, 2  # which call into the observer
 
 
 class SubscriberErrors:
@@ -47,7 +48,9 @@ class SubscriberErrors:
         self.where = where
         self.count = 0
 
-    def report(self, kind: int) -> None:
+    def report(self, kind: int = _NEXT) -> None:
+        """Log the exception being handled (call from an ``except`` block); ``kind`` says which
+        call raised: on_next (the default), on_error or on_completed."""
         self.count += 1
         what = ("", " on error", " on completion")[kind]
         if self.count == 1:
@@ -74,8 +77,6 @@ def _is_power_of_ten(n: int) -> bool:
 
 
 def _current_exception() -> str:
-    import sys
-
     exc = sys.exc_info()[1]
     return f"{type(exc).__name__}: {exc}" if exc is not None else "?"
 

@@ -21,6 +21,7 @@ from rxbinance.cli._format import TABLE_HEADER, Precision, json_line, precisions
 from rxbinance.cli._ladder import Screen, ladder, levels_that_fit
 from rxbinance.cli._pump import CommandError, Pump, Status
 from rxbinance.protocol.endpoints import endpoints_for
+from rxbinance.protocol.limits import max_depth_limit
 from rxbinance.protocol.names import normalize_symbol, normalize_usdm_symbol
 from rxbinance.recording import Recorder, open_recording, replay
 from rxbinance.streams import BinanceStreams
@@ -197,13 +198,13 @@ def book(args: argparse.Namespace) -> int:
     symbol = normalize(args.symbol).upper()
     # The snapshot must hold every level shown: spot snapshots go to 5000 levels, USD-M's
     # to 1000 (binance-protocol.md 7 and 8).
-    most = 1000 if usdm else 5000
+    most = max_depth_limit("usdm" if usdm else "spot")
     if not 1 <= args.depth <= most:
         market = "USD-M futures" if usdm else "spot"
         raise CommandError(
             f"invalid --depth {args.depth}: 1 to {most} levels on {market}", status=2
         )
-    limit = 1000 if args.depth <= 1000 else 5000
+    limit = 1000 if args.depth <= 1000 else most
     if not rest_available(args):
         raise CommandError(
             "the order book needs REST snapshots from the same exchange as --ws-url: "

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rxbinance._reactive.budget import WeightBudget
 from rxbinance.errors import InvalidInputError, RateLimitError, RequestError
+from rxbinance.protocol.limits import check_depth_limit, depth_weight
 
 if TYPE_CHECKING:
     from rxbinance.streams import BinanceStreams
@@ -22,6 +23,7 @@ __all__ = [
     "DepthClient",
     "KlinesClient",
     "WeightBudget",
+    "check_depth_limit",
     "depth_weight",
     "is_fatal",
     "rest_budget",
@@ -48,29 +50,6 @@ class KlinesClient(Protocol):
         end_time: int | None = None,
         limit: int | None = None,
     ) -> list[list[Any]]: ...
-
-
-# Spot GET /api/v3/depth and USD-M GET /fapi/v1/depth weights (binance-protocol.md 7, 8.4).
-_SPOT_DEPTH_WEIGHTS = ((100, 5), (500, 25), (1000, 50), (5000, 250))
-_FUTURES_DEPTH_WEIGHTS = ((50, 2), (100, 5), (500, 10), (1000, 20))
-SPOT_DEPTH_LIMITS = range(1, 5001)
-FUTURES_DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
-
-
-def depth_weight(limit: int, *, futures: bool) -> int:
-    """Request weight of a depth snapshot of ``limit`` levels."""
-    for upto, weight in _FUTURES_DEPTH_WEIGHTS if futures else _SPOT_DEPTH_WEIGHTS:
-        if limit <= upto:
-            return weight
-    raise InvalidInputError(f"depth limit {limit} is above the maximum")
-
-
-def check_depth_limit(limit: object, *, futures: bool) -> int:
-    allowed = FUTURES_DEPTH_LIMITS if futures else SPOT_DEPTH_LIMITS
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit not in allowed:
-        what = ", ".join(map(str, FUTURES_DEPTH_LIMITS)) if futures else "1 to 5000"
-        raise InvalidInputError(f"invalid depth snapshot limit {limit!r}: allowed are {what}")
-    return limit
 
 
 #: Pause after a 429/418 that carried no ``Retry-After``: weight is counted per minute.

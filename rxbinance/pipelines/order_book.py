@@ -126,7 +126,7 @@ def order_book(
         stream_name = names.depth_stream_for(context.product, symbol, None, speed)
     except InvalidInputError as exc:  # the allowed speeds differ per market: say which
         raise InvalidInputError(f"{exc} (market {context.market!r})") from None
-    check_depth_limit(limit, futures=futures)
+    check_depth_limit(limit, context.product)
     upper = stream_name.partition("@")[0].upper()
     key: _BookKey = ("order_book", upper, limit, speed)
     depth = streams.depth(upper, speed=speed)
@@ -191,7 +191,7 @@ class _BookConnection:
         self._depth = depth
         self._rest = rest
         self._budget = budget
-        self._weight = depth_weight(self.limit, futures=futures)
+        self._weight = depth_weight(self.limit, "usdm" if futures else "spot")
         self._parse = parser_for(stream_name)
         self._lock = threading.RLock()  # guards everything below
         self._sink: Sink[OrderBook] | None = None
