@@ -52,6 +52,10 @@ from typing import Any
 
 import websocket
 
+# Measure the working tree, whatever the install (an editable install only links the modules
+# that existed when it was made).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from rxbinance import BinanceStreams
 from rxbinance.events import Disconnected
 

@@ -1,14 +1,15 @@
 """Handing values to one subscriber: never concurrently, never under a library lock, guarded.
 
-Every call rxbinance makes into user code (a subscriber of a stream, a book, or
-``BinanceStreams.events``) goes through one of the two deliveries here:
+Calls into user code are guarded and serialized by the hub's entries
+(:class:`~rxbinance._reactive.hub.HubEntry`, one serializer per shared stream) and by the two
+deliveries here:
 
-- :class:`Delivery` calls the observer on the calling thread (the socket's reader, normally),
-  but never while another thread is inside the same observer: if the observer is busy, the value
-  is queued and the thread that is inside delivers it when its own call returns. So ``close()``
-  on the main thread cannot call ``on_completed`` while the reader is inside ``on_next`` of the
-  same subscriber, and a subscriber that disposes or closes from inside its callback cannot
-  deadlock: no lock is held while user code runs.
+- :class:`Delivery` (``BinanceStreams.events``, fed by many threads) calls the observer on the
+  calling thread, but never while another thread is inside the same observer: if the observer
+  is busy, the value is queued and the thread that is inside delivers it when its own call
+  returns. So ``close()`` on the main thread cannot call ``on_completed`` while a reader is
+  inside ``on_next`` of the same subscriber, and a subscriber that closes from inside its
+  callback cannot deadlock: no lock is held while user code runs.
 - :class:`ScheduledDelivery` calls the observer on a reactivex scheduler, one call at a time, in
   order (what ``observe_on`` does, with every call guarded).
 
@@ -126,16 +127,6 @@ class Delivery(abc.ObserverBase[_T], Generic[_T]):
     def on_completed(self) -> None:
         self._end(_COMPLETED, None)
 
-    def defer(self, value: _T) -> None:
-        """Queue ``value`` without delivering it: the next :meth:`flush` (or any later call)
-        delivers it first. For greetings decided under a lock."""
-        self._queue.append((_NEXT, value))
-
-    def flush(self) -> None:
-        """Deliver what is queued, unless another thread is already doing so."""
-        if self._queue:
-            self._drain()
-
     def dispose(self) -> None:
         """Deliver nothing more (queued values included)."""
         self.disposed = True
@@ -204,13 +195,6 @@ class ScheduledDelivery(abc.ObserverBase[_T], Generic[_T]):
 
     def on_completed(self) -> None:
         self._enqueue(_COMPLETED, None)
-
-    def defer(self, value: _T) -> None:
-        """Queue ``value`` (delivery is always deferred to the scheduler here)."""
-        self._enqueue(_NEXT, value)
-
-    def flush(self) -> None:
-        """Nothing to do: the scheduler drains the queue."""
 
     def dispose(self) -> None:
         with self._lock:

@@ -11,9 +11,9 @@ sharing that raw streams, order books, klines with history and user data all use
   join it, the last dispose evicts it and stops the source. A subscriber arriving after that
   starts a fresh one.
 - **One lock, never held in user code.** The hub lock guards the map and each entry's subscriber
-  list; sources are started and stopped, and subscribers called, outside it. Calls into one
-  subscriber never overlap (:class:`~rxbinance._reactive.delivery.Delivery`), so a subscriber
-  may dispose, subscribe or close everything from inside its own callback.
+  list; sources are started and stopped, and subscribers called, outside it. Calls into the
+  subscribers of one entry never overlap (see :class:`HubEntry`), so a subscriber may dispose,
+  subscribe or close everything from inside its own callback.
 - **Terminal events reach everyone.** A source that ends (:meth:`Sink.end`) is evicted under the
   hub lock at the same moment its terminal notification is queued, so every subscriber present
   at that moment receives it, and any later one gets a fresh entry instead of a replayed end.
@@ -46,17 +46,15 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from rxbinance._reactive.delivery import Delivery, ScheduledDelivery
+from rxbinance._reactive.delivery import Delivery, ScheduledDelivery, SubscriberErrors
 from rxbinance.errors import StreamsClosed
 
-__all__ = ["Broadcast", "Hub", "HubEntry", "Sink", "Source"]
+__all__ = ["Broadcast", "Hub", "HubEntry", "Sink", "Source", "Subscriber"]
 
 _T = TypeVar("_T")
 _T_contra = TypeVar("_T_contra", contravariant=True)
 
 _NEXT, _ERROR, _COMPLETED = 0, 1, 2
-
-_Deliverer = Delivery[Any] | ScheduledDelivery[Any]
 
 
 class Sink(Protocol[_T_contra]):
@@ -100,20 +98,45 @@ class Source(Protocol):
         blocks on I/O, callable from any thread (a subscriber's callback included)."""
 
 
+class Subscriber:
+    """One subscription of an entry: how to call it, and its bookkeeping (hub lock held)."""
+
+    __slots__ = ("disposed", "errors", "joined", "on_completed", "on_error", "on_next", "target")
+
+    def __init__(self, target: abc.ObserverBase[Any], where: str, joined: int) -> None:
+        self.target = target  # the observer, or the ScheduledDelivery in front of it
+        self.on_next = target.on_next
+        self.on_error = target.on_error
+        self.on_completed = target.on_completed
+        self.errors = SubscriberErrors(where)
+        self.joined = joined  # sequence number of the first posted item it receives
+        self.disposed = False
+
+
 class HubEntry(Generic[_T]):
-    """One key's source and subscribers; the :class:`Sink` its source writes to."""
+    """One key's source and subscribers; the :class:`Sink` its source writes to.
+
+    Every call into this entry's subscribers happens while holding ``_busy``, a lock that is
+    only ever *tried*: a thread that finds it taken queues what it has, and the thread inside
+    delivers the queue when its own calls return (re-checking after the release, so nothing is
+    stranded). So the reader's fan-out, a terminal event from ``close()`` on another thread and
+    a late joiner's greeting never overlap, and a subscriber calling back into the library from
+    its callback finds no lock to wait for. The hot path (one producer, nobody else inside) is
+    one non-blocking acquire and release per message, however many subscribers.
+    """
 
     __slots__ = (
         "_busy",
         "_current",
+        "_done",
+        "_fast",
         "_hub",
-        "_joined",
         "_queue",
         "_seq",
-        "deliveries",
         "ended",
         "key",
         "source",
+        "subs",
     )
 
     def __init__(self, hub: Hub, key: Hashable, source: Source) -> None:
@@ -121,25 +144,45 @@ class HubEntry(Generic[_T]):
         self.key = key
         self.source = source
         # Replaced, never mutated (under the hub lock), so on_next iterates it without a lock.
-        self.deliveries: tuple[_Deliverer, ...] = ()
-        self._joined: dict[int, int] = {}  # id(delivery) -> sequence number of its first item
-        self._queue: collections.deque[tuple[int, int, Any]] = collections.deque()
+        self.subs: tuple[Subscriber, ...] = ()
+        self._fast: tuple[tuple[Callable[[Any], None], SubscriberErrors], ...] = ()
+        # (sequence number, kind, value, only this subscriber or None for all)
+        self._queue: collections.deque[tuple[int, int, Any, Subscriber | None]] = (
+            collections.deque()
+        )
         self._seq = 0
         self._current: Any = None
-        self._busy = threading.Lock()  # a thread is flushing: only ever tried, never waited
-        self.ended = False
+        self._busy = threading.Lock()  # "a thread is inside our subscribers": tried, not waited
+        self._done = False  # the terminal notification was delivered: deliver nothing more
+        self.ended = False  # evicted: the terminal notification is queued or delivered
 
     # -- the Sink a source writes to ------------------------------------------------------
 
     def on_next(self, value: _T) -> None:
-        for delivery in self.deliveries:
-            delivery.on_next(value)
+        if self._queue or not self._busy.acquire(False):
+            # Someone is inside (a flush, a terminal event) or has queued before us: queue.
+            with self._hub.lock:
+                self._queue.append((self._seq, _NEXT, value, None))
+                self._seq += 1
+            self.flush()
+            return
+        try:
+            if not self._done:
+                for on_next, errors in self._fast:
+                    try:
+                        on_next(value)
+                    except Exception:
+                        errors.report()
+        finally:
+            self._busy.release()
+        if self._queue:
+            self.flush()
 
     def post(self, value: _T, *, current: bool = False) -> None:
         with self._hub.lock:
             if self.ended:
                 return
-            self._queue.append((self._seq, _NEXT, value))
+            self._queue.append((self._seq, _NEXT, value, None))
             self._seq += 1
             if current:
                 self._current = value
@@ -152,20 +195,26 @@ class HubEntry(Generic[_T]):
         queue = self._queue
         while queue:
             if not self._busy.acquire(False):
-                return  # the flushing thread delivers what we queued, in order
+                return  # the thread inside delivers what we queued, in order
             try:
                 while queue:
-                    seq, kind, value = queue.popleft()
-                    joined = self._joined
-                    for delivery in self.deliveries:
-                        if joined.get(id(delivery), 0) > seq:
+                    seq, kind, value, only = queue.popleft()
+                    if self._done:
+                        continue  # after the end: nothing (the queue drains to empty)
+                    for sub in self.subs if only is None else (only,):
+                        if sub.joined > seq or sub.disposed:
                             continue  # joined after this was posted: its greeting is newer
-                        if kind == _NEXT:
-                            delivery.on_next(value)
-                        elif kind == _ERROR:
-                            delivery.on_error(value)
-                        else:
-                            delivery.on_completed()
+                        try:
+                            if kind == _NEXT:
+                                sub.on_next(value)
+                            elif kind == _ERROR:
+                                sub.on_error(value)
+                            else:
+                                sub.on_completed()
+                        except Exception:
+                            sub.errors.report(kind)
+                    if kind != _NEXT:
+                        self._done = True
             finally:
                 self._busy.release()
 
@@ -175,36 +224,38 @@ class HubEntry(Generic[_T]):
                 return
             self._hub.evict(self)
             if last is not None:
-                self._queue.append((self._seq, _NEXT, last))
+                self._queue.append((self._seq, _NEXT, last, None))
                 self._seq += 1
             if error is None:
-                self._queue.append((self._seq, _COMPLETED, None))
+                self._queue.append((self._seq, _COMPLETED, None, None))
             else:
-                self._queue.append((self._seq, _ERROR, error))
+                self._queue.append((self._seq, _ERROR, error, None))
             self._seq += 1
         self.flush()
 
     @property
     def subscribers(self) -> int:
-        return len(self.deliveries)
+        return len(self.subs)
 
     # -- the hub's side (under the hub lock) -------------------------------------------------
 
-    def add(self, delivery: _Deliverer) -> None:
-        """A subscriber joins (hub lock held)."""
-        self.deliveries = (*self.deliveries, delivery)
-        self._joined[id(delivery)] = self._seq
+    def add(self, target: abc.ObserverBase[Any], where: str) -> Subscriber:
+        """A subscriber joins (hub lock held). If the entry has a current state, it is queued
+        for this subscriber alone, before anything posted later: the joiner's flush delivers
+        it."""
+        sub = Subscriber(target, where, self._seq)
+        self.subs = (*self.subs, sub)
+        self._fast = tuple((s.on_next, s.errors) for s in self.subs)
         if self._current is not None:
-            delivery.defer(self._current)  # delivered by the joiner's flush, before anything newer
+            self._queue.append((self._seq, _NEXT, self._current, sub))
+        return sub
 
-    def remove(self, delivery: _Deliverer) -> int:
+    def remove(self, sub: Subscriber) -> int:
         """A subscriber leaves (hub lock held); how many remain."""
-        deliveries = list(self.deliveries)
-        if delivery in deliveries:
-            deliveries.remove(delivery)
-            self._joined.pop(id(delivery), None)
-        self.deliveries = tuple(deliveries)
-        return len(deliveries)
+        sub.disposed = True
+        self.subs = tuple(s for s in self.subs if s is not sub)
+        self._fast = tuple((s.on_next, s.errors) for s in self.subs)
+        return len(self.subs)
 
 
 class Hub:
@@ -231,29 +282,31 @@ class Hub:
         def subscribe(
             observer: abc.ObserverBase[Any], _: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            delivery: _Deliverer = (
-                Delivery(observer, where)
-                if self.scheduler is None
-                else ScheduledDelivery(observer, self.scheduler, where)
-            )
+            target: abc.ObserverBase[Any] = observer
+            if self.scheduler is not None:
+                target = ScheduledDelivery(observer, self.scheduler, where)
             try:
-                entry, created = self._join(key, make_source, delivery)
+                entry, sub, created = self._join(key, make_source, target, where)
             except Exception as exc:
-                delivery.on_error(exc)
+                target.on_error(exc)
                 return Disposable()
             if created:
                 try:
                     entry.source.start(entry)
                 except Exception as exc:
                     entry.end(exc)
-            delivery.flush()  # the greeting, if the entry had a current state
-            return Disposable(lambda: self._leave(entry, delivery))
+            entry.flush()  # the greeting, if the entry had a current state
+            return Disposable(lambda: self._leave(entry, sub))
 
         return reactivex.create(subscribe)
 
     def _join(
-        self, key: Hashable, make_source: Callable[[], Source], delivery: _Deliverer
-    ) -> tuple[HubEntry[Any], bool]:
+        self,
+        key: Hashable,
+        make_source: Callable[[], Source],
+        target: abc.ObserverBase[Any],
+        where: str,
+    ) -> tuple[HubEntry[Any], Subscriber, bool]:
         with self.lock:
             if self._closed:
                 raise StreamsClosed(f"cannot subscribe to {key!r}: BinanceStreams is closed")
@@ -263,13 +316,13 @@ class Hub:
                 entry = self._entries[key] = HubEntry(self, key, make_source())
             # Added under the lock, before start(): no value can reach an empty entry, and an
             # end() cannot fall between the join and the add.
-            entry.add(delivery)
-            return entry, created
+            return entry, entry.add(target, where), created
 
-    def _leave(self, entry: HubEntry[Any], delivery: _Deliverer) -> None:
-        delivery.dispose()
+    def _leave(self, entry: HubEntry[Any], sub: Subscriber) -> None:
+        if isinstance(sub.target, ScheduledDelivery):
+            sub.target.dispose()  # drop what is queued on the scheduler
         with self.lock:
-            remaining = entry.remove(delivery)
+            remaining = entry.remove(sub)
             if remaining or entry.ended:
                 return
             self.evict(entry)
