@@ -53,3 +53,10 @@ def test_the_typed_pipelines_example_runs() -> None:
             lambda c: all(any(str(x).startswith(k + " ") for x in c.items) for k in kinds),
             timeout=60,
         )
+
+
+def test_the_scripted_transport_example_runs() -> None:
+    (example,) = [b for b in code_blocks("python") if "ScriptedTransport()" in b]
+    namespace: dict[str, object] = {}
+    exec(compile(example, "README.rst", "exec"), namespace)
+    namespace["test_my_handler_survives_a_reconnect"]()  # type: ignore[operator]
