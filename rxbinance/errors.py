@@ -85,11 +85,15 @@ class ConnectError(ConnectionFailure):
 
 
 class HandshakeError(ConnectionFailure):
-    """The server answered the WebSocket upgrade with an HTTP error ``status``."""
+    """The server answered the WebSocket upgrade with an HTTP error ``status``; ``reason`` is
+    the ``msg`` of Binance's JSON body when it sent one."""
 
-    def __init__(self, message: str, *, status: int, url: str = "", stream: str = "") -> None:
+    def __init__(
+        self, message: str, *, status: int, reason: str = "", url: str = "", stream: str = ""
+    ) -> None:
         super().__init__(message, url=url, stream=stream)
         self.status = status
+        self.reason = reason
 
 
 class ConnectionDropped(ConnectionFailure):

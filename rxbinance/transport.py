@@ -269,9 +269,12 @@ class StreamSocket:
         try:
             ws = websocket.create_connection(self.url, **options)
         except websocket.WebSocketBadStatusException as exc:
+            reason = _refusal_reason(exc.resp_body)
             raise HandshakeError(
-                f"handshake with {self.url} refused: HTTP {exc.status_code}",
+                f"handshake with {self.url} refused: HTTP {exc.status_code}"
+                + (f": {reason}" if reason else ""),
                 status=exc.status_code,
+                reason=reason,
                 url=self.url,
                 stream=self.key,
             ) from exc
@@ -509,6 +512,20 @@ def _install_buffered_recv(ws: websocket.WebSocket) -> None:
         log.debug("websocket-client internals changed; reading unbuffered")
         return
     frames.recv = _BufferedRecv(raw)
+
+
+def _refusal_reason(body: bytes | None) -> str:
+    """Binance's ``msg`` from a refused handshake's JSON body (``{"code":0,"msg":"Service
+    unavailable from a restricted location..."}``), else "": it says why, which a status
+    alone does not."""
+    if not body:
+        return ""
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return ""
+    msg = decoded.get("msg") if isinstance(decoded, dict) else None
+    return msg[:300] if isinstance(msg, str) else ""
 
 
 def _close_status(payload: bytes) -> tuple[int, str]:

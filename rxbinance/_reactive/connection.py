@@ -178,10 +178,12 @@ def _fatal(failure: RxBinanceError, url: str) -> Exception:
     status means."""
     if isinstance(failure, HandshakeError):
         meaning = HTTP_REFUSALS.get(failure.status, "refused")
+        said = f": {failure.reason}" if failure.reason else ""
         error = HandshakeError(
-            f"{url}: the server refused the connection with HTTP {failure.status} ({meaning}); "
-            "not retried",
+            f"{url}: the server refused the connection with HTTP {failure.status} "
+            f"({meaning}){said}; not retried",
             status=failure.status,
+            reason=failure.reason,
             url=url,
             stream=failure.stream,
         )

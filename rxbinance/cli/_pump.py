@@ -35,6 +35,7 @@ from rxbinance.events import (
     Reconnecting,
     Rejected,
 )
+from rxbinance.protocol.frames import is_give_up
 
 __all__ = ["CommandError", "Pump", "Status"]
 
@@ -45,11 +46,6 @@ class CommandError(Exception):
     def __init__(self, message: str, status: int = 1) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _is_give_up(message: Any) -> bool:
-    # The dict every subscriber of a stream gets when its reconnects are spent.
-    return type(message) is dict and message.get("e") == "error" and "m" in message
 
 
 class Status:
@@ -313,7 +309,7 @@ class Pump:
                 case None:
                     continue
                 case _Next(value=value, received=received):
-                    if _is_give_up(value):
+                    if is_give_up(value):
                         raise self.status.give_up_error()
                     handle(value, received)
                     self.count += 1

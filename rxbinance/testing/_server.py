@@ -103,6 +103,23 @@ _REFUSED = Rejection(
     -1008,
     "Server is currently overloaded with other requests. Please try again in a few minutes.",
 )
+# What refuse_connections(status=...) answers, as Binance words each refusal.
+_REFUSALS = {
+    503: _REFUSED,
+    451: Rejection(
+        451,
+        0,
+        "Service unavailable from a restricted location according to 'b. Eligibility' in "
+        "https://www.binance.com/en/terms. Please contact customer service if you believe you "
+        "received this message in error.",
+    ),
+    429: Rejection(
+        429, -1003, "Too many requests; current limit is 300 connections per 5 minutes."
+    ),
+    403: Rejection(403, 0, "Forbidden"),
+    404: Rejection(404, 0, "Not Found"),
+    500: Rejection(500, -1000, "An unknown error occurred while processing the request."),
+}
 
 
 class _FakeConnection(ServerConnection):
@@ -354,6 +371,7 @@ class FakeBinance:
         self._classified_usdm: dict[str, Literal["ok", "retired", "invalid"]] = {}
         self._next_id = 0
         self._refuse: int | None = 0  # attempts still to refuse; None = all
+        self._refusal = _REFUSED
         self._stalled = False
         self._stall_generation = 0  # bumped by every stall(), so keepalive notices short ones
 
@@ -795,7 +813,7 @@ class FakeBinance:
             if self._refuse is None or self._refuse > 0:
                 if self._refuse is not None:
                     self._refuse -= 1
-                return self._reject(conn, request.path, _REFUSED)
+                return self._reject(conn, request.path, self._refusal)
             fake_conn = cast(_FakeConnection, conn)
             route, target = _split_route(request.path)
             if route == "private":
@@ -1127,11 +1145,16 @@ class FakeBinance:
 
         return self._on_loop(run)
 
-    def refuse_connections(self, n: int | None = None) -> None:
+    def refuse_connections(self, n: int | None = None, *, status: int = 503) -> None:
         """Refuse the next ``n`` connection attempts (None: all until :meth:`accept_connections`)
-        with HTTP 503 ``{"code":-1008,"msg":"Server is currently overloaded..."}``."""
+        with HTTP ``status``: 503 ``{"code":-1008,"msg":"Server is currently overloaded..."}``
+        by default; 451 (a restricted location), 429, 403, 404 and 500 as Binance words them."""
+        if status not in _REFUSALS:
+            allowed = ", ".join(map(str, sorted(_REFUSALS)))
+            raise ValueError(f"refuse_connections: status {status!r}: allowed are {allowed}")
         with self._cond:
             self._refuse = n
+            self._refusal = _REFUSALS[status]
 
     def accept_connections(self) -> None:
         """Stop refusing connection attempts."""
