@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,18 @@ def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(kernel_dir: Path, copy: Path, before_runs: dict[str, str]) -> dict[str, Run]:
+def stale_chart() -> Path:
+    """Where 04_signals saves its chart by default (the temporary directory), removed first
+    so that a chart found there after the runs is one that 04 made."""
+    chart = Path(tempfile.gettempdir()) / "rxbinance-04_signals.png"
+    chart.unlink(missing_ok=True)
+    return chart
+
+
+@pytest.fixture(scope="module")
+def runs(
+    kernel_dir: Path, copy: Path, before_runs: dict[str, str], stale_chart: Path
+) -> dict[str, Run]:
     async def run(path: Path) -> Run:
         notebook = load(path)
         km = manager.AsyncKernelManager(
@@ -184,11 +196,13 @@ def test_klines_notebook_draws_a_chart(runs: dict[str, Run]) -> None:
     assert rich_outputs(runs["03_klines"], "image/png")
 
 
-def test_signals_notebook_saves_its_chart(runs: dict[str, Run], copy: Path) -> None:
+def test_signals_notebook_saves_its_chart_outside_the_repository(
+    runs: dict[str, Run], copy: Path, stale_chart: Path
+) -> None:
     result = runs["04_signals"]
     assert result.cwd == copy
-    chart = copy / "04_signals.png"
-    assert chart.read_bytes().startswith(PNG)
+    assert stale_chart.read_bytes().startswith(PNG)  # written by this run (removed before it)
+    assert not (copy / "04_signals.png").exists()  # nothing next to the notebook
     assert rich_outputs(result, "image/png")
 
 
