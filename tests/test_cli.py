@@ -552,33 +552,10 @@ def test_ctrl_c_stops_book_cleanly(children: list[Child]) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
 def test_book_redraws_in_place_on_a_terminal() -> None:
-    master, slave = os.openpty()
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "rxbinance", "book", "BTCUSDT", *FAST, "-d", "4", "-n", "8"],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=slave,
-            stderr=subprocess.PIPE,
-        )
-        os.close(slave)
-        slave = -1
-        output = b""
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-        _, err = process.communicate(timeout=TIMEOUT)
-    finally:
-        os.close(master)
-        if slave >= 0:
-            os.close(slave)
-    assert process.returncode == 0, err
-    text = output.decode()
+    status, text, err = run_on_terminal(
+        "book", "BTCUSDT", *FAST, "-d", "4", "-n", "8", rows=50, columns=120
+    )
+    assert status == 0, err
     assert text.startswith("\x1b[?25l")  # cursor hidden while drawing...
     assert text.endswith("\x1b[?25h")  # ...and shown again at the end
     redraws = re.findall(r"\x1b\[(\d+)F", text)  # cursor up over the previous block
