@@ -8,6 +8,10 @@ The local order book (:func:`rxbinance.order_book`) reports its own state here t
 ``BookResyncing`` when its book stops being valid (it emits nothing until ``BookSynced``), and
 ``BookSnapshotFailed`` when a REST snapshot could not be fetched. Their ``stream`` is the book's
 diff depth stream (``btcusdt@depth@100ms``).
+
+:class:`Gap` is the one event that is also *data*: a sequenced stream (``agg_trades``,
+``trades``, ``klines``) delivers it in-band, at the place of the hole, when what a reconnect or
+a stall missed could not be repaired from REST; it is emitted here as well.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ __all__ = [
     "Connecting",
     "ConnectionEvent",
     "Disconnected",
+    "Gap",
     "GaveUp",
     "MalformedFrame",
     "Reconnecting",
@@ -122,3 +127,20 @@ class BookSnapshotFailed(ConnectionEvent):
     symbol: str
     error: str
     retry_in: float
+
+
+@dataclass(frozen=True, slots=True)
+class Gap(ConnectionEvent):
+    """Messages of ``stream`` that were missed and could not be repaired: ``first`` to ``last``
+    inclusive, as aggregate trade ids (``a``), trade ids (``t``) or candle open times in epoch
+    ms (klines: every closed candle opening in ``[first, last]``).
+
+    ``reason`` says why REST could not fill it: ``"beyond REST retention"``, ``"REST refused:
+    ..."``, ``"REST weight budget spent"``, ``"backfill off"``, ``"stream ended"``...
+    Delivered in-band by the sequenced streams, where the hole is (the messages before it came
+    before, the ones after it come after), and on :attr:`BinanceStreams.events`.
+    """
+
+    first: int
+    last: int
+    reason: str

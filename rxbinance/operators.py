@@ -66,6 +66,7 @@ from reactivex.observable.groupedobservable import GroupedObservable
 from reactivex.subject import Subject
 
 from rxbinance.errors import ConnectionFailure, InvalidInputError
+from rxbinance.events import Gap
 from rxbinance.models import (
     AggTrade,
     AvgPrice,
@@ -336,7 +337,8 @@ def _convert(
     convert: Callable[[Any], _T], errors: Errors, stream: str | None
 ) -> Callable[[Observable[Any]], Observable[_T]]:
     """map(convert), with the give-up dict as an error naming the stream (see
-    :func:`raise_on_give_up`) and ParseError handled per ``errors``."""
+    :func:`raise_on_give_up`), a :class:`~rxbinance.events.Gap` passed on as it is (it marks a
+    hole REST could not fill: not a payload), and ParseError handled per ``errors``."""
     _check_errors(errors)
     _StreamName(stream)  # validates it now, not at subscription
 
@@ -349,6 +351,11 @@ def _convert(
             def on_next(payload: Any) -> None:
                 if is_give_up(payload):
                     observer.on_error(names.give_up(payload))
+                    return
+                if type(payload) is Gap:
+                    # Passed on in place: typed as the model, like the give-up dict is typed as
+                    # a payload upstream (Gap is documented on every sequenced stream).
+                    observer.on_next(cast(_T, payload))
                     return
                 names.note(payload)
                 try:

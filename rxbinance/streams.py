@@ -65,8 +65,16 @@ from reactivex.scheduler import EventLoopScheduler
 from rxbinance._reactive.budget import default_budget
 from rxbinance._reactive.connection import SharedConnection
 from rxbinance._reactive.context import StreamsContext, Threads
-from rxbinance._reactive.hub import Broadcast, Hub
+from rxbinance._reactive.hub import Broadcast, Hub, Sink
 from rxbinance._reactive.reconnect import ReconnectPolicy
+from rxbinance._reactive.repair import (
+    AggTradeBackfill,
+    Backfill,
+    KlineBackfill,
+    RepairingSink,
+    RepairStatistics,
+    TradeBackfill,
+)
 from rxbinance._reactive.user_data import (
     USER_DATA_KEY,
     ListenKeyHolder,
@@ -96,6 +104,7 @@ from rxbinance.protocol.payloads import (
     TickerPayload,
     TradePayload,
 )
+from rxbinance.protocol.sequence import CandleSequence, IdSequence
 from rxbinance.protocol.signing import Signer, load_signer
 from rxbinance.transport import SocketFactory, SocketLike, StreamSocket
 
@@ -123,14 +132,17 @@ class StreamStatistics:
     """A snapshot of one live stream key.
 
     ``subscribers``: subscribers now; ``connects``: sockets opened since the key went live, the
-    first included; ``messages``: data messages delivered since the key went live, over every
-    socket it had.
+    first included; ``messages``: data messages received since the key went live, over every
+    socket it had. For sequenced streams (aggTrade, trade, kline), ``repair``: the holes
+    found, messages repaired from REST, Gaps delivered, repeats dropped, REST calls and weight
+    spent (None for other streams).
     """
 
     key: str
     subscribers: int
     connects: int
     messages: int
+    repair: RepairStatistics | None = None
 
 
 class BinanceStreams:
@@ -337,16 +349,28 @@ class BinanceStreams:
         for entry in self._hub.entries():
             connection = entry.source
             if isinstance(connection, SharedConnection):
-                result[connection.key] = StreamStatistics(
-                    connection.key,
+                sink = connection.sink
+                key = str(entry.key)
+                result[key] = StreamStatistics(
+                    key,
                     subscribers=entry.subscribers,
                     connects=connection.connects,
                     messages=connection.messages,
+                    repair=sink.statistics() if isinstance(sink, RepairingSink) else None,
                 )
         return result
 
-    def _shared(self, key: str, url: str, open_socket: SocketFactory) -> Observable[Any]:
-        """The hub's Observable of one socket-backed stream key."""
+    def _shared(
+        self,
+        key: str,
+        url: str,
+        open_socket: SocketFactory,
+        *,
+        hub_key: str | None = None,
+        wrap: Callable[[Sink[Any]], Sink[Any]] | None = None,
+    ) -> Observable[Any]:
+        """The hub's Observable of one socket-backed stream ``key`` (the stream name events and
+        threads carry); ``hub_key`` (default ``key``) is what it is shared under."""
 
         def make() -> SharedConnection:
             return SharedConnection(
@@ -357,9 +381,47 @@ class BinanceStreams:
                 timer_scheduler=self._timers,
                 emit_event=self._events.on_next,
                 track=self._track_socket,
+                wrap=wrap,
             )
 
-        return self._hub.observable(key, make, name=key)
+        shared_as = key if hub_key is None else hub_key
+        return self._hub.observable(shared_as, make, name=shared_as)
+
+    def _repairing(self, name: str, backfill: bool) -> Callable[[Sink[Any]], Sink[Any]] | None:
+        """For a sequenced stream (aggTrade, trade, kline), the wrapper that keeps it whole
+        (:mod:`rxbinance._reactive.repair`); None for every other stream."""
+        symbol, _, kind = name.partition("@")
+        usdm = self._usdm()
+        rest = self._context.rest
+        sequence: Callable[[], IdSequence | CandleSequence]
+        strategy: Backfill | None
+        if kind == "aggTrade":
+            sequence = lambda: IdSequence("a")  # noqa: E731
+            strategy = AggTradeBackfill(rest, symbol.upper(), usdm=usdm)
+        elif kind == "trade":
+            sequence = lambda: IdSequence("t")  # noqa: E731
+            strategy = TradeBackfill(rest, symbol.upper())
+        elif kind.startswith("kline_") and "@" not in kind:  # not klines in a time zone
+            interval = kind.removeprefix("kline_")
+            sequence = lambda: CandleSequence(interval)  # noqa: E731
+            strategy = KlineBackfill(rest, symbol.upper(), interval, usdm=usdm)
+        else:
+            return None
+        context = self._context
+
+        def wrap(sink: Sink[Any]) -> Sink[Any]:
+            return RepairingSink(
+                sink,
+                stream=name,
+                sequence=sequence(),
+                backfill=strategy if backfill else None,
+                budget=context.budget,
+                rest_retry=context.rest_retry,
+                new_thread=context.new_thread,
+                emit_event=context.emit_event,
+            )
+
+        return wrap
 
     def _track_socket(self, sock: SocketLike) -> None:
         thread = getattr(sock, "thread", None)
@@ -450,13 +512,19 @@ class BinanceStreams:
         precisely why (:func:`rxbinance.protocol.names.validate_stream_name`)."""
         return names.validate_stream_name(name, self.product, market=self.market)
 
-    def _observe(self, name: str) -> Observable[Any]:
-        """The shared Observable of a validated stream name, on its route (USD-M)."""
+    def _observe(self, name: str, backfill: bool = True) -> Observable[Any]:
+        """The shared Observable of a validated stream name, on its route (USD-M); sequenced
+        streams kept whole (repaired from REST when ``backfill``, else holes are Gaps)."""
         if self._usdm():
             url = routed_raw_url(self.ws_url, names.usdm_route(name), name)
         else:
             url = raw_url(self.ws_url, name)
-        return self._shared(name, url, self._transport)
+        wrap = self._repairing(name, backfill)
+        if wrap is None:
+            return self._shared(name, url, self._transport)
+        # With and without backfill they differ: one socket each.
+        hub_key = name if backfill else f"{name}?backfill=false"
+        return self._shared(name, url, self._transport, hub_key=hub_key, wrap=wrap)
 
     def _symbol(self, symbol: str) -> str:
         if self._usdm():
@@ -472,16 +540,31 @@ class BinanceStreams:
         """
         return self._observe(self._validate(name))
 
-    def trades(self, symbol: str) -> Observable[TradePayload]:
-        """Every trade of ``symbol`` (``<symbol>@trade``), real time. Spot only: USD-M futures
-        has no such stream (use :meth:`agg_trades`)."""
-        self._spot_only("trades", "Binance documents no <symbol>@trade stream; use agg_trades()")
-        return self.stream(names.trade_stream(symbol))
+    def trades(self, symbol: str, *, backfill: bool = True) -> Observable[TradePayload]:
+        """Every trade of ``symbol`` (``<symbol>@trade``), real time, each once, in trade-id
+        order. Spot only: USD-M futures has no such stream (use :meth:`agg_trades`).
 
-    def agg_trades(self, symbol: str) -> Observable[AggTradePayload]:
+        **Lossless.** Trade ids are consecutive: when a reconnect, a rollover or a stall
+        skipped some, the trades that follow are held while the missing ones are fetched from
+        ``GET /api/v3/historicalTrades`` by ``fromId`` (weight 25 per 1,000 trades, from the
+        streams' REST weight budget; Binance documents no API key for it today), then
+        delivered in order; repeats are dropped. What REST cannot give arrives as a
+        :class:`~rxbinance.events.Gap` in its place (and on :attr:`events`). ``backfill=False``:
+        no REST; every hole is a Gap (a socket of its own).
+        """
+        self._spot_only("trades", "Binance documents no <symbol>@trade stream; use agg_trades()")
+        return self._observe(self._validate(names.trade_stream(symbol)), backfill)
+
+    def agg_trades(self, symbol: str, *, backfill: bool = True) -> Observable[AggTradePayload]:
         """Aggregate trades of ``symbol`` (``<symbol>@aggTrade``): real time on spot, every
-        100 ms on USD-M."""
-        return self.stream(f"{self._symbol(symbol)}@aggTrade")
+        100 ms on USD-M; each once, in id order.
+
+        **Lossless**, like :meth:`trades`: holes are refilled from ``GET /api/v3/aggTrades``
+        (weight 4) or ``GET /fapi/v1/aggTrades`` (USD-M, weight 20; Binance keeps 48 h there)
+        by ``fromId``, 1,000 per call, or reported as a :class:`~rxbinance.events.Gap`.
+        ``backfill=False``: no REST; every hole is a Gap.
+        """
+        return self._observe(self._validate(f"{self._symbol(symbol)}@aggTrade"), backfill)
 
     def depth(
         self, symbol: str, levels: int | None = None, speed: int | None = None
@@ -501,10 +584,20 @@ class BinanceStreams:
         except InvalidInputError as exc:  # the allowed speeds differ per market: say which
             raise InvalidInputError(f"{exc} (market {self.market!r})") from None
 
-    def klines(self, symbol: str, interval: str = "1m") -> Observable[KlinePayload]:
+    def klines(
+        self, symbol: str, interval: str = "1m", *, backfill: bool = True
+    ) -> Observable[KlinePayload]:
         """Candles of ``symbol`` (``<symbol>@kline_<interval>``); ``"1M"`` is a month, ``"1m"`` a
         minute. ``k.x`` is true on the last update of a candle. USD-M has no ``"1s"`` (see
-        :meth:`continuous_klines`)."""
+        :meth:`continuous_klines`).
+
+        **No closed candle missing**: when a reconnect or a stall skipped the closing update of
+        one or more candles, the updates that follow are held while the closed candles are
+        fetched from ``GET /api/v3/klines`` (``/fapi/v1/klines``) by time and delivered as
+        closing updates (``k.x`` true; REST has no trade ids: ``k.f`` and ``k.L`` are -1).
+        Updates of a candle already closed are dropped. What REST cannot give is a
+        :class:`~rxbinance.events.Gap` of open times. ``backfill=False``: holes are Gaps.
+        """
         try:
             if self._usdm():
                 name = names.usdm_kline_stream(symbol, interval)
@@ -512,7 +605,7 @@ class BinanceStreams:
                 name = names.kline_stream(symbol, interval)
         except InvalidInputError as exc:  # the allowed intervals differ per market: say which
             raise InvalidInputError(f"{exc} (market {self.market!r})") from None
-        return self.stream(name)
+        return self._observe(self._validate(name), backfill)
 
     def symbol_ticker(self, symbol: str) -> Observable[TickerPayload]:
         """24 h rolling statistics of ``symbol`` (``<symbol>@ticker``): every second on spot,

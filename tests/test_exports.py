@@ -118,6 +118,7 @@ EXPECTED = {
         "Connecting",
         "ConnectionEvent",
         "Disconnected",
+        "Gap",
         "GaveUp",
         "MalformedFrame",
         "Reconnecting",

@@ -277,8 +277,9 @@ def test_the_readme_quickstart_runs_and_ends_with_the_named_failure(
 
     def run_for_a_while() -> None:
         fake.wait_for_connections(1, stream="bnbbtc@trade")
-        for p in [3, 1, 4, 1, 5, 9, 2, 6, 5, 3]:
-            fake.publish("bnbbtc@trade", {**TRADE, "p": f"{p}.0"})
+        # Consecutive trade ids, as Binance sends them (a repeated id is dropped as a repeat).
+        for i, p in enumerate([3, 1, 4, 1, 5, 9, 2, 6, 5, 3]):
+            fake.publish("bnbbtc@trade", {**TRADE, "t": 100 + i, "p": f"{p}.0"})
         printed.wait_count(1)
         fake.refuse_connections(None)
         fake.drop_connections()

@@ -58,12 +58,20 @@ class WeightBudget:
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
 
-    def acquire(self, weight: float, cancel: threading.Event | None = None) -> bool:
-        """Take ``weight`` from the bucket, waiting as long as needed.
+    def acquire(
+        self,
+        weight: float,
+        cancel: threading.Event | None = None,
+        timeout: float | None = None,
+    ) -> bool:
+        """Take ``weight`` from the bucket, waiting as long as needed, or at most ``timeout``
+        seconds (real time).
 
-        Returns True once taken, False if ``cancel`` was set while waiting (nothing is taken).
+        Returns True once taken, False if ``cancel`` was set while waiting or the timeout
+        passed (nothing is taken then).
         """
         waited = False
+        give_up_at = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
                 now = self._clock()
@@ -79,6 +87,11 @@ class WeightBudget:
                 else:
                     delay = (min(weight, self.burst) - self._tokens) / self._rate
             waited = True
+            if give_up_at is not None:
+                left = give_up_at - time.monotonic()
+                if left <= 0:
+                    return False
+                delay = min(delay, left)
             # Bounded waits: a pause() from another thread is noticed within a second.
             delay = min(max(delay, 0.001), 1.0)
             if cancel is not None:

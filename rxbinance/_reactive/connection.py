@@ -46,7 +46,8 @@ class SharedConnection:
     Thread model: sockets call back on their reader thread; the reconnect delay runs on
     ``timer_scheduler``; :meth:`stop` may be called from any thread, including a reader thread
     (a subscriber disposing inside its own callback). ``track`` is told of every socket opened,
-    so that ``BinanceStreams.close()`` can join their threads.
+    so that ``BinanceStreams.close()`` can join their threads. ``wrap`` puts a sink of its own
+    between the sockets and the entry (see :mod:`rxbinance._reactive.repair`).
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class SharedConnection:
         timer_scheduler: abc.SchedulerBase,
         emit_event: Callable[[ConnectionEvent], None],
         track: Callable[[SocketLike], None] = lambda _: None,
+        wrap: Callable[[Sink[Any]], Sink[Any]] | None = None,
     ) -> None:
         self.key = key
         self.url = url
@@ -67,6 +69,10 @@ class SharedConnection:
         self._timers = timer_scheduler
         self._emit_event = emit_event
         self._track = track
+        self._wrap = wrap
+        #: What messages are handed to: the hub entry, or what ``wrap`` put in front of it
+        #: (a RepairingSink keeping a sequenced stream whole).
+        self.sink: Sink[Any] | None = None
         self._lock = threading.Lock()
         self._sink: Sink[Any] | None = None
         self._socket: SocketLike | None = None
@@ -84,8 +90,9 @@ class SharedConnection:
         return self.messages_before + (sock.messages if sock is not None else 0)
 
     def start(self, sink: Sink[Any]) -> None:
+        wrapped = self._wrap(sink) if self._wrap is not None else sink
         with self._lock:
-            self._sink = sink
+            self._sink = self.sink = wrapped
         self._open()
 
     def stop(self) -> None:

@@ -33,11 +33,22 @@ from rxbinance.errors import (
     ConnectionFailure,
     HandshakeError,
     InvalidInputError,
+    RateLimitError,
+    RequestError,
     ServerShutdown,
 )
 from rxbinance.protocol.frames import GIVE_UP_MESSAGE, give_up_message
 
-__all__ = ["GIVE_UP_MESSAGE", "ReconnectPolicy", "Retry", "classify", "give_up_message"]
+__all__ = [
+    "DEFAULT_RATE_LIMIT_PAUSE",
+    "GIVE_UP_MESSAGE",
+    "ReconnectPolicy",
+    "Retry",
+    "classify",
+    "give_up_message",
+    "is_fatal",
+    "retry_after",
+]
 
 #: Close codes Binance uses when it ends a connection on purpose, so that the client reconnects
 #: at once: 1001 "going away" is what the 24 h limit (and FakeBinance's max_connection_age) send.
@@ -121,3 +132,41 @@ class ReconnectPolicy:
     def is_retryable(failure: BaseException) -> bool:
         """Connection failures are retried; anything else (a bug, bad input) is not."""
         return isinstance(failure, ConnectionFailure)
+
+
+# -- REST failures (snapshots, backfill) --------------------------------------------------------
+
+#: Pause after a 429/418 that carried no ``Retry-After``: weight is counted per minute.
+DEFAULT_RATE_LIMIT_PAUSE = 60.0
+
+
+def retry_after(error: BaseException) -> float | None:
+    """Seconds a rate-limit error (429/418) asks to wait, else None.
+
+    :class:`~rxbinance.errors.RateLimitError` carries ``retry_after`` (None when Binance sent
+    no ``Retry-After``: then :data:`DEFAULT_RATE_LIMIT_PAUSE`). Any other exception with a
+    numeric ``retry_after`` attribute (another client's) is honoured the same way.
+    """
+    value = getattr(error, "retry_after", None)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return max(0.0, float(value))
+    if isinstance(error, RateLimitError):
+        return DEFAULT_RATE_LIMIT_PAUSE
+    return None
+
+
+def is_fatal(error: BaseException) -> bool:
+    """True for a REST error that retrying cannot fix: Binance refused the request itself
+    (HTTP 4xx other than 429/418, e.g. -1121 invalid symbol) or the arguments were invalid.
+
+    Rate limits, 5xx (outcome unknown), timeouts and network errors
+    (:class:`~rxbinance.errors.RequestError`) are worth retrying.
+    """
+    if isinstance(error, InvalidInputError):
+        return True
+    if isinstance(error, (RateLimitError, RequestError)) or retry_after(error) is not None:
+        return False
+    status = getattr(error, "status", None)
+    if status is None:
+        status = getattr(error, "status_code", None)
+    return isinstance(status, int) and 400 <= status < 500 and status not in (418, 429)

@@ -13,13 +13,14 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rxbinance._reactive.budget import WeightBudget
-from rxbinance.errors import InvalidInputError, RateLimitError, RequestError
+from rxbinance._reactive.reconnect import DEFAULT_RATE_LIMIT_PAUSE, is_fatal, retry_after
 from rxbinance.protocol.limits import check_depth_limit, depth_weight
 
 if TYPE_CHECKING:
     from rxbinance.streams import BinanceStreams
 
 __all__ = [
+    "DEFAULT_RATE_LIMIT_PAUSE",
     "DepthClient",
     "KlinesClient",
     "WeightBudget",
@@ -50,42 +51,6 @@ class KlinesClient(Protocol):
         end_time: int | None = None,
         limit: int | None = None,
     ) -> list[list[Any]]: ...
-
-
-#: Pause after a 429/418 that carried no ``Retry-After``: weight is counted per minute.
-DEFAULT_RATE_LIMIT_PAUSE = 60.0
-
-
-def retry_after(error: BaseException) -> float | None:
-    """Seconds a rate-limit error (429/418) asks to wait, else None.
-
-    :class:`~rxbinance.errors.RateLimitError` carries ``retry_after`` (None when Binance sent
-    no ``Retry-After``: then :data:`DEFAULT_RATE_LIMIT_PAUSE`). Any other exception with a
-    numeric ``retry_after`` attribute (another client's) is honoured the same way.
-    """
-    value = getattr(error, "retry_after", None)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return max(0.0, float(value))
-    if isinstance(error, RateLimitError):
-        return DEFAULT_RATE_LIMIT_PAUSE
-    return None
-
-
-def is_fatal(error: BaseException) -> bool:
-    """True for a REST error that retrying cannot fix: Binance refused the request itself
-    (HTTP 4xx other than 429/418, e.g. -1121 invalid symbol) or the arguments were invalid.
-
-    Rate limits, 5xx (outcome unknown), timeouts and network errors
-    (:class:`~rxbinance.errors.RequestError`) are worth retrying.
-    """
-    if isinstance(error, InvalidInputError):
-        return True
-    if isinstance(error, (RateLimitError, RequestError)) or retry_after(error) is not None:
-        return False
-    status = getattr(error, "status", None)
-    if status is None:
-        status = getattr(error, "status_code", None)
-    return isinstance(status, int) and 400 <= status < 500 and status not in (418, 429)
 
 
 def rest_budget(streams: BinanceStreams) -> WeightBudget:

@@ -14,6 +14,7 @@ from reactivex import Observable, abc
 from rxbinance._reactive.context import StreamsContext
 from rxbinance._reactive.hub import Sink
 from rxbinance.errors import InvalidInputError, ProtocolError
+from rxbinance.events import Gap
 from rxbinance.models import Kline, ParseError
 from rxbinance.pipelines._common import give_up_error, is_give_up
 from rxbinance.pipelines._rest import (
@@ -192,6 +193,8 @@ class _Session:
     # -- live --------------------------------------------------------------------------------
 
     def _on_live(self, message: Any) -> None:
+        if type(message) is Gap:
+            return  # closed candles REST could not give: the seam below finds the hole itself
         if is_give_up(message):
             self._end(give_up_error(message, self._stream_name))
             return

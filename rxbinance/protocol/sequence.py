@@ -1,0 +1,185 @@
+"""Sequenced streams: which message comes next, where a hole is, and REST rows as stream messages.
+
+Three streams carry a sequence a client can check and REST can refill (binance-protocol.md 3, 7):
+
+- ``<symbol>@aggTrade``: aggregate trade ids ``a``, consecutive per symbol (REST ``aggTrades``
+  by ``fromId``);
+- ``<symbol>@trade``: trade ids ``t``, consecutive per symbol (REST ``historicalTrades`` by
+  ``fromId``);
+- ``<symbol>@kline_<interval>``: candles, whose *closed* updates (``k.x``) follow one another
+  by open time ``k.t`` (REST ``klines`` by ``startTime``/``endTime``).
+
+:class:`IdSequence` and :class:`CandleSequence` are small state machines with one question,
+:meth:`check`: is this live message the next one (deliver it), one already delivered (drop it:
+a reconnect or a REST page repeats what was seen), or does a hole lie before it (its bounds in
+``hole``)? No I/O, no threads: the reactive layer (``rxbinance._reactive.repair``) does the
+fetching around them.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+from rxbinance.protocol.intervals import candle_open, next_open
+
+__all__ = [
+    "CandleSequence",
+    "IdSequence",
+    "Verdict",
+    "agg_trade_message",
+    "kline_message",
+    "trade_message",
+]
+
+
+class Verdict(IntEnum):
+    DELIVER = 0  # the next message: pass it on
+    DROP = 1  # already delivered (a repeat): skip it
+    HOLE = 2  # messages are missing before it: ``hole`` says which
+    OTHER = 3  # not a message of the sequence (the give-up dict, a control reply): pass it on
+
+
+class IdSequence:
+    """Consecutive integer ids in ``field`` (``"a"`` for aggTrade, ``"t"`` for trade).
+
+    ``expected`` is the id of the next message to deliver (None before the first). After a
+    ``HOLE`` verdict nothing advances: the caller fills ``hole`` (or gives up on it with
+    :meth:`skip`) and checks the held message again.
+    """
+
+    __slots__ = ("expected", "field", "hole")
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.expected: int | None = None
+        self.hole: tuple[int, int] = (0, -1)
+
+    def position(self, message: Any) -> int | None:
+        if type(message) is not dict:
+            return None
+        value = message.get(self.field)
+        return value if type(value) is int else None
+
+    def check(self, message: Any) -> Verdict:
+        position = self.position(message)
+        if position is None:
+            return Verdict.OTHER
+        expected = self.expected
+        if expected is None or position == expected:
+            self.expected = position + 1
+            return Verdict.DELIVER
+        if position < expected:
+            return Verdict.DROP
+        self.hole = (expected, position - 1)
+        return Verdict.HOLE
+
+    def skip(self, last: int) -> None:
+        """Give up on everything up to ``last``: the next message expected is ``last + 1``."""
+        if self.expected is None or last >= self.expected:
+            self.expected = last + 1
+
+
+class CandleSequence:
+    """Closed candles of one ``interval``, one after the other by open time.
+
+    ``expected`` is the open time of the next candle whose *closed* update is awaited. Updates
+    of the open candle (``k.t == expected``, not closed) pass; updates of a candle before it
+    (its close already delivered, or a repeat) are dropped; an update of a later candle means
+    the closes in between were missed: ``hole`` gives their open times, first and last.
+    """
+
+    __slots__ = ("expected", "hole", "interval")
+
+    def __init__(self, interval: str) -> None:
+        self.interval = interval
+        self.expected: int | None = None
+        self.hole: tuple[int, int] = (0, -1)
+
+    @staticmethod
+    def position(message: Any) -> tuple[int, bool] | None:
+        if type(message) is not dict:
+            return None
+        candle = message.get("k")
+        if type(candle) is not dict:
+            return None
+        open_time = candle.get("t")
+        if type(open_time) is not int:
+            return None
+        return open_time, candle.get("x") is True
+
+    def check(self, message: Any) -> Verdict:
+        position = self.position(message)
+        if position is None:
+            return Verdict.OTHER
+        open_time, closed = position
+        expected = self.expected
+        if expected is None or open_time == expected:
+            self.expected = next_open(self.interval, open_time) if closed else open_time
+            return Verdict.DELIVER
+        if open_time < expected:
+            return Verdict.DROP
+        self.hole = (expected, candle_open(self.interval, open_time - 1))
+        return Verdict.HOLE
+
+    def skip(self, last: int) -> None:
+        """Give up on the candles opening up to ``last``: the next awaited is the one after."""
+        following = next_open(self.interval, last)
+        if self.expected is None or following > self.expected:
+            self.expected = following
+
+
+# -- REST rows as the stream's own messages ------------------------------------------------------
+
+
+def agg_trade_message(row: dict[str, Any], symbol: str) -> dict[str, Any]:
+    """A REST ``aggTrades`` item as the ``aggTrade`` stream sends it. ``E`` (event time) is not
+    in REST: the trade time ``T`` stands in for it."""
+    message = {"e": "aggTrade", "E": row["T"], "s": symbol}
+    message.update(row)
+    return message
+
+
+def trade_message(row: dict[str, Any], symbol: str) -> dict[str, Any]:
+    """A REST ``historicalTrades`` item (``id``, ``price``, ``qty``, ``time``, ``isBuyerMaker``,
+    ``isBestMatch``) as the ``trade`` stream sends it; ``E`` is the trade time."""
+    return {
+        "e": "trade",
+        "E": row["time"],
+        "s": symbol,
+        "t": row["id"],
+        "p": row["price"],
+        "q": row["qty"],
+        "T": row["time"],
+        "m": row["isBuyerMaker"],
+        "M": row.get("isBestMatch", True),
+    }
+
+
+def kline_message(row: list[Any], symbol: str, interval: str) -> dict[str, Any]:
+    """A REST kline row of a *closed* candle as the kline stream's closing update (``x``
+    true). REST has no trade ids: ``f`` and ``L`` are -1; ``E`` is the close time."""
+    return {
+        "e": "kline",
+        "E": int(row[6]),
+        "s": symbol,
+        "k": {
+            "t": int(row[0]),
+            "T": int(row[6]),
+            "s": symbol,
+            "i": interval,
+            "f": -1,
+            "L": -1,
+            "o": row[1],
+            "c": row[4],
+            "h": row[2],
+            "l": row[3],
+            "v": row[5],
+            "n": int(row[8]),
+            "x": True,
+            "q": row[7],
+            "V": row[9],
+            "Q": row[10],
+            "B": "0",
+        },
+    }
