@@ -1,0 +1,222 @@
+"""Lossless sequenced streams against FakeBinance over real sockets: what a drop or a stall
+missed is refilled from REST, in order, once; what REST cannot give is one exact Gap."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import reactivex.operators as ops
+
+from rxbinance import BinanceStreams
+from rxbinance.events import Gap
+from rxbinance.testing import FakeBinance
+from tests.conftest import Collector
+
+FAST = {"retry_delay": 0.05, "max_retry_delay": 0.2}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBinance]:
+    with FakeBinance(tick_interval=None) as server:
+        yield server
+
+
+def data(collector: Collector) -> list[dict[str, Any]]:
+    return [m for m in collector.items if not isinstance(m, Gap)]
+
+
+def gaps(collector: Collector) -> list[Gap]:
+    return [m for m in collector.items if isinstance(m, Gap)]
+
+
+def last_agg_id(fake: FakeBinance, symbol: str) -> int:
+    return int(fake.with_market(lambda m: m.agg_trade_history(symbol))[-1]["a"])
+
+
+def miss_some(fake: FakeBinance, stream: str, ticks: int = 60) -> None:
+    """The connection drops and stays down while the market moves on, then comes back."""
+    before = max(c.id for c in fake.connections)
+    fake.refuse_connections()
+    fake.drop_connections()
+    fake.step(ticks)
+    fake.accept_connections()
+    fake.wait_for(
+        lambda f: any(c.id > before and c.closed_at is None for c in f.connections), timeout=10
+    )
+    fake.wait_for_connections(1, stream=stream)
+
+
+def test_agg_trades_missed_while_down_are_refilled_in_order_once(fake: FakeBinance) -> None:
+    with fake.streams(**FAST) as streams:
+        got = Collector()
+        streams.agg_trades("BTCUSDT").subscribe(got)
+        fake.wait_for_connections(1, stream="btcusdt@aggTrade")
+        fake.step(30)
+        got.wait_for(lambda c: bool(data(c)))
+        miss_some(fake, "btcusdt@aggTrade")
+        fake.step(30)
+        final = last_agg_id(fake, "BTCUSDT")
+        got.wait_for(lambda c: bool(data(c)) and data(c)[-1]["a"] == final)
+        stats = streams.statistics()["btcusdt@aggTrade"].repair
+    ids = [m["a"] for m in data(got)]
+    assert ids == list(range(ids[0], final + 1))  # nothing lost, nothing twice, in order
+    assert gaps(got) == []
+    # The refilled ones are Binance's own trades (the fake's true history).
+    truth = {t["a"]: t for t in fake.with_market(lambda m: m.agg_trade_history("BTCUSDT"))}
+    for message in data(got):
+        expected = truth[message["a"]]
+        assert (message["p"], message["q"], message["T"]) == (
+            expected["p"], expected["q"], expected["T"]
+        )  # fmt: skip
+    assert stats is not None
+    assert stats.holes >= 1
+    assert stats.repaired > 0
+    assert stats.rest_weight == 4 * stats.rest_calls
+    calls = [r for r in fake.rest_requests if r.path == "/api/v3/aggTrades"]
+    assert calls
+    assert all("fromId=" in r.query for r in calls)
+
+
+def test_a_short_stall_loses_nothing(fake: FakeBinance) -> None:
+    # Shorter than stall_timeout: the socket stays up, the ids jump, and the hole is refilled.
+    with fake.streams(**FAST) as streams:
+        got = Collector()
+        streams.agg_trades("ETHUSDT").subscribe(got)
+        fake.wait_for_connections(1, stream="ethusdt@aggTrade")
+        fake.step(20)
+        got.wait_for(lambda c: bool(data(c)))
+        fake.stall()
+        fake.step(40)  # dropped by the stalled server
+        fake.unstall()
+        fake.step(20)
+        final = last_agg_id(fake, "ETHUSDT")
+        got.wait_for(lambda c: bool(data(c)) and data(c)[-1]["a"] == final)
+        assert len(fake.attempts) == 1  # no reconnect
+    ids = [m["a"] for m in data(got)]
+    assert ids == list(range(ids[0], final + 1))
+
+
+def test_without_rest_every_hole_is_one_exact_gap_in_place(fake: FakeBinance) -> None:
+    # No rest_url next to an own ws_url: REST cannot be used, so the hole is reported.
+    with BinanceStreams(ws_url=fake.ws_url, **FAST) as streams:
+        events = Collector()
+        streams.events.pipe(ops.filter(lambda e: isinstance(e, Gap))).subscribe(events)
+        got = Collector()
+        streams.agg_trades("BTCUSDT").subscribe(got)
+        fake.wait_for_connections(1, stream="btcusdt@aggTrade")
+        fake.step(30)
+        got.wait_for(lambda c: bool(data(c)))
+        before = data(got)[-1]["a"]
+        miss_some(fake, "btcusdt@aggTrade")
+        fake.step(30)
+        final = last_agg_id(fake, "BTCUSDT")
+        got.wait_for(lambda c: bool(data(c)) and data(c)[-1]["a"] == final)
+        events.wait_count(1)
+    (gap,) = gaps(got)
+    index = got.items.index(gap)
+    after = got.items[index + 1]["a"]
+    assert got.items[index - 1]["a"] == before
+    assert (gap.first, gap.last) == (before + 1, after - 1)  # exactly the ids never received
+    assert gap.stream == "btcusdt@aggTrade"
+    assert gap.reason.startswith("REST refused")
+    assert "rest_url" in gap.reason
+    assert events.items == [gap]
+    ids = [m["a"] for m in data(got)]
+    assert ids == sorted(set(ids))
+
+
+def test_backfill_off_reports_holes_and_uses_a_socket_of_its_own(fake: FakeBinance) -> None:
+    with fake.streams(**FAST) as streams:
+        plain, repaired = Collector(), Collector()
+        streams.agg_trades("BTCUSDT", backfill=False).subscribe(plain)
+        streams.agg_trades("BTCUSDT").subscribe(repaired)
+        fake.wait_for_connections(2, stream="btcusdt@aggTrade")
+        fake.step(30)
+        plain.wait_for(lambda c: bool(data(c)))
+        repaired.wait_for(lambda c: bool(data(c)))
+        miss_some_all(fake)
+        fake.step(30)
+        final = last_agg_id(fake, "BTCUSDT")
+        for c in (plain, repaired):
+            c.wait_for(lambda c: bool(data(c)) and data(c)[-1]["a"] == final)
+    (gap,) = gaps(plain)
+    assert gap.reason == "backfill off"
+    ids = [m["a"] for m in data(plain)]
+    assert set(range(gap.first, gap.last + 1)).isdisjoint(ids)
+    assert sorted(ids + list(range(gap.first, gap.last + 1))) == list(range(ids[0], final + 1))
+    assert gaps(repaired) == []
+    assert [m["a"] for m in data(repaired)] == list(range(data(repaired)[0]["a"], final + 1))
+
+
+def miss_some_all(fake: FakeBinance) -> None:
+    open_before = {c.id for c in fake.connections if c.closed_at is None}
+    fake.refuse_connections()
+    fake.drop_connections()
+    fake.step(60)
+    fake.accept_connections()
+    fake.wait_for(
+        lambda f: (
+            len([c for c in f.connections if c.closed_at is None and c.id not in open_before])
+            >= len(open_before)
+        ),
+        timeout=10,
+    )
+
+
+def test_closed_candles_missed_while_down_are_refilled(fake: FakeBinance) -> None:
+    with fake.streams(**FAST) as streams:
+        got = Collector()
+        streams.klines("BTCUSDT", "1s").subscribe(got)
+        fake.wait_for_connections(1, stream="btcusdt@kline_1s")
+        fake.step(30)
+        got.wait_for(lambda c: any(m["k"]["x"] for m in data(c)))
+        miss_some(fake, "btcusdt@kline_1s", ticks=80)  # several candles close unheard
+        fake.step(30)
+        got.wait_for(lambda c: sum(m["k"]["x"] for m in data(c)) >= 8)
+        stats = streams.statistics()["btcusdt@kline_1s"].repair
+    closed = [m["k"]["t"] for m in data(got) if m["k"]["x"]]
+    assert closed == list(range(closed[0], closed[-1] + 1000, 1000))  # every second, once
+    assert gaps(got) == []
+    assert stats is not None
+    assert stats.repaired > 0
+    # No update of a candle after its close.
+    seen_closed: set[int] = set()
+    for m in data(got):
+        assert m["k"]["t"] not in seen_closed
+        if m["k"]["x"]:
+            seen_closed.add(m["k"]["t"])
+
+
+def test_usdm_agg_trades_are_refilled_from_fapi(fake: FakeBinance) -> None:
+    with fake.streams(market="usdm", **FAST) as streams:
+        got = Collector()
+        streams.agg_trades("BTCUSDT").subscribe(got)
+        fake.wait_for_connections(1, stream="btcusdt@aggTrade")
+        fake.step(30)
+        got.wait_for(lambda c: bool(data(c)))
+        miss_some(fake, "btcusdt@aggTrade")
+        fake.step(30)
+        final = last_agg_id(fake, "BTCUSDT")
+        got.wait_for(lambda c: bool(data(c)) and data(c)[-1]["a"] == final)
+        stats = streams.statistics()["btcusdt@aggTrade"].repair
+    ids = [m["a"] for m in data(got)]
+    assert ids == list(range(ids[0], final + 1))
+    assert any(r.path == "/fapi/v1/aggTrades" for r in fake.rest_requests)
+    assert stats is not None
+    assert stats.rest_weight == 20 * stats.rest_calls
+
+
+def test_repeats_are_dropped(fake: FakeBinance) -> None:
+    with fake.streams(**FAST) as streams:
+        got = Collector()
+        streams.agg_trades("BTCUSDT").subscribe(got)
+        fake.wait_for_connections(1, stream="btcusdt@aggTrade")
+        base = {"e": "aggTrade", "E": 1, "s": "BTCUSDT", "p": "1", "q": "1", "f": 1, "l": 1,
+                "T": 1, "m": True, "M": True}  # fmt: skip
+        for i in (10, 11, 11, 10, 12):
+            fake.publish("btcusdt@aggTrade", {**base, "a": i})
+        got.wait_for(lambda c: len(c.items) >= 3 and c.items[-1]["a"] == 12)
+        assert [m["a"] for m in got.items] == [10, 11, 12]
+        assert streams.statistics()["btcusdt@aggTrade"].repair.dropped == 2  # type: ignore[union-attr]
