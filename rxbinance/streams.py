@@ -104,7 +104,7 @@ from rxbinance.protocol.payloads import (
     TickerPayload,
     TradePayload,
 )
-from rxbinance.protocol.sequence import CandleSequence, IdSequence
+from rxbinance.protocol.sequence import CandleSequence, DepthSequence, IdSequence
 from rxbinance.protocol.signing import Signer, load_signer
 from rxbinance.transport import SocketFactory, SocketLike, StreamSocket
 
@@ -389,11 +389,12 @@ class BinanceStreams:
 
     def _repairing(self, name: str, backfill: bool) -> Callable[[Sink[Any]], Sink[Any]] | None:
         """For a sequenced stream (aggTrade, trade, kline), the wrapper that keeps it whole
-        (:mod:`rxbinance._reactive.repair`); None for every other stream."""
+        (:mod:`rxbinance._reactive.repair`); for diff depth, the one that reports its holes;
+        None for every other stream."""
         symbol, _, kind = name.partition("@")
         usdm = self._usdm()
         rest = self._context.rest
-        sequence: Callable[[], IdSequence | CandleSequence]
+        sequence: Callable[[], IdSequence | CandleSequence | DepthSequence]
         strategy: Backfill | None
         if kind == "aggTrade":
             sequence = lambda: IdSequence("a")  # noqa: E731
@@ -405,6 +406,9 @@ class BinanceStreams:
             interval = kind.removeprefix("kline_")
             sequence = lambda: CandleSequence(interval)  # noqa: E731
             strategy = KlineBackfill(rest, symbol.upper(), interval, usdm=usdm)
+        elif kind == "depth" or kind.startswith("depth@"):  # diff depth: holes are reported
+            sequence = lambda: DepthSequence(futures=usdm)  # noqa: E731
+            strategy = None
         else:
             return None
         context = self._context
@@ -414,7 +418,7 @@ class BinanceStreams:
                 sink,
                 stream=name,
                 sequence=sequence(),
-                backfill=strategy if backfill else None,
+                backfill=strategy if backfill and strategy is not None else None,
                 budget=context.budget,
                 rest_retry=context.rest_retry,
                 new_thread=context.new_thread,

@@ -220,3 +220,65 @@ def test_repeats_are_dropped(fake: FakeBinance) -> None:
         got.wait_for(lambda c: len(c.items) >= 3 and c.items[-1]["a"] == 12)
         assert [m["a"] for m in got.items] == [10, 11, 12]
         assert streams.statistics()["btcusdt@aggTrade"].repair.dropped == 2  # type: ignore[union-attr]
+
+
+def test_a_diff_depth_hole_is_a_gap_and_the_stream_goes_on(fake: FakeBinance) -> None:
+    with fake.streams(**FAST) as streams:
+        got = Collector()
+        streams.depth("BTCUSDT", speed=100).subscribe(got)
+        fake.wait_for_connections(1, stream="btcusdt@depth@100ms")
+        fake.step(10)
+        got.wait_for(lambda c: bool(data(c)))
+        fake.inject_gap("BTCUSDT", size=3)  # the next event skips 3 update ids
+        fake.step(10)
+        got.wait_for(lambda c: bool(gaps(c)) and got.items[-1] is not gaps(c)[0])
+    (gap,) = gaps(got)
+    index = got.items.index(gap)
+    before, after = got.items[index - 1], got.items[index + 1]
+    assert (gap.first, gap.last) == (before["u"] + 1, after["U"] - 1)
+    assert gap.last - gap.first + 1 == 3
+    assert gap.reason == "depth has no history"
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        # spot: U continues the previous u; overlaps continue too; a repeat is dropped
+        ([(1, 5, None), (6, 9, None), (8, 12, None), (10, 11, None)], [(1, 5), (6, 9), (8, 12)]),
+        # USD-M: pu is the previous u (ids are not consecutive)
+        ([(1, 5, 0), (9, 20, 5), (30, 31, 20)], [(1, 5), (9, 20), (30, 31)]),
+    ],
+)
+def test_depth_chains_pass_whole(
+    fake: FakeBinance, events: list[tuple[int, int, int | None]], expected: list[tuple[int, int]]
+) -> None:
+    usdm = events[0][2] is not None
+    with fake.streams(market="usdm" if usdm else "spot", **FAST) as streams:
+        got = Collector()
+        streams.stream("btcusdt@depth@100ms").subscribe(got)
+        fake.wait_for_connections(1, stream="btcusdt@depth@100ms")
+        for first, last, before in events:
+            event = {"e": "depthUpdate", "E": 1, "s": "BTCUSDT", "U": first, "u": last,
+                     "b": [], "a": []}  # fmt: skip
+            if before is not None:
+                event["pu"] = before
+            fake.publish("btcusdt@depth@100ms", event)
+        got.wait_for(
+            lambda c: len(c.items) >= len(expected) and c.items[-1]["U"] == expected[-1][0]
+        )
+    assert [(m["U"], m["u"]) for m in got.items] == expected
+
+
+def test_a_broken_usdm_pu_chain_is_a_gap_naming_the_missed_ids(fake: FakeBinance) -> None:
+    with fake.streams(market="usdm", **FAST) as streams:
+        got = Collector()
+        streams.stream("btcusdt@depth@100ms").subscribe(got)
+        fake.wait_for_connections(1, stream="btcusdt@depth@100ms")
+        base = {"e": "depthUpdate", "E": 1, "s": "BTCUSDT", "b": [], "a": []}
+        fake.publish("btcusdt@depth@100ms", {**base, "U": 1, "u": 5, "pu": 0})
+        fake.publish("btcusdt@depth@100ms", {**base, "U": 12, "u": 20, "pu": 11})  # 6..11 missed
+        got.wait_count(3)
+    first, gap, second = got.items
+    assert isinstance(gap, Gap)
+    assert (gap.first, gap.last) == (6, 11)
+    assert (first["u"], second["U"]) == (5, 12)

@@ -41,6 +41,7 @@ from rxbinance.events import ConnectionEvent, Gap
 from rxbinance.protocol.intervals import candle_open, next_open
 from rxbinance.protocol.sequence import (
     CandleSequence,
+    DepthSequence,
     IdSequence,
     Verdict,
     agg_trade_message,
@@ -59,7 +60,7 @@ __all__ = [
 
 log = logging.getLogger("rxbinance.repair")
 
-Sequence = IdSequence | CandleSequence
+Sequence = IdSequence | CandleSequence | DepthSequence
 
 
 class Backfill(Protocol):
@@ -113,6 +114,7 @@ class RepairingSink:
         self._stream = stream
         self._seq = sequence
         self._field = sequence.field if isinstance(sequence, IdSequence) else None
+        self._history_less = isinstance(sequence, DepthSequence)
         self._backfill = backfill
         self._budget = budget
         self._retry = rest_retry
@@ -208,7 +210,8 @@ class RepairingSink:
         self._holes += 1
         log.info("%s: %d to %d missed; repairing", self._stream, first, last)
         if self._backfill is None:
-            gap = self._gap(first, last, "backfill off")
+            reason = "depth has no history" if self._history_less else "backfill off"
+            gap = self._gap(first, last, reason)
             self._seq.skip(last)
             self._target.on_next(gap)
             self._emit_event(gap)
@@ -322,21 +325,30 @@ class RepairingSink:
 
     # -- positions -----------------------------------------------------------------------
 
+    # Only ids and candles are ever fetched (depth has no history: no backfill, so _fetch never
+    # runs for it).
+
     def _position(self, message: Any) -> int | None:
-        if isinstance(self._seq, IdSequence):
-            return self._seq.position(message)
-        found = self._seq.position(message)
+        seq = self._seq
+        if isinstance(seq, IdSequence):
+            return seq.position(message)
+        assert isinstance(seq, CandleSequence)
+        found = seq.position(message)
         return None if found is None else found[0]
 
     def _after(self, position: int) -> int:
-        if isinstance(self._seq, IdSequence):
+        seq = self._seq
+        if isinstance(seq, IdSequence):
             return position + 1
-        return next_open(self._seq.interval, position)
+        assert isinstance(seq, CandleSequence)
+        return next_open(seq.interval, position)
 
     def _before(self, position: int) -> int:
-        if isinstance(self._seq, IdSequence):
+        seq = self._seq
+        if isinstance(seq, IdSequence):
             return position - 1
-        return candle_open(self._seq.interval, position - 1)
+        assert isinstance(seq, CandleSequence)
+        return candle_open(seq.interval, position - 1)
 
     def _skip_hole(self, reason: str) -> Gap:
         """Post a Gap for the current hole and go past it (under the lock)."""

@@ -36,6 +36,7 @@ from rxbinance.events import (
     Connected,
     ConnectionEvent,
     Disconnected,
+    Gap,
 )
 from rxbinance.models import DepthUpdate, ParseError, parser_for
 from rxbinance.pipelines._book import Level, OrderBook, PersistentBook
@@ -267,6 +268,8 @@ class _BookConnection:
     # -- sources -----------------------------------------------------------------------------
 
     def _on_depth(self, message: Any) -> None:
+        if type(message) is Gap:
+            return  # the next event shows BookSync the same hole: it resyncs from a snapshot
         if is_give_up(message):
             self._terminate(give_up_error(message, self.stream_name))
             return

@@ -25,6 +25,7 @@ from rxbinance.protocol.intervals import candle_open, next_open
 
 __all__ = [
     "CandleSequence",
+    "DepthSequence",
     "IdSequence",
     "Verdict",
     "agg_trade_message",
@@ -127,6 +128,55 @@ class CandleSequence:
         following = next_open(self.interval, last)
         if self.expected is None or following > self.expected:
             self.expected = following
+
+
+class DepthSequence:
+    """Diff depth events (``depthUpdate``), each continuing the last: on spot ``U`` is the
+    previous ``u`` + 1 (an overlap, ``U <= u' + 1 <= u``, continues too); on USD-M futures,
+    whose update ids are not consecutive, ``pu`` equals the previous ``u``.
+
+    Depth has no history to refill: a hole is reported (the update ids missed: on spot
+    ``prev u + 1`` to ``U - 1``, on USD-M ``prev u + 1`` to ``pu``) and the stream goes on; an
+    order book resyncs from a snapshot by itself. An event ending at or before the last one
+    (``u <=`` the previous ``u``) is a repeat.
+    """
+
+    __slots__ = ("expected", "futures", "hole")
+
+    def __init__(self, *, futures: bool) -> None:
+        self.futures = futures
+        self.expected: int | None = None  # the last ``u`` delivered
+        self.hole: tuple[int, int] = (0, -1)
+
+    def check(self, message: Any) -> Verdict:
+        if type(message) is not dict:
+            return Verdict.OTHER
+        first, last = message.get("U"), message.get("u")
+        if type(first) is not int or type(last) is not int:
+            return Verdict.OTHER
+        previous = self.expected
+        if previous is None:
+            self.expected = last
+            return Verdict.DELIVER
+        if last <= previous:
+            return Verdict.DROP
+        if self.futures:
+            before = message.get("pu")
+            if type(before) is not int or before == previous:
+                self.expected = last
+                return Verdict.DELIVER
+            self.hole = (previous + 1, before)
+            return Verdict.HOLE
+        if first <= previous + 1:
+            self.expected = last
+            return Verdict.DELIVER
+        self.hole = (previous + 1, first - 1)
+        return Verdict.HOLE
+
+    def skip(self, last: int) -> None:
+        """Go past the hole: the next event continues from ``last``."""
+        if self.expected is None or last > self.expected:
+            self.expected = last
 
 
 # -- REST rows as the stream's own messages ------------------------------------------------------
