@@ -56,18 +56,18 @@ same market and share one weight budget (the fake is one "IP"):
 =================================  ======  ===================================================
 
 API keys (:class:`ApiKeys`, configured with ``FakeBinance(api_keys={key: secret})`` or
-``fake.add_api_key``). MARKET_DATA, USER_STREAM and SIGNED endpoints need the
-``X-MBX-APIKEY`` header: none or empty: HTTP 401 -2014 "API-key format invalid."; a key the
-fake does not know: 401 -2015 "Invalid API-key, IP, or permissions for action.". SIGNED
-endpoints then check, exactly per binance-protocol.md 7.2: ``timestamp`` and ``signature``
-present (-1102); ``recvWindow`` (default 5000, at most 60000 with up to 3 decimals, else
--1131); the signature (-1022 "Signature for this request is not valid.") over the
-**percent-encoded payload as sent**: the raw query string and then the raw form body, each without its ``signature`` parameter, HMAC-SHA256 hex (any case) for
-secret keys, base64 Ed25519 or RSA (PKCS#1 v1.5, SHA-256) for public keys (``cryptography``
-needed); and the timestamp (-1021) against the **wall clock**: ahead by 1000 ms or more, or
-older than ``recvWindow``. Binance checks against its own clock; the fake's market clock may run
-faster or be paused, so it uses the wall clock the clients sign with. Timestamps of 16 digits
-and more are microseconds.
+``fake.add_api_key``). MARKET_DATA, USER_STREAM and SIGNED endpoints need the ``X-MBX-APIKEY``
+header: none or empty: HTTP 401 -2014 "API-key format invalid."; a key the fake does not know:
+401 -2015 "Invalid API-key, IP, or permissions for action.". SIGNED endpoints then check,
+exactly per binance-protocol.md 7.2: ``timestamp`` and ``signature`` present (-1102);
+``recvWindow`` (default 5000, at most 60000 with up to 3 decimals, else -1131); the signature
+(-1022 "Signature for this request is not valid.") over the **percent-encoded payload as sent**:
+the raw query string and then the raw form body, each without its ``signature`` parameter,
+HMAC-SHA256 hex (any case) for secret keys, base64 Ed25519 or RSA (PKCS#1 v1.5, SHA-256) for
+public keys (``cryptography`` needed); and the timestamp (-1021) against the **wall clock**:
+ahead by 1000 ms or more, or older than ``recvWindow``. Binance checks against its own clock;
+the fake's market clock may run faster or be paused, so it uses the wall clock the clients sign
+with. Timestamps of 16 digits and more are microseconds.
 
 REST history retention: the trade endpoints (aggTrades, historicalTrades, trades) serve only
 what :meth:`Market.rest_oldest_ids` says REST still has (``Market.rest_history_ms``,
