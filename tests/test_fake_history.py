@@ -135,12 +135,15 @@ def test_recent_trades(fake: FakeBinance, http: requests.Session) -> None:
         ("/api/v3/trades", {"symbol": "BTCUSDT", "fromId": 1}, -1104),
         ("/fapi/v1/trades", {"symbol": "NOPEUSDT"}, -1121),
         ("/fapi/v1/trades", {"symbol": "BTCUSDT", "limit": 0}, -1100),
+        ("/fapi/v1/historicalTrades", {"symbol": "NOPEUSDT"}, -1121),
+        ("/fapi/v1/historicalTrades", {"symbol": "BTCUSDT", "limit": 0}, -1100),
+        ("/fapi/v1/historicalTrades", {"symbol": "BTCUSDT", "fromId": -2}, -1100),
     ],
 )
 def test_bad_parameters(
     fake: FakeBinance, http: requests.Session, path: str, params: dict[str, Any], code: int
 ) -> None:
-    response = get(fake, http, path, **params)
+    response = get(fake, http, path, key=KEY, **params)  # USD-M's historicalTrades needs one
     assert response.status_code == 400
     assert response.json()["code"] == code
     assert set(response.json()) == {"code", "msg"}
