@@ -117,7 +117,8 @@ class Client:
     """Binance REST for one market, on one :class:`requests.Session`.
 
     Args:
-        api_key: Sent as ``X-MBX-APIKEY`` on listen-key and SIGNED calls only.
+        api_key: Sent as ``X-MBX-APIKEY`` on listen-key, SIGNED and USD-M
+            :meth:`historical_trades` calls only.
         api_secret: The HMAC secret, or an Ed25519/RSA private key in PEM (PKCS#8) form, or a
             :class:`~rxbinance.protocol.signing.Signer`. Loaded at once: a PEM key without the
             ``cryptography`` package raises ImportError naming ``pip install cryptography``.
@@ -303,13 +304,21 @@ class Client:
         end_time: int | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """``GET /aggTrades``: aggregate trades, oldest first.
+        """``GET /aggTrades``: aggregate trades, oldest first. No API key on either market.
 
-        ``from_id`` (inclusive) pages by id; ``start_time``/``end_time`` (epoch ms, inclusive)
-        select by time; none of them gives the most recent. ``limit`` 1 to 1000 (Binance's
-        default 500). Weight 4 on spot, 20 on USD-M (where only the last 48 hours are kept and
-        start/end may be at most one hour apart).
+        ``from_id`` (inclusive) pages by aggregate trade id, on spot and USD-M alike;
+        ``start_time``/``end_time`` (epoch ms, inclusive) select by time (not together with
+        ``from_id``: InvalidInputError); none of them gives the most recent. ``limit`` 1 to
+        1000 (Binance's default 500). Weight 4 on spot (``GET /api/v3/aggTrades``), 20 on
+        USD-M (``GET /fapi/v1/aggTrades``, where only the last 48 hours are kept and start/end
+        may be at most one hour apart). Binance answers a ``from_id`` older than it keeps from
+        its oldest kept id on: a first ``"a"`` above ``from_id`` means those ids are lost.
         """
+        if from_id is not None and (start_time is not None or end_time is not None):
+            raise InvalidInputError(
+                f"pass from_id ({from_id!r}) or start_time/end_time, not both: Binance refuses "
+                "the combination"
+            )
         params = {
             "symbol": _check_symbol(symbol),
             "fromId": None if from_id is None else _check_int("from_id", from_id, 0),
@@ -317,6 +326,56 @@ class Client:
             "limit": None if limit is None else _check_int("limit", limit, 1, 1000),
         }
         rows: list[dict[str, Any]] = self.request("GET", f"{self._prefix}/aggTrades", params)
+        return rows
+
+    def historical_trades(
+        self, symbol: str, from_id: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """``GET /historicalTrades`` ("old trade lookup"): trades by trade id, oldest first:
+        the ``limit`` trades from ``from_id`` (inclusive) on, or the most recent without it.
+
+        Items: ``{"id", "price", "qty", "quoteQty", "time", "isBuyerMaker", "isBestMatch"}``
+        (USD-M: no ``isBestMatch``), the ``trade`` stream's ``t`` being ``id``. Binance answers
+        a ``from_id`` older than it keeps from its oldest kept trade on: a first ``"id"``
+        above ``from_id`` means those trades are lost.
+
+        - Spot: ``GET /api/v3/historicalTrades``, weight 25, no API key (Binance dropped the
+          requirement); ``limit`` 1 to 1000 (default 500).
+        - USD-M: ``GET /fapi/v1/historicalTrades``, weight 20, needs an API key (MARKET_DATA:
+          ``X-MBX-APIKEY`` sent, no signature); without one InvalidInputError naming the
+          market, before anything is sent. ``limit`` 1 to 500 (default 100).
+        """
+        if self._futures and self.api_key is None:
+            raise InvalidInputError(
+                f"historical_trades on {self.market} needs an API key: Binance's "
+                "/fapi/v1/historicalTrades is MARKET_DATA (X-MBX-APIKEY); pass "
+                "Client(api_key=..., market=...), or page aggregate trades by id with "
+                "agg_trades(symbol, from_id=...), which needs none"
+            )
+        params = {
+            "symbol": _check_symbol(symbol),
+            "fromId": None if from_id is None else _check_int("from_id", from_id, 0),
+            "limit": (
+                None
+                if limit is None
+                else _check_int("limit", limit, 1, 500 if self._futures else 1000)
+            ),
+        }
+        rows: list[dict[str, Any]] = self.request(
+            "GET", f"{self._prefix}/historicalTrades", params, with_api_key=self._futures
+        )
+        return rows
+
+    def trades(self, symbol: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """``GET /trades``: the most recent trades, oldest first, shaped as
+        :meth:`historical_trades`. No API key. ``limit`` 1 to 1000 (Binance's default 500).
+        Weight 25 on spot (``GET /api/v3/trades``), 5 on USD-M (``GET /fapi/v1/trades``).
+        """
+        params = {
+            "symbol": _check_symbol(symbol),
+            "limit": None if limit is None else _check_int("limit", limit, 1, 1000),
+        }
+        rows: list[dict[str, Any]] = self.request("GET", f"{self._prefix}/trades", params)
         return rows
 
     def klines(

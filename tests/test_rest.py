@@ -130,6 +130,45 @@ def test_agg_trades_and_klines_pass_their_parameters(fake: FakeBinance, client: 
     }
 
 
+def test_historical_trades_and_trades(fake: FakeBinance, client: Client) -> None:
+    fake.step(300)
+    history = fake.trades("ETHUSDT")
+    recent = client.trades("ethusdt", limit=5)
+    assert recent == fake.with_market(lambda m: m.rest_trades("ETHUSDT", 5))
+    assert [t["id"] for t in recent] == [t["t"] for t in history[-5:]]
+    start = history[20]["t"]
+    rows = client.historical_trades("ETHUSDT", from_id=start, limit=3)
+    assert [t["id"] for t in rows] == [start, start + 1, start + 2]  # from_id inclusive
+    assert rows[0]["price"] == history[20]["p"]
+    assert rows[0]["isBestMatch"] is True
+    assert client.historical_trades("ETHUSDT") == client.trades("ETHUSDT")  # the most recent 500
+    assert requests_to(fake, "/api/v3/historicalTrades")[0].params == {
+        "symbol": "ETHUSDT",
+        "fromId": str(start),
+        "limit": "3",
+    }
+    assert requests_to(fake, "/api/v3/trades")[0].params == {"symbol": "ETHUSDT", "limit": "5"}
+    assert {r.weight for r in fake.rest_requests} == {25}
+
+
+@pytest.mark.parametrize("market", ["spot", "usdm"])
+def test_paging_by_id_shows_what_binance_no_longer_has(keyed: FakeBinance, market: str) -> None:
+    keyed.step(300)
+    aggs = keyed.with_market(lambda m: m.agg_trade_history("BTCUSDT"))
+    cut = aggs[200]
+    keyed.with_market(lambda m: m.forget_history("BTCUSDT", before_agg_id=cut["a"]))
+    with Client(API_KEY, base_url=keyed.rest_url, market=market) as c:
+        # Asked from an id REST no longer has, Binance answers from its oldest: the first id
+        # returned above the one asked is how a repair learns of the hole.
+        page = c.agg_trades("BTCUSDT", from_id=aggs[10]["a"], limit=2)
+        assert [r["a"] for r in page] == [cut["a"], cut["a"] + 1]
+        trades = c.historical_trades("BTCUSDT", from_id=aggs[10]["f"], limit=2)
+        assert [r["id"] for r in trades] == [cut["f"], cut["f"] + 1]
+        # Retained ids come back as asked.
+        later = c.agg_trades("BTCUSDT", from_id=aggs[250]["a"], limit=1)
+        assert later[0]["a"] == aggs[250]["a"]
+
+
 def test_exchange_info_all_one_or_several(fake: FakeBinance, client: Client) -> None:
     assert {s["symbol"] for s in client.exchange_info()["symbols"]} == {
         "BTCUSDT",
@@ -166,6 +205,17 @@ def test_exchange_info_all_one_or_several(fake: FakeBinance, client: Client) -> 
         (lambda c: c.agg_trades("BTCUSDT", from_id=-3), "-3"),
         (lambda c: c.agg_trades("BTCUSDT", limit=1001), "1001"),
         (lambda c: c.agg_trades("BTCUSDT", start_time=1.5), "1.5"),
+        (lambda c: c.agg_trades("BTCUSDT", from_id=5, start_time=1), "not both"),
+        (lambda c: c.agg_trades("BTCUSDT", from_id=5, end_time=1), "not both"),
+        (lambda c: c.historical_trades("BTC USDT"), "'BTC USDT'"),
+        (lambda c: c.historical_trades("BTCUSDT", from_id=-1), "-1"),
+        (lambda c: c.historical_trades("BTCUSDT", from_id=True), "True"),
+        (lambda c: c.historical_trades("BTCUSDT", from_id="7"), "'7'"),
+        (lambda c: c.historical_trades("BTCUSDT", limit=0), "0"),
+        (lambda c: c.historical_trades("BTCUSDT", limit=1001), "1001"),
+        (lambda c: c.trades(""), "''"),
+        (lambda c: c.trades("BTCUSDT", limit=1001), "1001"),
+        (lambda c: c.trades("BTCUSDT", limit=2.0), "2.0"),
         (lambda c: c.exchange_info("BTC-USDT"), "'BTC-USDT'"),
     ],
 )
@@ -240,6 +290,36 @@ def test_usdm_validation(fake: FakeBinance, futures: Client) -> None:
     futures.klines("BTCUSDT", "1m", limit=1500)  # USD-M allows up to 1500
     with pytest.raises(InvalidInputError, match="'XRPUSDT'"):
         futures.exchange_info(symbols=["BTCUSDT", "XRPUSDT"])
+
+
+def test_usdm_trades_and_historical_trades(fake: FakeBinance, futures: Client) -> None:
+    fake.step(300)
+    history = fake.trades("BTCUSDT")
+    recent = futures.trades("BTCUSDT", limit=4)
+    assert [t["id"] for t in recent] == [t["t"] for t in history[-4:]]
+    assert all("isBestMatch" not in t for t in recent)  # USD-M items have none
+    start = history[3]["t"]
+    rows = futures.historical_trades("BTCUSDT", from_id=start, limit=500)  # USD-M's maximum
+    assert [t["id"] for t in rows] == [t["t"] for t in history[3:503]]
+    assert [(r.path, r.weight) for r in fake.rest_requests] == [
+        ("/fapi/v1/trades", 5),
+        ("/fapi/v1/historicalTrades", 20),
+    ]
+    with pytest.raises(InvalidInputError, match="501"):
+        futures.historical_trades("BTCUSDT", limit=501)
+    futures.trades("BTCUSDT", limit=1000)  # recent trades allow 1000 on USD-M too
+    assert len(fake.rest_requests) == 3
+
+
+def test_usdm_historical_trades_need_an_api_key(fake: FakeBinance) -> None:
+    with Client(base_url=fake.rest_url, market="usdm") as anonymous:
+        with pytest.raises(InvalidInputError, match="on usdm needs an API key") as info:
+            anonymous.historical_trades("BTCUSDT", from_id=1)
+        assert "agg_trades" in str(info.value)  # names the way that needs none
+        assert isinstance(anonymous.trades("BTCUSDT", limit=1), list)  # recent trades need none
+    with Client(base_url=fake.rest_url) as spot:
+        assert isinstance(spot.historical_trades("BTCUSDT", limit=1), list)  # spot needs none
+    assert [r.path for r in fake.rest_requests] == ["/fapi/v1/trades", "/api/v3/historicalTrades"]
 
 
 def test_usdm_listen_key_lifecycle(fake: FakeBinance, futures: Client) -> None:
@@ -689,6 +769,24 @@ def test_api_key_header_only_where_needed(
     public, signed = (r.decode().lower() for r in server.requests)
     assert "x-mbx-apikey" not in public
     assert f"x-mbx-apikey: {API_KEY.lower()}" in signed
+
+
+def test_api_key_header_for_usdm_historical_trades_only(
+    scripted: Callable[..., ScriptedServer],
+) -> None:
+    server = scripted([http_response("200 OK", "[]") for _ in range(3)])
+    with Client(API_KEY, SECRET, base_url=server.url) as spot:
+        spot.historical_trades("BTCUSDT", from_id=5)
+        spot.trades("BTCUSDT")
+    with Client(API_KEY, SECRET, base_url=server.url, market="usdm") as usdm:
+        usdm.historical_trades("BTCUSDT", from_id=5)
+    spot_old, spot_recent, usdm_old = (r.decode().lower() for r in server.requests)
+    assert spot_old.startswith("get /api/v3/historicaltrades?symbol=btcusdt&fromid=5 ")
+    assert "x-mbx-apikey" not in spot_old
+    assert "x-mbx-apikey" not in spot_recent
+    assert usdm_old.startswith("get /fapi/v1/historicaltrades?symbol=btcusdt&fromid=5 ")
+    assert f"x-mbx-apikey: {API_KEY.lower()}" in usdm_old
+    assert "signature" not in usdm_old  # MARKET_DATA: a key, no signature
 
 
 # ------------------------------------------------------------------ secrets and threads

@@ -134,6 +134,45 @@ def _to_ms(value: int | None) -> int | None:
     return value
 
 
+def _first_trade_at(sim: SymbolSim, time_ms: int) -> int:
+    """Id of the first retained trade of ``sim`` stamped at or after ``time_ms`` (the next id
+    to be made when there is none)."""
+    return sim.tr_first + bisect_left(sim.tr_t, time_ms)
+
+
+def _agg_first_trade(sim: SymbolSim, agg_id: int) -> int:
+    """First trade id of aggregate trade ``agg_id`` (the next trade id for the next agg)."""
+    i = max(0, agg_id - sim.ag_first)
+    if i >= len(sim.ag_l):
+        return sim.tr_first + len(sim.tr_p)  # every trade so far belongs to an agg
+    return sim.ag_l[i - 1] + 1 if i else sim.ag_f0
+
+
+def _first_agg_from(sim: SymbolSim, trade_id: int) -> int:
+    """Id of the first aggregate trade all of whose trades are ``trade_id`` or later."""
+    k = bisect_left(sim.ag_l, trade_id)  # the first agg that ends at or after trade_id
+    if k < len(sim.ag_l) and _agg_first_trade(sim, sim.ag_first + k) < trade_id:
+        k += 1  # it started before the cut: part of it is forgotten, so all of it is
+    return sim.ag_first + k
+
+
+def _trade_row(sim: SymbolSim, trade_id: int, best_match: bool) -> dict[str, Any]:
+    """REST ``/api/v3/historicalTrades`` item of a trade (USD-M: without ``isBestMatch``)."""
+    i = trade_id - sim.tr_first
+    price, qty = sim.tr_p[i], sim.tr_q[i]
+    row: dict[str, Any] = {
+        "id": trade_id,
+        "price": fmt8(price),
+        "qty": fmt8(qty),
+        "quoteQty": fmt8(price * qty // E8),  # price x qty, truncated to 8 decimals
+        "time": sim.tr_t[i],
+        "isBuyerMaker": bool(sim.tr_m[i]),
+    }
+    if best_match:
+        row["isBestMatch"] = True
+    return row
+
+
 @dataclass(frozen=True, slots=True)
 class _Emit:
     rank: int
@@ -151,6 +190,16 @@ class Market:
     (at least; dropped in epochs of up to ``history_ticks // 8`` ticks). Memory grows with the
     retained history: about 70 MB per symbol once the default 200 000 ticks (5.5 h of market
     time at 100 ms) are full, so lower ``history_ticks`` for long-running demos.
+
+    REST retention (what the exchange no longer serves, as opposed to what the market keeps):
+    ``rest_history_ms`` (market time, None: no limit; the attribute may be changed under the
+    lock) makes the REST trade endpoints (:meth:`rest_trades`, :meth:`rest_historical_trades`,
+    :meth:`rest_agg_trades`) serve only trades of the last ``rest_history_ms`` ms, and
+    :meth:`forget_history` cuts a symbol's REST history at a point. Asked for older ids, they
+    answer as Binance does for data it no longer has: the items from the oldest retained id
+    on, so a caller sees that the first id returned is above the one it asked for
+    (:meth:`rest_oldest_ids` says where REST history starts). The streams, :meth:`true_book`,
+    :meth:`trade_history` and :meth:`agg_trade_history` are not affected.
     """
 
     def __init__(
@@ -162,6 +211,7 @@ class Market:
         tick_ms: int = 100,
         book_depth: int = 1000,
         history_ticks: int = 200_000,
+        rest_history_ms: int | None = None,
     ) -> None:
         if isinstance(symbols, str):
             raise TypeError("symbols must be a sequence of symbol names, not one string")
@@ -187,11 +237,29 @@ class Market:
         self._plans: dict[frozenset[str], list[_Emit]] = {}
         # Per "!...@arr" stream: the last payload sent for each symbol (only changes are sent).
         self._arr_last: dict[str, dict[str, tuple[Any, ...]]] = {}
+        self._rest_history_ms: int | None = None
+        self.rest_history_ms = rest_history_ms
+        # Per symbol: (first trade id, first agg id) REST still serves after forget_history().
+        self._rest_floors: dict[str, tuple[int, int]] = {}
 
     @property
     def time_ms(self) -> int:
         """Current market time (epoch ms): ``start_time_ms + steps * tick_ms``."""
         return self._time
+
+    @property
+    def rest_history_ms(self) -> int | None:
+        """REST serves only trades of the last this many ms of market time (None: all it
+        keeps); settable (under the lock), ValueError below 1."""
+        return self._rest_history_ms
+
+    @rest_history_ms.setter
+    def rest_history_ms(self, value: int | None) -> None:
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(f"rest_history_ms must be an int >= 1 or None, not {value!r}")
+        self._rest_history_ms = value
 
     @property
     def tick_ms(self) -> int:
@@ -505,6 +573,70 @@ class Market:
         sim = self._sim(symbol)
         return [sim.agg_event(sim.ag_first + i) for i in range(len(sim.ag_l))]
 
+    def forget_history(
+        self,
+        symbol: str,
+        *,
+        before_time_ms: int | None = None,
+        before_trade_id: int | None = None,
+        before_agg_id: int | None = None,
+    ) -> tuple[int, int]:
+        """Make REST stop serving the older trades and aggregate trades of ``symbol``, as when
+        Binance no longer has them; the streams and the market's own history are untouched.
+
+        Give at most one cut: ``before_time_ms`` (market time: trades and aggTrades stamped
+        earlier are forgotten), ``before_trade_id`` (trades below it, and every aggTrade that
+        contains one of them) or ``before_agg_id`` (aggTrades below it and their trades).
+        None of them forgets everything up to now: REST then serves only trades made after
+        this call. Cuts only move forward (an earlier cut than the current one changes
+        nothing). An id above the next id to be made raises ValueError.
+
+        Returns :meth:`rest_oldest_ids` afterwards: (oldest trade id, oldest agg id) REST
+        serves, which is the next id to be made when nothing is left.
+        """
+        sim = self._sim(symbol)
+        given = [v for v in (before_time_ms, before_trade_id, before_agg_id) if v is not None]
+        if len(given) > 1:
+            raise ValueError("pass at most one of before_time_ms, before_trade_id, before_agg_id")
+        next_trade, next_agg = sim.tr_first + len(sim.tr_p), sim.ag_first + len(sim.ag_l)
+        if before_trade_id is not None and before_trade_id > next_trade:
+            raise ValueError(
+                f"before_trade_id {before_trade_id} is above the next trade id {next_trade}"
+            )
+        if before_agg_id is not None and before_agg_id > next_agg:
+            raise ValueError(f"before_agg_id {before_agg_id} is above the next agg id {next_agg}")
+        if before_time_ms is not None:
+            trade_id = _first_trade_at(sim, before_time_ms)
+            agg_id = _first_agg_from(sim, trade_id)
+        elif before_trade_id is not None:
+            trade_id, agg_id = before_trade_id, _first_agg_from(sim, before_trade_id)
+        elif before_agg_id is not None:
+            trade_id, agg_id = _agg_first_trade(sim, before_agg_id), before_agg_id
+        else:
+            trade_id, agg_id = next_trade, next_agg
+        old_trade, old_agg = self._rest_floors.get(symbol, (trade_id, agg_id))
+        self._rest_floors[symbol] = (max(old_trade, trade_id), max(old_agg, agg_id))
+        return self.rest_oldest_ids(symbol)
+
+    def rest_oldest_ids(self, symbol: str, window_ms: int | None = None) -> tuple[int, int]:
+        """(oldest trade id, oldest aggregate trade id) the REST endpoints serve for
+        ``symbol`` now: the later of the market's retained history, :meth:`forget_history`
+        and ``rest_history_ms`` (and ``window_ms``, a further limit in ms of market time, such
+        as USD-M's 48 hours for aggTrades). Ids below them are answered from these on."""
+        return self._rest_floor(self._sim(symbol), window_ms)
+
+    def _rest_floor(self, sim: SymbolSim, window_ms: int | None = None) -> tuple[int, int]:
+        trade_id, agg_id = sim.tr_first, sim.ag_first
+        forgotten = self._rest_floors.get(sim.symbol)
+        if forgotten is not None:
+            trade_id, agg_id = max(trade_id, forgotten[0]), max(agg_id, forgotten[1])
+        windows = [w for w in (self.rest_history_ms, window_ms) if w is not None]
+        if windows:
+            # "The last N ms" includes a trade stamped exactly N ms ago.
+            cut = _first_trade_at(sim, self._time - min(windows))
+            trade_id, agg_id = max(trade_id, cut), max(agg_id, _first_agg_from(sim, cut))
+        return trade_id, agg_id
+
     def inject_gap(self, symbol: str, size: int = 1) -> dict[str, int]:
         """Make the next diff-depth event of each speed of ``symbol`` skip updates (a gap).
 
@@ -563,13 +695,17 @@ class Market:
         start_time: int | None = None,
         end_time: int | None = None,
         limit: int = 500,
+        *,
+        window_ms: int | None = None,
     ) -> list[dict[str, Any]]:
-        """``GET /api/v3/aggTrades`` over the retained history, oldest first.
+        """``GET /api/v3/aggTrades`` over the REST-retained history, oldest first.
 
         ``fromId`` (inclusive) → the ``limit`` trades from that id; ``startTime``/``endTime``
         (inclusive, ms or µs) → from the oldest at/after start, or the most recent up to end
         when only ``endTime`` is given; nothing → the most recent ``limit``. ``limit`` 1-1000
         (larger truncated). ``fromId`` with a time → -1128; start after end → -1023.
+        Older ids and times than REST retains (:meth:`rest_oldest_ids`, with ``window_ms``
+        as a further limit) are answered from the oldest retained aggTrade on.
         """
         sim = self._rest_sim(symbol)
         n = self._limit(limit, 1000)
@@ -579,17 +715,54 @@ class Market:
         if start is not None and end is not None and start > end:
             raise MarketError(-1023, "Start time is greater than end time.")
         count = len(sim.ag_l)
+        # Older ids than REST retains are answered from the oldest retained one on.
+        oldest = self._rest_floor(sim, window_ms)[1] - sim.ag_first
         if from_id is not None:
             if from_id < 0:
                 raise _illegal("fromId", "0-9223372036854775807")
-            lo = max(0, from_id - sim.ag_first)
+            lo = max(oldest, from_id - sim.ag_first)
             rows = range(lo, min(count, lo + n))
         elif start is None and end is None:
-            rows = range(max(0, count - n), count)
+            rows = range(max(oldest, count - n), count)
         else:
             lo, hi = sim.agg_span(start, end)
+            lo = max(lo, oldest)
             rows = range(lo, min(hi, lo + n)) if start is not None else range(max(lo, hi - n), hi)
         return [sim.agg_row(sim.ag_first + i) for i in rows]
+
+    def rest_historical_trades(
+        self,
+        symbol: str,
+        from_id: int | None = None,
+        limit: int = 500,
+        *,
+        best_match: bool = True,
+    ) -> list[dict[str, Any]]:
+        """``GET /api/v3/historicalTrades``: the ``limit`` trades from ``from_id`` (inclusive)
+        on, oldest first, or the most recent ``limit`` without it; ``limit`` 1-1000 (larger
+        truncated). A ``from_id`` below REST's retention (:meth:`rest_oldest_ids`) starts at
+        the oldest retained trade; one above the latest trade gives ``[]``. Items are
+        ``{"id", "price", "qty", "quoteQty", "time", "isBuyerMaker", "isBestMatch"}``
+        (``best_match=False`` leaves ``isBestMatch`` out, as USD-M does)."""
+        sim = self._rest_sim(symbol)
+        n = self._limit(limit, 1000)
+        count = len(sim.tr_p)
+        oldest = self._rest_floor(sim)[0] - sim.tr_first
+        if from_id is None:
+            rows = range(max(oldest, count - n), count)
+        else:
+            if from_id < 0:
+                raise _illegal("fromId", "0-9223372036854775807")
+            lo = max(oldest, from_id - sim.tr_first)
+            rows = range(lo, min(count, lo + n))
+        return [_trade_row(sim, sim.tr_first + i, best_match) for i in rows]
+
+    def rest_trades(
+        self, symbol: str, limit: int = 500, *, best_match: bool = True
+    ) -> list[dict[str, Any]]:
+        """``GET /api/v3/trades``: the most recent ``limit`` trades (1-1000, larger truncated),
+        oldest first, in the shape of :meth:`rest_historical_trades`."""
+        return self.rest_historical_trades(symbol, None, limit, best_match=best_match)
 
     def rest_klines(
         self,

@@ -19,6 +19,10 @@ same market and share one weight budget (the fake is one "IP"):
                                    50/250  over 1000: 250 (``limit`` > 5000 is served as 5000)
 ``GET /api/v3/aggTrades``          4       ``symbol``, ``fromId``, ``startTime``, ``endTime``,
                                            ``limit``
+``GET /api/v3/historicalTrades``   25      ``symbol``, ``fromId`` (inclusive; default: the
+                                           most recent), ``limit`` (default 500, max 1000);
+                                           no API key (Binance dropped it for this one)
+``GET /api/v3/trades``             25      ``symbol``, ``limit``: the most recent trades
 ``GET /api/v3/klines``             2       ``symbol``, ``interval``, ``startTime``,
                                            ``endTime``, ``limit``, ``timeZone`` (only ``0``)
 ``GET /api/v3/uiKlines``           2       same as klines
@@ -35,7 +39,12 @@ same market and share one weight budget (the fake is one "IP"):
                                    10/20   500 (10, the default), 1000 (20), else -1100;
                                            the body adds ``E`` and ``T`` (market time)
 ``GET /fapi/v1/aggTrades``         20      as on spot without ``M``; ``startTime`` and
-                                           ``endTime`` at most 1 hour apart (else -1127)
+                                           ``endTime`` at most 1 hour apart (else -1127);
+                                           only the last 48 hours of market time are served
+``GET /fapi/v1/trades``            5       as on spot without ``isBestMatch``
+``GET /fapi/v1/historicalTrades``  20      MARKET_DATA (``X-MBX-APIKEY``, no signature);
+                                           ``limit`` default 100, max 500; rows as
+                                           ``/fapi/v1/trades``
 ``GET /fapi/v1/klines``            1/2/    by ``limit`` (default 500, max 1500): under 100: 1,
                                    5/10    under 500: 2, up to 1000: 5, above: 10; no ``1s``
 ``POST /fapi/v1/listenKey``        1       USER_STREAM: ``{"listenKey": ...}``; the API key's
@@ -47,18 +56,23 @@ same market and share one weight budget (the fake is one "IP"):
 =================================  ======  ===================================================
 
 API keys (:class:`ApiKeys`, configured with ``FakeBinance(api_keys={key: secret})`` or
-``fake.add_api_key``). USER_STREAM and SIGNED endpoints need the ``X-MBX-APIKEY`` header: none
-or empty: HTTP 401 -2014 "API-key format invalid."; a key the fake does not know: 401 -2015
-"Invalid API-key, IP, or permissions for action.". SIGNED endpoints then check, exactly per
-binance-protocol.md 7.2: ``timestamp`` and ``signature`` present (-1102); ``recvWindow`` (default
-5000, at most 60000 with up to 3 decimals, else -1131); the signature (-1022 "Signature for this
-request is not valid.") over the **percent-encoded payload as sent**: the raw query string and
-then the raw form body, each without its ``signature`` parameter, HMAC-SHA256 hex (any case) for
-secret keys, base64 Ed25519 or RSA (PKCS#1 v1.5, SHA-256) for public keys (``cryptography``
-needed); and the timestamp (-1021) against the **wall clock**: ahead by 1000 ms or more, or
-older than ``recvWindow``. Binance checks against its own clock; the fake's market clock may run
-faster or be paused, so it uses the wall clock the clients sign with. Timestamps of 16 digits
-and more are microseconds.
+``fake.add_api_key``). MARKET_DATA, USER_STREAM and SIGNED endpoints need the ``X-MBX-APIKEY``
+header: none or empty: HTTP 401 -2014 "API-key format invalid."; a key the fake does not know:
+401 -2015 "Invalid API-key, IP, or permissions for action.". SIGNED endpoints then check,
+exactly per binance-protocol.md 7.2: ``timestamp`` and ``signature`` present (-1102);
+``recvWindow`` (default 5000, at most 60000 with up to 3 decimals, else -1131); the signature
+(-1022 "Signature for this request is not valid.") over the **percent-encoded payload as sent**:
+the raw query string and then the raw form body, each without its ``signature`` parameter,
+HMAC-SHA256 hex (any case) for secret keys, base64 Ed25519 or RSA (PKCS#1 v1.5, SHA-256) for
+public keys (``cryptography`` needed); and the timestamp (-1021) against the **wall clock**:
+ahead by 1000 ms or more, or older than ``recvWindow``. Binance checks against its own clock;
+the fake's market clock may run faster or be paused, so it uses the wall clock the clients sign
+with. Timestamps of 16 digits and more are microseconds.
+
+REST history retention: the trade endpoints (aggTrades, historicalTrades, trades) serve only
+what :meth:`Market.rest_oldest_ids` says REST still has (``Market.rest_history_ms``,
+:meth:`Market.forget_history`); a ``fromId`` or ``startTime`` older than that is answered from
+the oldest retained item on, as Binance answers for data it no longer has.
 
 Errors are ``{"code":..,"msg":..}`` with HTTP 400: -1102 a mandatory parameter missing or
 empty, -1100 a malformed parameter (non-integer number, lowercase symbol, bad ``symbols``
@@ -102,6 +116,7 @@ if TYPE_CHECKING:
     from ._market import Market
 
 __all__ = [
+    "FUTURES_AGG_TRADES_WINDOW_MS",
     "ApiKey",
     "ApiKeys",
     "ListenKeyEvent",
@@ -569,7 +584,11 @@ class _Params:
             )
 
 
-Security = Literal["NONE", "USER_STREAM", "SIGNED"]
+#: NONE: public; MARKET_DATA and USER_STREAM: an API key, no signature; SIGNED: both.
+Security = Literal["NONE", "MARKET_DATA", "USER_STREAM", "SIGNED"]
+
+#: USD-M aggTrades serves the last 48 hours only (binance-protocol.md 8.4).
+FUTURES_AGG_TRADES_WINDOW_MS = 48 * 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -619,6 +638,8 @@ class RestApp:
             "/api/v3/exchangeInfo": {"GET": _Route(_fixed(20), self._exchange_info)},
             "/api/v3/depth": {"GET": _Route(self._depth_weight, self._depth)},
             "/api/v3/aggTrades": {"GET": _Route(_fixed(4), self._agg_trades)},
+            "/api/v3/historicalTrades": {"GET": _Route(_fixed(25), self._historical_trades)},
+            "/api/v3/trades": {"GET": _Route(_fixed(25), self._trades)},
             "/api/v3/klines": {"GET": _Route(_fixed(2), self._klines)},
             "/api/v3/uiKlines": {"GET": _Route(_fixed(2), self._klines)},
             "/api/v3/avgPrice": {"GET": _Route(_fixed(2), self._avg_price)},
@@ -628,6 +649,10 @@ class RestApp:
             "/fapi/v1/exchangeInfo": {"GET": _Route(_fixed(1), self._futures_exchange_info)},
             "/fapi/v1/depth": {"GET": _Route(self._futures_depth_weight, self._futures_depth)},
             "/fapi/v1/aggTrades": {"GET": _Route(_fixed(20), self._futures_agg_trades)},
+            "/fapi/v1/trades": {"GET": _Route(_fixed(5), self._futures_trades)},
+            "/fapi/v1/historicalTrades": {
+                "GET": _Route(_fixed(20), self._futures_historical_trades, "MARKET_DATA")
+            },
             "/fapi/v1/klines": {"GET": _Route(self._futures_klines_weight, self._futures_klines)},
             "/fapi/v1/listenKey": {
                 "POST": _Route(_fixed(1), self._create_listen_key, "USER_STREAM"),
@@ -840,6 +865,19 @@ class RestApp:
             )
         )
 
+    def _historical_trades(self, params: _Params) -> Any:
+        symbol = params.symbol()
+        from_id = params.integer("fromId")
+        limit = params.integer("limit")
+        return self._call_market(
+            lambda m: m.rest_historical_trades(symbol, from_id, 500 if limit is None else limit)
+        )
+
+    def _trades(self, params: _Params) -> Any:
+        symbol = params.symbol()
+        limit = params.integer("limit")
+        return self._call_market(lambda m: m.rest_trades(symbol, 500 if limit is None else limit))
+
     def _klines(self, params: _Params) -> Any:
         symbol = params.symbol()
         interval = params.required("interval")
@@ -963,11 +1001,33 @@ class RestApp:
             raise _ApiError(-1127, "More than 1 hours between startTime and endTime.")
         rows = self._call_market(
             lambda m: m.rest_agg_trades(
-                symbol, from_id, start, end, 500 if limit is None else limit
+                symbol,
+                from_id,
+                start,
+                end,
+                500 if limit is None else limit,
+                window_ms=FUTURES_AGG_TRADES_WINDOW_MS,
             )
         )
         # USD-M rows have no "M" (best price match) field.
         return [{k: v for k, v in row.items() if k != "M"} for row in rows]
+
+    def _futures_trades(self, params: _Params) -> Any:
+        symbol = params.symbol()
+        limit = params.integer("limit")
+        return self._call_market(
+            lambda m: m.rest_trades(symbol, 500 if limit is None else limit, best_match=False)
+        )
+
+    def _futures_historical_trades(self, params: _Params) -> Any:
+        symbol = params.symbol()
+        from_id = params.integer("fromId")
+        limit = params.integer("limit")
+        # USD-M: default 100, at most 500 (larger served as 500, like the other limits here).
+        limit = 100 if limit is None else limit if limit < 1 else min(limit, 500)
+        return self._call_market(
+            lambda m: m.rest_historical_trades(symbol, from_id, limit, best_match=False)
+        )
 
     def _futures_klines_limit(self, params: _Params) -> int:
         limit = params.integer("limit")

@@ -307,6 +307,11 @@ class FakeBinance:
         api_keys: API keys the fake accepts, mapped to their HMAC secrets (more, including
             Ed25519/RSA public keys, with :meth:`add_api_key`). USER_STREAM and SIGNED REST
             endpoints check them (see ``rxbinance.testing._rest``).
+        rest_history_ms: REST serves only the trades and aggTrades of the last this many ms
+            of market time, as an exchange that no longer has older data (None: everything
+            the market keeps); sets ``Market.rest_history_ms``, also of a given ``market``.
+            Cut one symbol's REST history with ``fake.with_market(lambda m:
+            m.forget_history(symbol, ...))``.
     """
 
     def __init__(
@@ -326,6 +331,7 @@ class FakeBinance:
         max_send_buffer: int = 8 * 2**20,
         market: Market | None = None,
         api_keys: Mapping[str, str] | None = None,
+        rest_history_ms: int | None = None,
     ) -> None:
         if (
             ping_interval is not None
@@ -340,6 +346,8 @@ class FakeBinance:
             )
         if market is None:
             market = Market(symbols=tuple(symbols), seed=seed)
+        if rest_history_ms is not None:
+            market.rest_history_ms = rest_history_ms
         self._market = market
         self._tick_interval = tick_interval
         self._ping_interval = ping_interval
