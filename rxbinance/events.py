@@ -31,6 +31,7 @@ __all__ = [
     "MalformedFrame",
     "Reconnecting",
     "Rejected",
+    "Silent",
 ]
 
 
@@ -144,3 +145,12 @@ class Gap(ConnectionEvent):
     first: int
     last: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Silent(ConnectionEvent):
+    """The connection of ``stream`` is up but has delivered no data for ``seconds`` (the
+    streams' ``silence_timeout``): a wrong route, a delisted or halted symbol, a market at
+    rest. Reported once per quiet spell; data flowing again ends it."""
+
+    seconds: float

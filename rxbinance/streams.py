@@ -160,6 +160,9 @@ class BinanceStreams:
       ``listen_key_keepalive`` (1800.0 s): how often a USD-M listenKey is extended;
     - healing: ``max_retries`` (5), ``retry_delay`` (1.0 s), ``max_retry_delay`` (30.0 s),
       ``stall_timeout`` (60.0 s without data or ping), ``connect_timeout`` (10.0 s);
+      ``silence_timeout`` (None: off): a stream whose connection is up but which delivers no
+      data for that long emits a :class:`~rxbinance.events.Silent` event on :attr:`events`
+      (between 1 and 1.25 times the timeout after its last message), once per quiet spell;
     - delivery: ``scheduler``, a reactivex scheduler to call subscribers on instead of the
       socket's reader thread (in Jupyter: ``AsyncIOThreadSafeScheduler(loop)``);
     - the escape hatches: ``ssl_context`` for ``wss://`` endpoints with a private CA, and
@@ -190,6 +193,7 @@ class BinanceStreams:
         max_retry_delay: float = 30.0,
         stall_timeout: float = 60.0,
         connect_timeout: float = 10.0,
+        silence_timeout: float | None = None,
         scheduler: abc.SchedulerBase | None = None,
         ssl_context: ssl.SSLContext | None = None,
         transport: SocketFactory | None = None,
@@ -234,6 +238,11 @@ class BinanceStreams:
         )
         if not stall_timeout > 0:
             raise InvalidInputError(f"stall_timeout must be > 0 seconds, got {stall_timeout!r}")
+        if silence_timeout is not None and not silence_timeout > 0:
+            raise InvalidInputError(
+                f"silence_timeout must be None (off) or > 0 seconds, got {silence_timeout!r}"
+            )
+        self._silence_timeout = silence_timeout
         self._stall_timeout = stall_timeout
         self._connect_timeout = connect_timeout
         self._ssl_context = ssl_context
@@ -382,6 +391,7 @@ class BinanceStreams:
                 emit_event=self._events.on_next,
                 track=self._track_socket,
                 wrap=wrap,
+                silence_timeout=self._silence_timeout,
             )
 
         shared_as = key if hub_key is None else hub_key

@@ -123,6 +123,7 @@ EXPECTED = {
         "MalformedFrame",
         "Reconnecting",
         "Rejected",
+        "Silent",
     },
 }
 

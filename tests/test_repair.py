@@ -10,7 +10,7 @@ import pytest
 import reactivex.operators as ops
 
 from rxbinance import BinanceStreams
-from rxbinance.events import Gap
+from rxbinance.events import Gap, Silent
 from rxbinance.testing import FakeBinance
 from tests.conftest import Collector
 
@@ -282,3 +282,88 @@ def test_a_broken_usdm_pu_chain_is_a_gap_naming_the_missed_ids(fake: FakeBinance
     assert isinstance(gap, Gap)
     assert (gap.first, gap.last) == (6, 11)
     assert (first["u"], second["U"]) == (5, 12)
+
+
+def last_trade_id(fake: FakeBinance, symbol: str) -> int:
+    return int(fake.with_market(lambda m: m.trade_history(symbol))[-1]["t"])
+
+
+def test_trades_missed_while_down_are_refilled_from_historical_trades(fake: FakeBinance) -> None:
+    with fake.streams(**FAST) as streams:
+        got = Collector()
+        streams.trades("BTCUSDT").subscribe(got)
+        fake.wait_for_connections(1, stream="btcusdt@trade")
+        fake.step(30)
+        got.wait_for(lambda c: bool(data(c)))
+        miss_some(fake, "btcusdt@trade")
+        fake.step(30)
+        final = last_trade_id(fake, "BTCUSDT")
+        got.wait_for(lambda c: bool(data(c)) and data(c)[-1]["t"] == final)
+        stats = streams.statistics()["btcusdt@trade"].repair
+    ids = [m["t"] for m in data(got)]
+    assert ids == list(range(ids[0], final + 1))
+    truth = {t["t"]: t for t in fake.trades("BTCUSDT")}
+    for message in data(got):
+        expected = truth[message["t"]]
+        assert (message["p"], message["q"], message["T"], message["m"]) == (
+            expected["p"], expected["q"], expected["T"], expected["m"]
+        )  # fmt: skip
+    assert stats is not None
+    assert stats.repaired > 0
+    assert stats.rest_weight == 25 * stats.rest_calls
+    calls = [r for r in fake.rest_requests if r.path == "/api/v3/historicalTrades"]
+    assert calls
+    assert all("fromId=" in r.query for r in calls)
+
+
+def test_history_beyond_rest_retention_is_one_exact_gap(fake: FakeBinance) -> None:
+    with fake.streams(**FAST) as streams:
+        got = Collector()
+        streams.agg_trades("BTCUSDT").subscribe(got)
+        fake.wait_for_connections(1, stream="btcusdt@aggTrade")
+        fake.step(30)
+        before = last_agg_id(fake, "BTCUSDT")
+        got.wait_for(lambda c: bool(data(c)) and data(c)[-1]["a"] == before)
+        first = max(c.id for c in fake.connections)
+        fake.refuse_connections()
+        fake.drop_connections()
+        fake.step(60)
+        # REST has forgotten the first trades of the outage: only the rest can be refilled.
+        oldest = before + 6
+        fake.with_market(lambda m: m.forget_history("BTCUSDT", before_agg_id=oldest))
+        fake.accept_connections()
+        fake.wait_for(lambda f: any(c.id > first and c.closed_at is None for c in f.connections))
+        fake.step(30)
+        final = last_agg_id(fake, "BTCUSDT")
+        got.wait_for(lambda c: bool(data(c)) and data(c)[-1]["a"] == final)
+    (gap,) = gaps(got)
+    assert (gap.first, gap.last) == (before + 1, oldest - 1)
+    assert gap.reason == "beyond REST retention"
+    ids = [m["a"] for m in data(got)]
+    assert ids == [i for i in range(ids[0], final + 1) if not gap.first <= i <= gap.last]
+    index = got.items.index(gap)
+    assert got.items[index - 1]["a"] == before
+    assert got.items[index + 1]["a"] == oldest
+
+
+def test_a_quiet_stream_is_reported_silent_once(fake: FakeBinance) -> None:
+    with fake.streams(silence_timeout=0.2, **FAST) as streams:
+        silent = Collector()
+        streams.events.pipe(ops.filter(lambda e: isinstance(e, Silent))).subscribe(silent)
+        got = Collector()
+        streams.stream("btcusdt@avgPrice").subscribe(got)  # the paused market sends nothing
+        fake.wait_for_connections(1, stream="btcusdt@avgPrice")
+        silent.wait_count(1)
+        (event,) = silent.items
+        assert event.stream == "btcusdt@avgPrice"
+        assert 0.2 <= event.seconds < 1.0
+        fake.publish("btcusdt@avgPrice", {"e": "avgPrice", "E": 1, "s": "BTCUSDT", "i": "5m",
+                                          "w": "1", "T": 1})  # fmt: skip
+        got.wait_count(1)
+        silent.wait_count(2)  # quiet again after the message: a new spell, reported again
+        assert silent.items[1].stream == "btcusdt@avgPrice"
+
+
+def test_silence_timeout_is_checked() -> None:
+    with pytest.raises(ValueError, match="silence_timeout"):
+        BinanceStreams(silence_timeout=0)

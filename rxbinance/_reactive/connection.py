@@ -32,7 +32,7 @@ from rxbinance._reactive.reconnect import (
     give_up_message,
 )
 from rxbinance.errors import ConnectionFailure, HandshakeError, InternalError, RxBinanceError
-from rxbinance.events import ConnectionEvent, GaveUp, Reconnecting, Rejected
+from rxbinance.events import ConnectionEvent, GaveUp, Reconnecting, Rejected, Silent
 from rxbinance.transport import SocketFactory, SocketLike
 
 __all__ = ["SharedConnection"]
@@ -61,6 +61,7 @@ class SharedConnection:
         emit_event: Callable[[ConnectionEvent], None],
         track: Callable[[SocketLike], None] = lambda _: None,
         wrap: Callable[[Sink[Any]], Sink[Any]] | None = None,
+        silence_timeout: float | None = None,
     ) -> None:
         self.key = key
         self.url = url
@@ -70,6 +71,13 @@ class SharedConnection:
         self._emit_event = emit_event
         self._track = track
         self._wrap = wrap
+        # Silence: checked every quarter of the timeout from the message counter (nothing on
+        # the hot path), so it is reported between 1 and 1.25 timeouts after the last message.
+        self._silence = silence_timeout
+        self._silence_timer: abc.DisposableBase | None = None
+        self._heard = -1  # the message count at the last check
+        self._heard_at = 0.0  # when it last changed (scheduler time)
+        self._silent = False  # reported for the current quiet spell
         #: What messages are handed to: the hub entry, or what ``wrap`` put in front of it
         #: (a RepairingSink keeping a sequenced stream whole).
         self.sink: Sink[Any] | None = None
@@ -93,7 +101,30 @@ class SharedConnection:
         wrapped = self._wrap(sink) if self._wrap is not None else sink
         with self._lock:
             self._sink = self.sink = wrapped
+            if self._silence is not None:
+                self._heard_at = _seconds(self._timers.now)
+                self._silence_timer = self._timers.schedule_relative(
+                    self._silence / 4, self._listen
+                )
         self._open()
+
+    def _listen(self, _scheduler: Any = None, _state: Any = None) -> None:
+        """Timer: report a Silent event when no data came for ``silence_timeout`` while a
+        socket was up."""
+        assert self._silence is not None
+        now = _seconds(self._timers.now)
+        report = False
+        with self._lock:
+            if self._stopped:
+                return
+            heard = self.messages
+            if heard != self._heard or self._socket is None:
+                self._heard, self._heard_at, self._silent = heard, now, False
+            elif now - self._heard_at >= self._silence and not self._silent:
+                self._silent = report = True
+            self._silence_timer = self._timers.schedule_relative(self._silence / 4, self._listen)
+        if report:
+            self._emit_event(Silent(self.key, time.time(), seconds=now - self._heard_at))
 
     def stop(self) -> None:
         """Close the current socket and cancel a pending reconnect; never blocks on I/O."""
@@ -101,8 +132,10 @@ class SharedConnection:
             self._stopped = True
             sock, self._socket = self._socket, None
             timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.dispose()
+            silence, self._silence_timer = self._silence_timer, None
+        for pending in (timer, silence):
+            if pending is not None:
+                pending.dispose()
         if sock is not None:
             sock.close()
 
@@ -165,6 +198,9 @@ class SharedConnection:
             if give_up:
                 self._stopped = True
                 sink = self._sink
+                if self._silence_timer is not None:
+                    self._silence_timer.dispose()
+                    self._silence_timer = None
             else:
                 self._timer = self._timers.schedule_relative(delay, self._open)
         if not give_up:
@@ -199,3 +235,8 @@ def _fatal(failure: RxBinanceError, url: str) -> Exception:
     if isinstance(failure, InternalError):
         log.error("%s: %s", url, failure)
     return failure
+
+
+def _seconds(moment: Any) -> float:
+    """A scheduler's ``now`` (a datetime) as seconds."""
+    return float(moment.timestamp())
