@@ -48,33 +48,49 @@ def miss_some(fake: FakeBinance, stream: str, ticks: int = 60) -> None:
     fake.wait_for_connections(1, stream=stream)
 
 
-def test_agg_trades_missed_while_down_are_refilled_in_order_once(fake: FakeBinance) -> None:
+@pytest.mark.parametrize(
+    ("kind", "field", "path", "weight"),
+    [
+        ("agg_trades", "a", "/api/v3/aggTrades", 4),
+        ("trades", "t", "/api/v3/historicalTrades", 25),
+    ],
+)
+def test_trades_missed_while_down_are_refilled_in_order_once(
+    fake: FakeBinance, kind: str, field: str, path: str, weight: int
+) -> None:
+    stream = "btcusdt@aggTrade" if kind == "agg_trades" else "btcusdt@trade"
+
+    def history() -> list[dict[str, Any]]:
+        if kind == "agg_trades":
+            return fake.with_market(lambda m: m.agg_trade_history("BTCUSDT"))
+        return fake.trades("BTCUSDT")
+
     with fake.streams(**FAST) as streams:
         got = Collector()
-        streams.agg_trades("BTCUSDT").subscribe(got)
-        fake.wait_for_connections(1, stream="btcusdt@aggTrade")
+        getattr(streams, kind)("BTCUSDT").subscribe(got)
+        fake.wait_for_connections(1, stream=stream)
         fake.step(30)
         got.wait_for(lambda c: bool(data(c)))
-        miss_some(fake, "btcusdt@aggTrade")
+        miss_some(fake, stream)
         fake.step(30)
-        final = last_agg_id(fake, "BTCUSDT")
-        got.wait_for(lambda c: bool(data(c)) and data(c)[-1]["a"] == final)
-        stats = streams.statistics()["btcusdt@aggTrade"].repair
-    ids = [m["a"] for m in data(got)]
+        final = history()[-1][field]
+        got.wait_for(lambda c: bool(data(c)) and data(c)[-1][field] == final)
+        stats = streams.statistics()[stream].repair
+    ids = [m[field] for m in data(got)]
     assert ids == list(range(ids[0], final + 1))  # nothing lost, nothing twice, in order
     assert gaps(got) == []
     # The refilled ones are Binance's own trades (the fake's true history).
-    truth = {t["a"]: t for t in fake.with_market(lambda m: m.agg_trade_history("BTCUSDT"))}
+    truth = {t[field]: t for t in history()}
     for message in data(got):
-        expected = truth[message["a"]]
-        assert (message["p"], message["q"], message["T"]) == (
-            expected["p"], expected["q"], expected["T"]
+        expected = truth[message[field]]
+        assert (message["p"], message["q"], message["T"], message["m"]) == (
+            expected["p"], expected["q"], expected["T"], expected["m"]
         )  # fmt: skip
     assert stats is not None
     assert stats.holes >= 1
     assert stats.repaired > 0
-    assert stats.rest_weight == 4 * stats.rest_calls
-    calls = [r for r in fake.rest_requests if r.path == "/api/v3/aggTrades"]
+    assert stats.rest_weight == weight * stats.rest_calls
+    calls = [r for r in fake.rest_requests if r.path == path]
     assert calls
     assert all("fromId=" in r.query for r in calls)
 
@@ -284,38 +300,6 @@ def test_a_broken_usdm_pu_chain_is_a_gap_naming_the_missed_ids(fake: FakeBinance
     assert (first["u"], second["U"]) == (5, 12)
 
 
-def last_trade_id(fake: FakeBinance, symbol: str) -> int:
-    return int(fake.with_market(lambda m: m.trade_history(symbol))[-1]["t"])
-
-
-def test_trades_missed_while_down_are_refilled_from_historical_trades(fake: FakeBinance) -> None:
-    with fake.streams(**FAST) as streams:
-        got = Collector()
-        streams.trades("BTCUSDT").subscribe(got)
-        fake.wait_for_connections(1, stream="btcusdt@trade")
-        fake.step(30)
-        got.wait_for(lambda c: bool(data(c)))
-        miss_some(fake, "btcusdt@trade")
-        fake.step(30)
-        final = last_trade_id(fake, "BTCUSDT")
-        got.wait_for(lambda c: bool(data(c)) and data(c)[-1]["t"] == final)
-        stats = streams.statistics()["btcusdt@trade"].repair
-    ids = [m["t"] for m in data(got)]
-    assert ids == list(range(ids[0], final + 1))
-    truth = {t["t"]: t for t in fake.trades("BTCUSDT")}
-    for message in data(got):
-        expected = truth[message["t"]]
-        assert (message["p"], message["q"], message["T"], message["m"]) == (
-            expected["p"], expected["q"], expected["T"], expected["m"]
-        )  # fmt: skip
-    assert stats is not None
-    assert stats.repaired > 0
-    assert stats.rest_weight == 25 * stats.rest_calls
-    calls = [r for r in fake.rest_requests if r.path == "/api/v3/historicalTrades"]
-    assert calls
-    assert all("fromId=" in r.query for r in calls)
-
-
 def test_history_beyond_rest_retention_is_one_exact_gap(fake: FakeBinance) -> None:
     with fake.streams(**FAST) as streams:
         got = Collector()
@@ -367,3 +351,22 @@ def test_a_quiet_stream_is_reported_silent_once(fake: FakeBinance) -> None:
 def test_silence_timeout_is_checked() -> None:
     with pytest.raises(ValueError, match="silence_timeout"):
         BinanceStreams(silence_timeout=0)
+
+
+def test_close_during_a_repair_leaves_no_thread(fake: FakeBinance) -> None:
+    import threading
+
+    streams = fake.streams(**FAST)
+    got = Collector()
+    streams.agg_trades("BTCUSDT").subscribe(got)
+    fake.wait_for_connections(1, stream="btcusdt@aggTrade")
+    fake.step(20)
+    got.wait_for(lambda c: bool(data(c)))
+    fake.rest_fault(429, retry_after=30, times=None)  # the repair will wait for its weight
+    miss_some(fake, "btcusdt@aggTrade")
+    fake.step(20)
+    fake.wait_for(lambda f: any(r.path == "/api/v3/aggTrades" for r in f.rest_requests))
+    assert [t for t in threading.enumerate() if t.name.startswith("rxbinance-repair:")]
+    streams.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("rxbinance-repair:")]
+    assert got.completed

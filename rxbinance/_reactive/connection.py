@@ -31,6 +31,7 @@ from rxbinance._reactive.reconnect import (
     classify,
     give_up_message,
 )
+from rxbinance._reactive.repair import RepairingSink
 from rxbinance.errors import ConnectionFailure, HandshakeError, InternalError, RxBinanceError
 from rxbinance.events import ConnectionEvent, GaveUp, Reconnecting, Rejected, Silent
 from rxbinance.transport import SocketFactory, SocketLike
@@ -136,6 +137,8 @@ class SharedConnection:
         for pending in (timer, silence):
             if pending is not None:
                 pending.dispose()
+        if isinstance(self.sink, RepairingSink):
+            self.sink.cancel()  # its REST worker ends now, so close() can join it
         if sock is not None:
             sock.close()
 

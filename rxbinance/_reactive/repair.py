@@ -187,6 +187,11 @@ class RepairingSink:
         self._announce(gaps)
         self._target.end(error, last=last)
 
+    def cancel(self) -> None:
+        """The stream stopped (last subscriber gone, or closed): abandon a repair under way
+        and let its worker end at once."""
+        self._stop.set()
+
     @property
     def subscribers(self) -> int:
         return self._target.subscribers
