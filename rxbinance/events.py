@@ -31,6 +31,8 @@ __all__ = [
     "MalformedFrame",
     "Reconnecting",
     "Rejected",
+    "RolledOver",
+    "ShutdownAnnounced",
     "Silent",
 ]
 
@@ -154,3 +156,22 @@ class Silent(ConnectionEvent):
     rest. Reported once per quiet spell; data flowing again ends it."""
 
     seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownAnnounced(ConnectionEvent):
+    """Binance sent ``serverShutdown`` on the connection of ``stream``: it will close it soon.
+    The streams open the replacement at once, while this one still delivers
+    (:class:`RolledOver` follows)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RolledOver(ConnectionEvent):
+    """The connection of ``stream`` was replaced make-before-break: the new one delivered,
+    then the old one was closed, with the overlap de-duplicated. ``reason``: ``"age"`` (the
+    streams' ``rollover_after``, ahead of Binance's 24 h limit) or ``"serverShutdown"``;
+    ``dropped``: messages of the new connection already delivered by the old one. Not a
+    failure: nothing is counted against ``max_retries``."""
+
+    reason: str
+    dropped: int

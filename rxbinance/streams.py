@@ -163,6 +163,11 @@ class BinanceStreams:
       ``silence_timeout`` (None: off): a stream whose connection is up but which delivers no
       data for that long emits a :class:`~rxbinance.events.Silent` event on :attr:`events`
       (between 1 and 1.25 times the timeout after its last message), once per quiet spell;
+      ``rollover_after`` (23.5 h; None: off): a market stream's connection is replaced
+      make-before-break at that age, ahead of Binance's 24 h limit, and at once when Binance
+      announces ``serverShutdown``: the new one delivers before the old one is closed, the
+      overlap is de-duplicated, nothing is lost or repeated and no retry is counted
+      (:class:`~rxbinance.events.RolledOver` on :attr:`events`);
     - delivery: ``scheduler``, a reactivex scheduler to call subscribers on instead of the
       socket's reader thread (in Jupyter: ``AsyncIOThreadSafeScheduler(loop)``);
     - the escape hatches: ``ssl_context`` for ``wss://`` endpoints with a private CA, and
@@ -194,6 +199,7 @@ class BinanceStreams:
         stall_timeout: float = 60.0,
         connect_timeout: float = 10.0,
         silence_timeout: float | None = None,
+        rollover_after: float | None = 23.5 * 3600,
         scheduler: abc.SchedulerBase | None = None,
         ssl_context: ssl.SSLContext | None = None,
         transport: SocketFactory | None = None,
@@ -243,6 +249,12 @@ class BinanceStreams:
                 f"silence_timeout must be None (off) or > 0 seconds, got {silence_timeout!r}"
             )
         self._silence_timeout = silence_timeout
+        if rollover_after is not None and not 0 < rollover_after <= 24 * 3600:
+            raise InvalidInputError(
+                f"rollover_after must be None (off) or seconds in (0, 86400] (Binance ends a "
+                f"connection at 24 h), got {rollover_after!r}"
+            )
+        self._rollover_after = rollover_after
         self._stall_timeout = stall_timeout
         self._connect_timeout = connect_timeout
         self._ssl_context = ssl_context
@@ -392,6 +404,8 @@ class BinanceStreams:
                 track=self._track_socket,
                 wrap=wrap,
                 silence_timeout=self._silence_timeout,
+                # User data resubscribes on every connection: replaced the plain way.
+                rollover_after=None if key == USER_DATA_KEY else self._rollover_after,
             )
 
         shared_as = key if hub_key is None else hub_key
@@ -460,6 +474,9 @@ class BinanceStreams:
             stall_timeout=self._stall_timeout,
             connect_timeout=self._connect_timeout,
             ssl_context=self._ssl_context,
+            # serverShutdown is announced, not acted on here: the replacement is opened while
+            # this socket still delivers (make-before-break, see rollover_after).
+            end_on_shutdown=False,
         )
 
     def _open_user_socket(

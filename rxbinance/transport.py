@@ -33,7 +33,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import websocket
 
@@ -47,11 +47,18 @@ from rxbinance.errors import (
     ServerShutdown,
     StallError,
 )
-from rxbinance.events import Connected, Connecting, ConnectionEvent, Disconnected, MalformedFrame
+from rxbinance.events import (
+    Connected,
+    Connecting,
+    ConnectionEvent,
+    Disconnected,
+    MalformedFrame,
+    ShutdownAnnounced,
+)
 from rxbinance.protocol.frames import FrameKind, expected_event
 from rxbinance.protocol.frames import classify as classify_frame
 
-__all__ = ["Request", "SocketFactory", "SocketLike", "StreamSocket"]
+__all__ = ["Redirectable", "Request", "SocketFactory", "SocketLike", "StreamSocket"]
 
 #: Sends one WebSocket API request (a dict with an ``id``) and returns its reply (the decoded
 #: frame with the same ``id``). Raises ConnectionFailure if the connection fails or no reply
@@ -84,6 +91,14 @@ class SocketLike(Protocol):
     def start(self) -> None: ...
     def close(self) -> None: ...
     def join(self, timeout: float | None = None) -> None: ...
+
+
+@runtime_checkable
+class Redirectable(Protocol):
+    """A socket whose data can be redirected while it runs (``on_message`` is settable): what
+    a make-before-break rollover needs of the old and the new connection."""
+
+    on_message: Callable[[Any], None]
 
 
 class SocketFactory(Protocol):
@@ -144,6 +159,7 @@ class StreamSocket:
         handshake: Callable[[Request], None] | None = None,
         on_control: Callable[[dict[str, Any]], None] | None = None,
         request_timeout: float = 10.0,
+        end_on_shutdown: bool = True,
     ) -> None:
         self.url = url
         self.key = key
@@ -158,6 +174,10 @@ class StreamSocket:
         self._handshake = handshake
         self._on_control = on_control
         self._request_timeout = request_timeout
+        # serverShutdown: end at once (True), or announce it and read on until Binance closes
+        # (False: the reactive layer opens the replacement first, make-before-break).
+        self._end_on_shutdown = end_on_shutdown
+        self._announced = False
         self._closing = threading.Event()
         self._failure: ConnectionFailure | None = None  # set by fail()
         self._lock = threading.Lock()  # guards _ws between the reader and close()
@@ -233,6 +253,9 @@ class StreamSocket:
             self._read_forever(ws)
         except RxBinanceError as exc:  # ConnectionFailure (retried) or an API refusal (final)
             failure = exc
+            if self._announced and isinstance(exc, ConnectionFailure):
+                # Binance closed it after announcing so: the shutdown, not a failure.
+                failure = ServerShutdown(f"closed after serverShutdown: {exc}", url=self.url)
         except Exception as exc:  # a bug of ours must still end in on_closed, and not be retried
             log.exception("reader of %s crashed", self.key)
             failure = InternalError(f"the reader of {self.key} crashed: {exc!r}", stream=self.key)
@@ -423,10 +446,28 @@ class StreamSocket:
             log.exception("message handler of %s raised; socket carries on", self.key)
 
     def _not_data(self, kind: FrameKind, message: Any) -> None:
-        """``serverShutdown`` ends the connection; a control reply is reported."""
+        """``serverShutdown`` ends the connection (or is announced, see ``end_on_shutdown``);
+        a control reply is reported."""
         if kind is FrameKind.SERVER_SHUTDOWN:
-            raise ServerShutdown("server announced serverShutdown", url=self.url, stream=self.key)
+            if self._end_on_shutdown:
+                raise ServerShutdown(
+                    "server announced serverShutdown", url=self.url, stream=self.key
+                )
+            if not self._announced:
+                self._announced = True
+                self._emit_event(ShutdownAnnounced(self.key, time.time()))
+            return
         self._control_reply(message)
+
+    @property
+    def on_message(self) -> Callable[[Any], None]:
+        """Where data messages go; may be replaced from any thread (a rollover redirects
+        them), taking effect from the next message."""
+        return self._on_message
+
+    @on_message.setter
+    def on_message(self, handler: Callable[[Any], None]) -> None:
+        self._on_message = handler
 
     def _stalled(self) -> StallError:
         return StallError(

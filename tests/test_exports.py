@@ -123,6 +123,8 @@ EXPECTED = {
         "MalformedFrame",
         "Reconnecting",
         "Rejected",
+        "RolledOver",
+        "ShutdownAnnounced",
         "Silent",
     },
 }

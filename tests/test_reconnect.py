@@ -9,7 +9,15 @@ import pytest
 import reactivex.operators as ops
 
 from rxbinance import BinanceStreams
-from rxbinance.events import Connected, Connecting, Disconnected, GaveUp, Reconnecting
+from rxbinance.events import (
+    Connected,
+    Connecting,
+    Disconnected,
+    GaveUp,
+    Reconnecting,
+    RolledOver,
+    ShutdownAnnounced,
+)
 from rxbinance.testing import FakeBinance
 from tests.conftest import Collector
 
@@ -176,8 +184,14 @@ def test_server_shutdown_reconnects_at_once_without_counting(
             fake.server_shutdown()
             events.wait_for(lambda c, n=i: connected_count(c) == n + 2)
         assert not got.completed
-        reconnects = [e for e in events.items if isinstance(e, Reconnecting)]
-        assert [(e.attempt, e.delay) for e in reconnects] == [(0, 0.0)] * 3
+        # Make-before-break (issue 11): each announcement opened the replacement at once,
+        # without a reconnect delay or a counted retry; each replacement took over when it
+        # delivered (the last one has had nothing to deliver yet).
+        assert [e for e in events.items if isinstance(e, Reconnecting)] == []
+        assert len([e for e in events.items if isinstance(e, ShutdownAnnounced)]) == 3
+        rolled = [e for e in events.items if isinstance(e, RolledOver)]
+        assert [e.reason for e in rolled] == ["serverShutdown"] * 2
+        assert [(m["data"] if combined else m)["t"] for m in got.items] == [0, 1, 2]
         assert all("serverShutdown" not in str(m) for m in got.items)
 
 

@@ -24,7 +24,7 @@ from rxbinance.errors import (
     ServerShutdown,
     StallError,
 )
-from rxbinance.events import ConnectionEvent, GaveUp, Reconnecting, Rejected
+from rxbinance.events import ConnectionEvent, GaveUp, Reconnecting, Rejected, RolledOver
 from rxbinance.testing import ScriptedSocket, ScriptedTransport
 
 KEY = "btcusdt@trade"
@@ -34,7 +34,7 @@ class Harness:
     """One stream key in a hub, its supervisor's timers on a TestScheduler, its sockets
     scripted."""
 
-    def __init__(self, policy: ReconnectPolicy) -> None:
+    def __init__(self, policy: ReconnectPolicy, rollover_after: float | None = None) -> None:
         self.scheduler = TestScheduler()
         self.opened_at: list[float] = []
         self.transport = ScriptedTransport(
@@ -57,6 +57,7 @@ class Harness:
                 policy=policy,
                 timer_scheduler=self.scheduler,
                 emit_event=self.events.append,
+                rollover_after=rollover_after,
             )
 
         self.observable = self.hub.observable(KEY, make)
@@ -345,3 +346,68 @@ def test_a_subscribe_during_the_last_dispose_gets_a_new_socket() -> None:
     late_subscription[0].dispose()
     assert second.closed
     assert h.terminated
+
+
+# -- make-before-break rollover ---------------------------------------------------------------
+
+
+def agg(i: int) -> dict[str, Any]:
+    return {"e": "aggTrade", "a": i}
+
+
+def test_rollover_opens_the_new_socket_first_and_switches_when_it_delivers() -> None:
+    h = Harness(no_jitter(max_retries=0), rollover_after=100.0)
+    h.at(0, h.start)
+    h.at(1, lambda: [h.sockets[0].deliver(agg(i)) for i in (1, 2, 3)])
+    h.scheduler.advance_to(99.0)
+    assert len(h.sockets) == 1
+    h.scheduler.advance_to(100.0)  # the age limit: a replacement opens, the old one goes on
+    old, new = h.sockets
+    assert new.started
+    assert not old.closed
+    old.deliver(agg(4))
+    new.deliver(agg(3))  # the overlap: already delivered by the old socket, dropped
+    assert old.closed  # the new one delivered: the old one is closed...
+    old.deliver(agg(5))  # ...and whatever it still had in flight is ignored
+    new.deliver(agg(4))
+    new.deliver(agg(5))
+    new.deliver(agg(6))
+    assert [m["a"] for m in h.received] == [1, 2, 3, 4, 5, 6]
+    rolled = [e for e in h.events if isinstance(e, RolledOver)]
+    assert [(e.reason, e.dropped) for e in rolled] == [("age", 2)]
+    assert not [e for e in h.events if isinstance(e, Reconnecting)]
+    assert not h.completed  # max_retries=0, yet nothing was counted
+    h.scheduler.advance_to(200.0)  # the new socket has its own age limit
+    assert len(h.sockets) == 3
+
+
+def test_a_shutdown_notice_rolls_over_at_once_and_the_old_close_is_not_a_failure() -> None:
+    h = Harness(no_jitter(max_retries=0))  # no age limit: only the notice
+    h.at(0, h.start)
+    h.scheduler.advance_to(1.0)
+    old = h.sockets[0]
+    old.deliver(agg(1))
+    old.announce_shutdown()
+    old2, new = h.sockets
+    assert old2 is old
+    old.fail(ServerShutdown("closed after serverShutdown"))  # Binance closes it first
+    new.deliver(agg(1))
+    new.deliver(agg(2))
+    assert [m["a"] for m in h.received] == [1, 2]
+    assert not h.completed
+    assert not [e for e in h.events if isinstance(e, Reconnecting)]
+    assert [e.reason for e in h.events if isinstance(e, RolledOver)] == ["serverShutdown"]
+
+
+def test_a_replacement_that_fails_leaves_the_old_socket_delivering() -> None:
+    h = Harness(no_jitter(max_retries=0, retry_delay=5.0), rollover_after=100.0)
+    h.at(0, h.start)
+    h.scheduler.advance_to(100.0)
+    old, new = h.sockets
+    new.fail(ConnectError("refused"))
+    old.deliver(agg(1))  # straight through again
+    assert [m["a"] for m in h.received] == [1]
+    assert not old.closed
+    assert not h.completed
+    h.scheduler.advance_to(105.0)  # tried again after the retry delay
+    assert len(h.sockets) == 3

@@ -10,7 +10,7 @@ import pytest
 import reactivex.operators as ops
 
 from rxbinance import BinanceStreams
-from rxbinance.events import Gap, Silent
+from rxbinance.events import Gap, GaveUp, Reconnecting, RolledOver, Silent
 from rxbinance.testing import FakeBinance
 from tests.conftest import Collector
 
@@ -370,3 +370,31 @@ def test_close_during_a_repair_leaves_no_thread(fake: FakeBinance) -> None:
     streams.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("rxbinance-repair:")]
     assert got.completed
+
+
+def test_many_rollovers_lose_and_repeat_nothing() -> None:
+    # Binance ends connections at 24 h; the fake does at 1.5 s here. Rolling over at 0.5 s,
+    # make-before-break, keeps every trade without REST and without a counted retry.
+    with (
+        FakeBinance(tick_interval=0.01, max_connection_age=1.5) as fake,
+        fake.streams(rollover_after=0.5, max_retries=0, **FAST) as streams,
+    ):
+        events = Collector()
+        streams.events.subscribe(events)
+        trades, quotes = Collector(), Collector()
+        streams.agg_trades("BTCUSDT").subscribe(trades)
+        streams.book_ticker("BTCUSDT").subscribe(quotes)
+        events.wait_for(
+            lambda c: len([e for e in c.items if isinstance(e, RolledOver)]) >= 8, timeout=30
+        )
+        stats = streams.statistics()["btcusdt@aggTrade"].repair
+        assert not trades.completed
+    ids = [m["a"] for m in data(trades)]
+    assert ids == list(range(ids[0], ids[-1] + 1))  # every trade once, in order
+    assert gaps(trades) == []
+    assert stats is not None
+    assert stats.holes == 0  # the overlap covered every switch: nothing to repair
+    updates = [m["u"] for m in quotes.items]
+    assert updates == sorted(set(updates))  # quotes never repeat or go back
+    assert not [e for e in events.items if isinstance(e, (Reconnecting, GaveUp))]
+    assert {e.reason for e in events.items if isinstance(e, RolledOver)} == {"age"}

@@ -33,8 +33,16 @@ from rxbinance._reactive.reconnect import (
 )
 from rxbinance._reactive.repair import RepairingSink
 from rxbinance.errors import ConnectionFailure, HandshakeError, InternalError, RxBinanceError
-from rxbinance.events import ConnectionEvent, GaveUp, Reconnecting, Rejected, Silent
-from rxbinance.transport import SocketFactory, SocketLike
+from rxbinance.events import (
+    ConnectionEvent,
+    GaveUp,
+    Reconnecting,
+    Rejected,
+    RolledOver,
+    ShutdownAnnounced,
+    Silent,
+)
+from rxbinance.transport import Redirectable, SocketFactory, SocketLike
 
 __all__ = ["SharedConnection"]
 
@@ -49,6 +57,14 @@ class SharedConnection:
     (a subscriber disposing inside its own callback). ``track`` is told of every socket opened,
     so that ``BinanceStreams.close()`` can join their threads. ``wrap`` puts a sink of its own
     between the sockets and the entry (see :mod:`rxbinance._reactive.repair`).
+
+    **Rollover** (``rollover_after`` seconds, and on Binance's ``serverShutdown`` notice): a
+    replacement socket is opened while the old one still delivers; when the new one delivers
+    its first message, the old one is muted (after its message in flight, if any) and closed,
+    and the new one's messages are dropped until one is newer than the old one's last
+    (by trade id, update id or event time), so the overlap is neither lost nor repeated. Not
+    a failure: no retry is counted. Needs sockets whose ``on_message`` can be redirected
+    (:class:`~rxbinance.transport.Redirectable`); others are simply reconnected.
     """
 
     def __init__(
@@ -63,6 +79,7 @@ class SharedConnection:
         track: Callable[[SocketLike], None] = lambda _: None,
         wrap: Callable[[Sink[Any]], Sink[Any]] | None = None,
         silence_timeout: float | None = None,
+        rollover_after: float | None = None,
     ) -> None:
         self.key = key
         self.url = url
@@ -79,6 +96,12 @@ class SharedConnection:
         self._heard = -1  # the message count at the last check
         self._heard_at = 0.0  # when it last changed (scheduler time)
         self._silent = False  # reported for the current quiet spell
+        # Make-before-break: a socket older than this (or one Binance announced a shutdown on)
+        # is replaced by a new one that takes over once it delivers (see _Rollover).
+        self._rollover_after = rollover_after
+        self._age_timer: abc.DisposableBase | None = None
+        self._rolling: _Rollover | None = None
+        self.rollovers = 0  # switches made, for statistics
         #: What messages are handed to: the hub entry, or what ``wrap`` put in front of it
         #: (a RepairingSink keeping a sequenced stream whole).
         self.sink: Sink[Any] | None = None
@@ -134,9 +157,13 @@ class SharedConnection:
             sock, self._socket = self._socket, None
             timer, self._timer = self._timer, None
             silence, self._silence_timer = self._silence_timer, None
-        for pending in (timer, silence):
+            age, self._age_timer = self._age_timer, None
+            rolling, self._rolling = self._rolling, None
+        for pending in (timer, silence, age):
             if pending is not None:
                 pending.dispose()
+        if rolling is not None and rolling.new is not None and rolling.new is not sock:
+            rolling.new.close()
         if isinstance(self.sink, RepairingSink):
             self.sink.cancel()  # its REST worker ends now, so close() can join it
         if sock is not None:
@@ -149,23 +176,104 @@ class SharedConnection:
             self._timer = None
             sink = self._sink
             # The lambda runs on the reader thread, after start(): `sock` is bound by then.
-            sock = self._open_socket(
-                self.url,
-                key=self.key,
-                on_message=sink.on_next,
-                on_event=self._emit_event,
-                on_closed=lambda failure: self._closed(sock, failure),
-            )
+            sock = self._new_socket(sink.on_next)
             self._socket = sock
-            self.connects += 1
-            self._track(sock)
             # Started under the lock: a stop() now either came before (and we returned above)
             # or comes after the start and closes a started socket. Starting only spawns the
             # reader thread; it never blocks on I/O.
             sock.start()
+            self._age(sock)
+
+    def _new_socket(self, on_message: Callable[[Any], None]) -> SocketLike:
+        """A socket for the stream (lock held), counted and tracked, not started."""
+        # The lambdas run on the reader thread, after start(): `sock` is bound by then.
+        sock = self._open_socket(
+            self.url,
+            key=self.key,
+            on_message=on_message,
+            on_event=lambda event: self._on_event(sock, event),
+            on_closed=lambda failure: self._closed(sock, failure),
+        )
+        self.connects += 1
+        self._track(sock)
+        return sock
+
+    def _age(self, sock: SocketLike) -> None:
+        """Schedule the rollover of ``sock`` at its age limit (lock held)."""
+        if self._age_timer is not None:
+            self._age_timer.dispose()
+            self._age_timer = None
+        if self._rollover_after is not None and isinstance(sock, Redirectable):
+            self._age_timer = self._timers.schedule_relative(
+                self._rollover_after, lambda *_: self._roll(sock, "age")
+            )
+
+    def _on_event(self, sock: SocketLike, event: ConnectionEvent) -> None:
+        if isinstance(event, ShutdownAnnounced):
+            self._roll(sock, "serverShutdown")
+        self._emit_event(event)
+
+    def _roll(self, old: SocketLike, reason: str) -> None:
+        """Open the replacement of ``old`` (make-before-break; see the class docstring)."""
+        with self._lock:
+            if (
+                self._stopped
+                or self._socket is not old
+                or self._rolling is not None
+                or self._sink is None
+                or not isinstance(old, Redirectable)
+            ):
+                return
+            self._age_timer = None
+            rolling = self._rolling = _Rollover(
+                self.key,
+                old,
+                self._sink.on_next,
+                reason,
+                switch=self._switch,
+                emit_event=self._emit_event,
+                last=self._sink.last,
+            )
+            old.on_message = rolling.from_old
+            rolling.new = self._new_socket(rolling.from_new)
+            rolling.new.start()
+
+    def _switch(self, rolling: _Rollover) -> SocketLike | None:
+        """The replacement delivered: it becomes the stream's socket; return the old one to
+        close (None if the rollover was abandoned meanwhile)."""
+        with self._lock:
+            if self._stopped or self._rolling is not rolling or rolling.new is None:
+                return None
+            self._rolling = None
+            old = rolling.old
+            if self._socket is old:  # (else it ended first and the new one took over then)
+                self._socket = rolling.new
+                self.messages_before += old.messages
+            self.rollovers += 1
+            self._age(rolling.new)
+        return old
 
     def _closed(self, sock: SocketLike, failure: RxBinanceError | None) -> None:
         with self._lock:
+            rolling = self._rolling
+            if rolling is not None and not self._stopped:
+                if sock is rolling.new:
+                    # The replacement failed before it delivered: keep the old socket (its
+                    # messages go straight on again) and try again later.
+                    self._rolling = None
+                    if isinstance(rolling.old, Redirectable) and self._sink is not None:
+                        rolling.old.on_message = self._sink.on_next
+                    if self._socket is rolling.old:
+                        self._age_timer = self._timers.schedule_relative(
+                            self._policy.delay(1), lambda *_: self._roll(rolling.old, "age")
+                        )
+                    return
+                if sock is self._socket and rolling.new is not None:
+                    # The old socket ended first (Binance closed it after serverShutdown): the
+                    # replacement, already connecting, takes over; no reconnect, no failure.
+                    self._socket = rolling.new
+                    self.messages_before += sock.messages
+                    return
             if self._stopped or self._socket is not sock:
                 return  # we closed it on purpose
             self._socket = None
@@ -243,3 +351,103 @@ def _fatal(failure: RxBinanceError, url: str) -> Exception:
 def _seconds(moment: Any) -> float:
     """A scheduler's ``now`` (a datetime) as seconds."""
     return float(moment.timestamp())
+
+
+class _Rollover:
+    """One make-before-break switch of a stream from socket ``old`` to ``new``.
+
+    Until the switch, ``old`` delivers through :meth:`from_old` (recording its last message)
+    and nothing of ``new`` is delivered. ``new``'s first message mutes ``old``, waits for the
+    message ``old`` may be delivering at that moment (so the two never deliver at once: the
+    stream's subscribers see one ordered sequence), closes ``old``, and from then on ``new``'s
+    messages are dropped until one is newer than ``old``'s last; after that ``new`` delivers
+    straight to the stream again (its ``on_message`` is reset: the hot path is untouched).
+    """
+
+    def __init__(
+        self,
+        key: str,
+        old: SocketLike,
+        deliver: Callable[[Any], None],
+        reason: str,
+        *,
+        switch: Callable[[_Rollover], SocketLike | None],
+        emit_event: Callable[[ConnectionEvent], None],
+        last: Any = None,
+    ) -> None:
+        self.key = key
+        self.old = old
+        self.new: Any = None  # a Redirectable SocketLike, set right after construction
+        self.reason = reason
+        self._deliver = deliver
+        self._switch = switch
+        self._emit_event = emit_event
+        self._cond = threading.Condition()
+        self._muted = False
+        self._inside = 0  # deliveries of `old` under way
+        self._last: Any = last  # the last message delivered (by `old`)
+        self._dropped = 0
+
+    def from_old(self, message: Any) -> None:
+        with self._cond:
+            if self._muted:
+                return
+            self._inside += 1
+            self._last = message
+        try:
+            self._deliver(message)
+        finally:
+            with self._cond:
+                self._inside -= 1
+                self._cond.notify_all()
+
+    def from_new(self, message: Any) -> None:
+        if not self._muted:
+            with self._cond:
+                self._muted = True
+                self._cond.wait_for(lambda: self._inside == 0)
+            old = self._switch(self)
+            if old is not None:
+                old.close()
+        if self._last is not None and not _newer(message, self._last):
+            self._dropped += 1  # the old socket delivered it already
+            return
+        self.new.on_message = self._deliver  # caught up: straight through again
+        self._emit_event(
+            RolledOver(self.key, time.time(), reason=self.reason, dropped=self._dropped)
+        )
+        self._deliver(message)
+
+
+def _order(message: Any) -> tuple[int, ...] | None:
+    """Where a message stands in its stream, to compare two connections' copies: aggregate
+    trade id, trade id, last update id (depth, bookTicker), else event time (tickers, klines:
+    event time, then the candle's open time); for a list (``!...@arr``), its latest event time.
+    None: nothing to compare by."""
+    if type(message) is list:
+        times: list[int] = [m["E"] for m in message if type(m) is dict and type(m.get("E")) is int]
+        return (max(times),) if times else None
+    if type(message) is not dict:
+        return None
+    data = message.get("data") if "stream" in message else message
+    if type(data) is not dict:
+        return None
+    for field in ("a", "t", "u", "lastUpdateId"):
+        value = data.get(field)
+        if type(value) is int:
+            return (value,)
+    event_time = data.get("E")
+    if type(event_time) is int:
+        candle = data.get("k")
+        if type(candle) is dict and type(candle.get("t")) is int:
+            return (event_time, candle["t"])
+        return (event_time,)
+    return None
+
+
+def _newer(message: Any, last: Any) -> bool:
+    """True when ``message`` comes after ``last`` (the old connection's last delivered)."""
+    mine, theirs = _order(message), _order(last)
+    if mine is None or theirs is None:
+        return bool(message != last)
+    return mine > theirs

@@ -83,6 +83,11 @@ class Sink(Protocol[_T_contra]):
     def subscribers(self) -> int:
         """How many subscribers the entry has."""
 
+    @property
+    def last(self) -> Any:
+        """The last value given to :meth:`on_next` (None before the first): what a rollover
+        compares the new connection's first messages with."""
+
 
 class Source(Protocol):
     """What the hub shares under a key: a socket supervisor, an order book, a user stream."""
@@ -135,6 +140,7 @@ class HubEntry(Generic[_T]):
         "_seq",
         "ended",
         "key",
+        "last",
         "source",
         "subs",
     )
@@ -155,10 +161,12 @@ class HubEntry(Generic[_T]):
         self._busy = threading.Lock()  # "a thread is inside our subscribers": tried, not waited
         self._done = False  # the terminal notification was delivered: deliver nothing more
         self.ended = False  # evicted: the terminal notification is queued or delivered
+        self.last: Any = None  # the last value given to on_next
 
     # -- the Sink a source writes to ------------------------------------------------------
 
     def on_next(self, value: _T) -> None:
+        self.last = value
         if self._queue or not self._busy.acquire(False):
             # Someone is inside (a flush, a terminal event) or has queued before us: queue.
             with self._hub.lock:

@@ -196,6 +196,10 @@ class RepairingSink:
     def subscribers(self) -> int:
         return self._target.subscribers
 
+    @property
+    def last(self) -> Any:
+        return self._target.last
+
     def statistics(self) -> RepairStatistics:
         return RepairStatistics(
             self._holes, self._repaired, self._gaps, self._dropped, self._calls, self._weight

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rxbinance.errors import RxBinanceError
-from rxbinance.events import Connected, ConnectionEvent, Disconnected
+from rxbinance.events import Connected, ConnectionEvent, Disconnected, ShutdownAnnounced
 
 __all__ = ["ScriptedSocket", "ScriptedTransport"]
 
@@ -54,7 +54,8 @@ class ScriptedSocket:
         self.messages = 0
         self.started = False
         self.closed = False
-        self._on_message = on_message
+        #: Where data messages go (replaceable, as on a real socket).
+        self.on_message = on_message
         self._on_event = on_event
         self._on_closed = on_closed
         self._ended = False
@@ -86,7 +87,12 @@ class ScriptedSocket:
     def deliver(self, message: Any) -> None:
         """One data message from the server (a decoded JSON value)."""
         self.messages += 1
-        self._on_message(message)
+        self.on_message(message)
+
+    def announce_shutdown(self) -> None:
+        """Binance's ``serverShutdown`` notice: a :class:`~rxbinance.events.ShutdownAnnounced`
+        event (the connection stays up until :meth:`fail` or :meth:`close`)."""
+        self._on_event(ShutdownAnnounced(self.key, time.time()))
 
     def fail(self, failure: RxBinanceError) -> None:
         """The connection ends with ``failure`` (a drop, a refusal, ``serverShutdown``...);
