@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/chaos.py [--seed 1] [--duration 20] [--symbols 20] [--no-rest]
-                               [--fault-interval 0.2] [--fatal]
+                               [--fault-interval 0.1] [--fatal]
 
 For ``--symbols`` symbols it subscribes aggTrades, trades, 1 s klines, the diff depth stream
 and the local order book on one BinanceStreams against FakeBinance (REST included), injects a
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--symbols", type=int, default=20, help="symbols (5 streams each)")
     parser.add_argument("--no-rest", action="store_true", help="refuse every REST connection")
     parser.add_argument(
-        "--fault-interval", type=float, default=0.2, help="mean seconds between faults"
+        "--fault-interval", type=float, default=0.1, help="mean seconds between faults"
     )
     parser.add_argument("--fatal", action="store_true", help="also refuse with 451 (fatal)")
     parser.add_argument("--verbose", action="store_true", help="print progress and problems")

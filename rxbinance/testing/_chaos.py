@@ -58,6 +58,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import rxbinance.events
@@ -85,20 +86,24 @@ KINDS: Final = ("aggTrade", "trade", "kline", "depth")
 _TRADE_FIELDS: Final = ("p", "q", "T", "m")
 _AGG_FIELDS: Final = ("p", "q", "f", "l", "T", "m")
 
-#: Relative weights of the faults in the seeded mix. Mass disconnects (drop, shutdown, long
-#: stall) are kept rarer than the cheap faults: each one makes every stream repair from REST at
-#: once, and Binance's weight limit (6000 a minute) must stay able to pay for it.
-_MIX: Final[Mapping[str, int]] = {
+#: The default relative weights of the faults in the seeded mix (``run_chaos(mix=...)``).
+#: Disruptive faults are kept rarer than the cheap ones: each drop, shutdown or long stall makes
+#: every stream repair from REST at once (about 220 weight for 20 symbols: aggTrades 4, klines
+#: 2, a 100-level snapshot 5 each), and a short stall makes every aggTrade stream repair. At the
+#: default ``fault_interval`` (0.1 s) that is one mass repair every 2.5 s or so, which
+#: rxbinance's default REST budget (3,000 weight a minute, bursts of 1,000) can pay for over a
+#: run of a minute or less: a perfect client loses nothing at these defaults.
+DEFAULT_MIX: Final[Mapping[str, int]] = {
     "drop": 3,
     "shutdown": 1,
     "stall_long": 1,
     "stall_short": 3,
-    "refuse": 6,
-    "depth_gap": 10,
-    "malformed": 8,
-    "junk": 8,
-    "rest429": 3,
-    "rest418": 2,
+    "refuse": 20,
+    "depth_gap": 50,
+    "malformed": 40,
+    "junk": 50,
+    "rest429": 20,
+    "rest418": 12,
 }
 
 #: Valid JSON of the wrong kind for every stream here: rxbinance must skip it (MalformedFrame).
@@ -221,10 +226,11 @@ def run_chaos(
     duration: float = 20.0,
     symbols: int = 20,
     rest: bool = True,
-    fault_interval: float = 0.2,
+    fault_interval: float = 0.1,
+    mix: Mapping[str, int] = DEFAULT_MIX,
     tick_interval: float = 0.1,
     stall_timeout: float = 1.0,
-    max_connection_age: float | None = 15.0,
+    max_connection_age: float | None = 6.0,
     settle_timeout: float = 15.0,
     fatal: bool = False,
     log: Callable[[str], None] | None = None,
@@ -233,8 +239,13 @@ def run_chaos(
 
     ``rest=False`` points the streams' REST at a local port that refuses every connection:
     nothing can be repaired, so every hole must come out as a Gap. ``fault_interval`` is the
-    mean of the exponential pause between faults (seconds). ``log``, if given, receives a few
-    progress lines. Raises ValueError for a setting out of range.
+    mean of the exponential pause between faults (seconds); ``mix`` the relative weight of each
+    fault (``drop``, ``shutdown``, ``stall_long``, ``stall_short``, ``refuse``, ``depth_gap``,
+    ``malformed``, ``junk``, ``rest429``, ``rest418``; those left out never happen, and the
+    ``rest...`` ones are left out when ``rest`` is false; default :data:`DEFAULT_MIX`).
+    ``max_connection_age`` is the fake's connection age limit: connections older are closed
+    with 1001 (rollovers). ``log``, if given, receives a few progress lines. Raises ValueError
+    for a setting out of range.
     """
     from ._server import FakeBinance  # the websockets extra: only when a run starts
 
@@ -244,8 +255,16 @@ def run_chaos(
     _check(tick_interval > 0, "tick_interval", tick_interval, "seconds > 0")
     _check(stall_timeout > 0, "stall_timeout", stall_timeout, "seconds > 0")
     _check(settle_timeout >= 0, "settle_timeout", settle_timeout, "seconds >= 0")
+    unknown = sorted(set(mix) - set(DEFAULT_MIX))
+    _check(not unknown, "mix", unknown, f"fault names among {sorted(DEFAULT_MIX)}")
+    _check(
+        all(isinstance(w, int) and w >= 0 for w in mix.values()) and sum(mix.values()) > 0,
+        "mix",
+        dict(mix),
+        "int weights >= 0, not all 0",
+    )
     say = log or (lambda _: None)
-    gap_class: type | None = getattr(rxbinance.events, "Gap", None)
+    gap_class: type[Any] | None = getattr(rxbinance.events, "Gap", None)
     names = [_SYMBOLS[i] if i < len(_SYMBOLS) else f"SYM{i}USDT" for i in range(symbols)]
     # A shallow book (about 50 levels a side) inside a 100-level snapshot (weight 5): the whole
     # local book is comparable with the truth, and mass resyncs stay within the weight limit.
@@ -305,7 +324,9 @@ def run_chaos(
             # Every stream (and, with REST, every book) delivers before the first fault.
             everything = tapes + (list(books.values()) if rest else [])
             _wait(fake, lambda: all(tape.items for tape in everything), 30.0)
-            faults = _storm(fake, seed, duration, fault_interval, stall_timeout, names, rest, fatal)
+            faults = _storm(
+                fake, seed, duration, fault_interval, mix, stall_timeout, names, rest, fatal
+            )
             say(f"chaos: {sum(faults.values())} faults injected; settling")
             fake.accept_connections()
             fake.unstall()
@@ -339,7 +360,7 @@ def run_chaos(
                         failures.append(f"{tape.symbol} {tape.kind}: foreign item {item!r}")
             tallies = {
                 kind: _tally(
-                    fake,
+                    partial(_truth, fake),
                     kind,
                     [t for t in tapes if t.kind == kind],
                     gap_class,
@@ -389,7 +410,7 @@ def _wait(fake: FakeBinance, predicate: Callable[[], bool], timeout: float) -> b
     return True
 
 
-def _is_foreign(item: Any, gap_class: type | None) -> bool:
+def _is_foreign(item: Any, gap_class: type[Any] | None) -> bool:
     """Neither data (a payload dict, a book) nor a Gap: e.g. the give-up dict."""
     if gap_class is not None and isinstance(item, gap_class):
         return False
@@ -406,6 +427,7 @@ def _storm(
     seed: int,
     duration: float,
     interval: float,
+    mix: Mapping[str, int],
     stall_timeout: float,
     symbols: Sequence[str],
     rest: bool,
@@ -413,8 +435,10 @@ def _storm(
 ) -> Counter[str]:
     """Inject the seeded mix of faults for ``duration`` seconds; return how many of each."""
     rng = random.Random(f"rxbinance.chaos:{seed}")
-    mix = {name: weight for name, weight in _MIX.items() if rest or not name.startswith("rest")}
+    mix = {name: weight for name, weight in mix.items() if rest or not name.startswith("rest")}
     kinds, weights = list(mix), list(mix.values())
+    if not any(weights):
+        duration = 0.0  # nothing left to inject (only REST faults, and REST refused)
     stream_names = [
         f"{s.lower()}@{suffix}"
         for s in symbols
@@ -424,6 +448,7 @@ def _storm(
     # Undo actions (end of a refusal), due at a time: (due, sequence, action).
     pending: list[tuple[float, int, Callable[[], None]]] = []
     refusing = 0  # refusals in force: connections are accepted again when the last one ends
+    junk = 0  # junk payloads delivered so far
     seq = 0
     start = time.monotonic()
     due = start + rng.expovariate(1 / interval)
@@ -471,7 +496,10 @@ def _storm(
         elif name == "malformed":
             fake.send_malformed(rng.choice(("{not json", "]", '{"e": ')))
         elif name == "junk":
-            fake.publish(rng.choice(stream_names), rng.choice(_JUNK))
+            # Every kind of junk in turn; one that reached nobody (stalled, all down) is sent
+            # again next time, so a run with enough junk faults delivers each kind.
+            if fake.publish(rng.choice(stream_names), _JUNK[junk % len(_JUNK)]):
+                junk += 1
         elif name == "rest429":
             fake.rest_fault(429, retry_after=1, times=rng.randint(1, 5))
         elif name == "rest418":
@@ -550,7 +578,8 @@ def _truth(fake: FakeBinance, kind: str, symbol: str, lo: int, hi: int) -> dict[
 
 
 def _same(kind: str, item: dict[str, Any], truth: Any) -> bool:
-    if kind == "depth" or truth is None:
+    """Whether a received item says what the true one does (depth: only ids are checked)."""
+    if kind == "depth":
         return True
     if kind == "kline":
         k = item["k"]
@@ -563,11 +592,15 @@ def _same(kind: str, item: dict[str, Any], truth: Any) -> bool:
     return all(item.get(f) == truth.get(f) for f in fields)
 
 
+#: ``truth(kind, symbol, lo, hi)``: the true items of ``kind`` with ids in ``[lo, hi]``, by id.
+Truth = Callable[[str, str, int, int], Mapping[int, Any]]
+
+
 def _tally(
-    fake: FakeBinance,
+    truth_of: Truth,
     kind: str,
     tapes: Sequence[_Tape],
-    gap_class: type | None,
+    gap_class: type[Any] | None,
     repairable: bool,
     failures: list[str],
 ) -> SequenceTally:
@@ -589,7 +622,7 @@ def _tally(
         edges = [s[0] for s in spans] + [g[0] for g in tape_gaps]
         ends = [s[1] for s in spans] + [g[1] for g in tape_gaps]
         lo, hi = min(edges), max(ends)
-        truth = _truth(fake, kind, tape.symbol, lo, hi)
+        truth = truth_of(kind, tape.symbol, lo, hi)
         order = sorted(truth)  # ids in the truth's order (candles: every second)
         seen: set[int] = set()
         highest: int | None = None
@@ -602,10 +635,13 @@ def _tally(
                 out_of_order += 1
             highest = last if highest is None else max(highest, last)
             seen.update(range(first, last + 1) if kind == "depth" else (first,))
-            if not _same(kind, item, truth.get(first)):
+            # An id the truth does not have (inside [lo, hi]) was made up: wrong too.
+            if first not in truth or not _same(kind, item, truth[first]):
                 wrong += 1
                 if len(failures) < 20:
-                    failures.append(f"{tape.symbol} {kind} {first}: {item!r} != {truth[first]!r}")
+                    failures.append(
+                        f"{tape.symbol} {kind} {first}: {item!r}, truth: {truth.get(first)!r}"
+                    )
         # Holes: maximal runs of true ids never received, in the truth's order.
         tape_holes: list[tuple[int, int]] = []
         run: list[int] = []
