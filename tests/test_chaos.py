@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from rxbinance.testing import ChaosReport, run_chaos
-from rxbinance.testing._chaos import _tally, _Tape
+from rxbinance.testing._chaos import JUNK, _tally, _Tape
 
 SETTINGS = {
     "seed": 11,
@@ -36,11 +36,11 @@ SETTINGS = {
         "drop": 3,
         "shutdown": 1,
         "stall_long": 1,
-        "stall_short": 3,
-        "refuse": 4,
+        "stall_short": 2,
+        "refuse": 3,
         "depth_gap": 4,
-        "malformed": 2,
-        "junk": 3,
+        "malformed": 3,
+        "junk": 5,
         "rest429": 2,
         "rest418": 1,
     },
@@ -74,6 +74,7 @@ def test_the_run_is_a_real_one(with_rest: ChaosReport) -> None:
     assert with_rest.books > 0, explain(with_rest)
     assert with_rest.ended == 0, explain(with_rest)  # no stream gave up or failed
     assert with_rest.unsettled == 0, explain(with_rest)  # every stream delivered at the end
+    assert with_rest.junk_kinds == len(JUNK), explain(with_rest)  # every kind of junk was sent
 
 
 def test_agg_trades_lose_nothing_with_rest(with_rest: ChaosReport) -> None:
@@ -113,9 +114,10 @@ def test_every_unrepairable_hole_is_exactly_one_exact_gap(with_rest: ChaosReport
     assert with_rest.tallies["depth"].holes > 0, explain(with_rest)  # depth gaps were injected
 
 
-def test_junk_never_reaches_a_subscriber(with_rest: ChaosReport) -> None:
+def test_junk_never_reaches_a_subscriber(with_rest: ChaosReport, rest_refused: ChaosReport) -> None:
     # Frames of the wrong kind are MalformedFrame events, never data (test_wrong_kind_frames).
     assert with_rest.foreign == 0, explain(with_rest)
+    assert rest_refused.foreign == 0, explain(rest_refused)
 
 
 def test_close_leaves_no_thread(with_rest: ChaosReport, rest_refused: ChaosReport) -> None:

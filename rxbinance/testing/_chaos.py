@@ -16,7 +16,8 @@ fault :class:`FakeBinance` has for ``duration`` seconds:
 - ``shutdown``: :meth:`~FakeBinance.server_shutdown` with close code 1001 or 1000;
 - ``depth_gap``: :meth:`~FakeBinance.inject_gap` on a random symbol (1-5 updates);
 - ``malformed``: :meth:`~FakeBinance.send_malformed` (text that is not JSON);
-- ``junk``: :meth:`~FakeBinance.publish` of valid JSON of the wrong kind to a random stream;
+- ``junk``: :meth:`~FakeBinance.publish` of valid JSON of the wrong kind (an unknown event, a
+  ticker, a SUBSCRIBE reply, a list, a number, ``null``, a string) to a random stream;
 - ``rest429`` / ``rest418``: :meth:`~FakeBinance.rest_fault` for 1-5 REST requests;
 - rollovers: ``FakeBinance(max_connection_age=...)`` closes each connection (1001) at that age.
 
@@ -106,8 +107,9 @@ DEFAULT_MIX: Final[Mapping[str, int]] = {
     "rest418": 12,
 }
 
-#: Valid JSON of the wrong kind for every stream here: rxbinance must skip it (MalformedFrame).
-_JUNK: Final[tuple[Any, ...]] = (
+#: Valid JSON of the wrong kind for every stream here, sent by each ``junk`` fault: rxbinance
+#: must skip it (a MalformedFrame event), never pass it to a subscriber.
+JUNK: Final[tuple[Any, ...]] = (
     {"e": "junk", "x": 1},
     {"e": "24hrTicker", "s": "JUNK"},
     {"result": None, "id": 999_999},
@@ -166,6 +168,7 @@ class ChaosReport:
     event_gaps: int
     ended: int
     foreign: int
+    junk_kinds: int  # kinds of wrong-kind JSON that reached a connection (of len(JUNK))
     unsettled: int
     rest_requests: int
     threads_left: tuple[str, ...]
@@ -199,6 +202,7 @@ class ChaosReport:
             f"silent={t['depth'].silent_holes} | books wrong={self.books_wrong}/{self.books} | "
             f"gaps={gaps} ({exact} exact{'' if self.gap_class else ', no Gap class'}) "
             f"event_gaps={self.event_gaps} | ended={self.ended} foreign={self.foreign} "
+            f"(junk kinds sent {self.junk_kinds}/{len(JUNK)}) "
             f"unsettled={self.unsettled} rest_requests={self.rest_requests} | "
             f"threads={len(self.threads_left)} close={self.close_seconds:.2f}s"
         )
@@ -324,7 +328,7 @@ def run_chaos(
             # Every stream (and, with REST, every book) delivers before the first fault.
             everything = tapes + (list(books.values()) if rest else [])
             _wait(fake, lambda: all(tape.items for tape in everything), 30.0)
-            faults = _storm(
+            faults, junk_kinds = _storm(
                 fake, seed, duration, fault_interval, mix, stall_timeout, names, rest, fatal
             )
             say(f"chaos: {sum(faults.values())} faults injected; settling")
@@ -389,6 +393,7 @@ def run_chaos(
         event_gaps=len(event_gaps),
         ended=ended,
         foreign=foreign,
+        junk_kinds=junk_kinds,
         unsettled=unsettled,
         rest_requests=rest_requests,
         threads_left=threads_left,
@@ -432,8 +437,9 @@ def _storm(
     symbols: Sequence[str],
     rest: bool,
     fatal: bool,
-) -> Counter[str]:
-    """Inject the seeded mix of faults for ``duration`` seconds; return how many of each."""
+) -> tuple[Counter[str], int]:
+    """Inject the seeded mix of faults for ``duration`` seconds; return how many of each, and
+    how many kinds of junk reached at least one connection."""
     rng = random.Random(f"rxbinance.chaos:{seed}")
     mix = {name: weight for name, weight in mix.items() if rest or not name.startswith("rest")}
     kinds, weights = list(mix), list(mix.values())
@@ -445,10 +451,10 @@ def _storm(
         for suffix in ("aggTrade", "trade", "kline_1s", "depth@100ms")
     ]
     done: Counter[str] = Counter()
+    delivered: set[int] = set()  # kinds of junk (indices in JUNK) that reached a connection
     # Undo actions (end of a refusal), due at a time: (due, sequence, action).
     pending: list[tuple[float, int, Callable[[], None]]] = []
     refusing = 0  # refusals in force: connections are accepted again when the last one ends
-    junk = 0  # junk payloads delivered so far
     seq = 0
     start = time.monotonic()
     due = start + rng.expovariate(1 / interval)
@@ -496,10 +502,12 @@ def _storm(
         elif name == "malformed":
             fake.send_malformed(rng.choice(("{not json", "]", '{"e": ')))
         elif name == "junk":
-            # Every kind of junk in turn; one that reached nobody (stalled, all down) is sent
-            # again next time, so a run with enough junk faults delivers each kind.
-            if fake.publish(rng.choice(stream_names), _JUNK[junk % len(_JUNK)]):
-                junk += 1
+            # Every kind of junk, one after the other, on one stream; ``delivered`` counts the
+            # kinds that reached a connection (none do while stalled or all are down).
+            target = rng.choice(stream_names)
+            for i, payload in enumerate(JUNK):
+                if fake.publish(target, payload):
+                    delivered.add(i)
         elif name == "rest429":
             fake.rest_fault(429, retry_after=1, times=rng.randint(1, 5))
         elif name == "rest418":
@@ -507,7 +515,7 @@ def _storm(
         done[name] += 1
     while pending:
         heapq.heappop(pending)[2]()
-    return done
+    return done, len(delivered)
 
 
 # ---------------------------------------------------------------------------------- counting
