@@ -185,8 +185,9 @@ class ChaosReport:
 
         def seq(name: str, kind: str) -> str:
             s = t[kind]
+            share = s.lost / (s.lost + s.received - s.duplicated) if s.lost else 0.0
             return (
-                f"{name} lost={s.lost} dup={s.duplicated} ooo={s.out_of_order} "
+                f"{name} lost={s.lost} ({share:.1%}) dup={s.duplicated} ooo={s.out_of_order} "
                 f"wrong={s.wrong} holes={s.holes} silent={s.silent_holes}"
             )
 
@@ -248,8 +249,9 @@ def run_chaos(
     ``malformed``, ``junk``, ``rest429``, ``rest418``; those left out never happen, and the
     ``rest...`` ones are left out when ``rest`` is false; default :data:`DEFAULT_MIX`).
     ``max_connection_age`` is the fake's connection age limit: connections older are closed
-    with 1001 (rollovers). ``log``, if given, receives a few progress lines. Raises ValueError
-    for a setting out of range.
+    with 1001 (rollovers). ``fatal=True`` adds 451 to the refusals: streams refused with it end
+    (``on_error``, counted in ``ended``), as no retry can fix a restricted location. ``log``, if
+    given, receives a few progress lines. Raises ValueError for a setting out of range.
     """
     from ._server import FakeBinance  # the websockets extra: only when a run starts
 
@@ -301,8 +303,8 @@ def run_chaos(
             refused_rest = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             refused_rest.bind(("127.0.0.1", 0))
             settings["rest_url"] = f"http://127.0.0.1:{refused_rest.getsockname()[1]}"
+        streams = fake.streams(**settings)
         try:
-            streams = fake.streams(**settings)
             tapes: list[_Tape] = []
             books: dict[str, _Tape] = {}
             event_gaps: list[Any] = []
@@ -377,6 +379,7 @@ def run_chaos(
             foreign = sum(_is_foreign(item, gap_class) for t in every for item in t.items)
             rollovers = sum(c.close_cause == "max_age" for c in fake.connections)
         finally:
+            streams.close()  # idempotent: only does something when the run failed half-way
             if refused_rest is not None:
                 refused_rest.close()
     return ChaosReport(
