@@ -40,7 +40,8 @@ against the market's retained history (:meth:`Market.agg_trade_history`,
   their ``update_id`` (the fake's book is kept shallower than the snapshot ``limit``, so the
   whole book is compared);
 - subscriptions that ended (error or completion) before ``close()``; items in-band that are
-  neither data nor Gap; threads named ``rxbinance...`` still alive after ``close()``, and the
+  neither data of their stream (with its ids) nor Gap (``foreign``: junk let through, the
+  give-up dict); threads named ``rxbinance...`` still alive after ``close()``, and the
   seconds ``close()`` took.
 
 The run is seeded (market and fault schedule), not deterministic: thread timing decides what
@@ -362,7 +363,7 @@ def run_chaos(
             failures: list[str] = []
             for tape in (*tapes, *books.values()):
                 for item in tape.items:
-                    if _is_foreign(item, gap_class) and len(failures) < 20:
+                    if _is_foreign(tape.kind, item, gap_class) and len(failures) < 20:
                         failures.append(f"{tape.symbol} {tape.kind}: foreign item {item!r}")
             tallies = {
                 kind: _tally(
@@ -376,7 +377,7 @@ def run_chaos(
                 for kind in KINDS
             }
             book_count, books_wrong = _check_books(fake, books.values(), failures)
-            foreign = sum(_is_foreign(item, gap_class) for t in every for item in t.items)
+            foreign = sum(_is_foreign(t.kind, i, gap_class) for t in every for i in t.items)
             rollovers = sum(c.close_cause == "max_age" for c in fake.connections)
         finally:
             streams.close()  # idempotent: only does something when the run failed half-way
@@ -418,13 +419,18 @@ def _wait(fake: FakeBinance, predicate: Callable[[], bool], timeout: float) -> b
     return True
 
 
-def _is_foreign(item: Any, gap_class: type[Any] | None) -> bool:
-    """Neither data (a payload dict, a book) nor a Gap: e.g. the give-up dict."""
+def _is_foreign(kind: str, item: Any, gap_class: type[Any] | None) -> bool:
+    """Neither data of the subscription's ``kind`` nor a Gap: junk let through, the give-up
+    dict, a payload without the ids of its stream (which the counting could not place)."""
     if gap_class is not None and isinstance(item, gap_class):
         return False
-    if isinstance(item, OrderBook):
-        return False
-    return not isinstance(item, dict) or item.get("e") == "error"
+    if kind == "book":
+        return not isinstance(item, OrderBook)
+    if not isinstance(item, dict) or item.get("e") == "error":
+        return True
+    if kind == "kline" and isinstance(item.get("k"), dict) and not item["k"].get("x"):
+        return "t" not in item["k"]  # an open candle: not counted, but data
+    return _ids(kind, item) is None
 
 
 # ------------------------------------------------------------------------------------ faults
