@@ -626,6 +626,7 @@ def test_exported_names() -> None:
 
     assert rxbinance.testing.__all__ == [
         "BookState",
+        "ChaosReport",
         "CloseCause",
         "ConnectionAttempt",
         "ConnectionKind",
@@ -636,6 +637,8 @@ def test_exported_names() -> None:
         "RestRequest",
         "ScriptedSocket",
         "ScriptedTransport",
+        "SequenceTally",
+        "run_chaos",
     ]
     for name in rxbinance.testing.__all__:
         assert getattr(rxbinance.testing, name) is not None

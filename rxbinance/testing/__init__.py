@@ -72,7 +72,9 @@ own code)::
         ws.close()
 
 Other faults: ``refuse_connections``, ``stall``, ``send_malformed``, ``server_shutdown``,
-``inject_gap`` (order-book sequence gaps), ``rest_fault`` (HTTP 429/418). Rules are arguments:
+``inject_gap`` (order-book sequence gaps), ``rest_fault`` (HTTP 429/418); :func:`run_chaos`
+injects a seeded mix of all of them into rxbinance's own streams and counts what was lost
+against the market's true history (``benchmarks/chaos.py``). Rules are arguments:
 ``FakeBinance(ping_interval=0.05, pong_timeout=0.3, max_connection_age=1.0)`` makes the 20 s /
 60 s / 24 h behaviours testable in a second.
 
@@ -102,6 +104,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._chaos import ChaosReport, SequenceTally, run_chaos
 from ._market import BookState, Market, MarketError
 from ._records import (
     CloseCause,
@@ -117,6 +120,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BookState",
+    "ChaosReport",
     "CloseCause",
     "ConnectionAttempt",
     "ConnectionKind",
@@ -127,6 +131,8 @@ __all__ = [
     "RestRequest",
     "ScriptedSocket",
     "ScriptedTransport",
+    "SequenceTally",
+    "run_chaos",
 ]
 
 _MISSING_EXTRA = (
