@@ -83,6 +83,9 @@ EXPECTED = {
         "on_loop",
     },
     "rxbinance.testing": {
+        "ChaosReport",
+        "SequenceTally",
+        "run_chaos",
         "ScriptedSocket",
         "ScriptedTransport",
         "BookState",
