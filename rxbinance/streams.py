@@ -260,15 +260,14 @@ class BinanceStreams:
         self._ssl_context = ssl_context
         self._transport: SocketFactory = transport if transport is not None else self._open_socket
         self._events: Broadcast[ConnectionEvent] = Broadcast("BinanceStreams.events")
-        # Reconnect delays run here: one named daemon thread that exits when idle.
-        self._timers = EventLoopScheduler(
-            thread_factory=lambda target: threading.Thread(
-                target=target, name="rxbinance-timers", daemon=True
-            ),
-            exit_if_empty=True,
-        )
         self._hub = Hub(scheduler=scheduler)
         self._threads = Threads()
+        # Reconnect delays, rollovers and silence checks run here: one named daemon thread that
+        # exits when idle, and that close() joins (it stops once the scheduler is disposed).
+        self._timers = EventLoopScheduler(
+            thread_factory=lambda target: self._threads.new_thread(target, "rxbinance-timers"),
+            exit_if_empty=True,
+        )
         self._rest: Client | None = None
         self._rest_lock = threading.Lock()
         self._context = StreamsContext(

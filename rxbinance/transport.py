@@ -320,6 +320,8 @@ class StreamSocket:
         deliver = self._deliver
         classify = self._classify
         wrapped, expect = self._wrapped, self._expect
+        # Only the all-market streams (``!miniTicker@arr``...) carry lists of objects.
+        arrays = not wrapped and "@arr" in self.key
         # Decoding to str first and parsing with a bound decoder is measurably cheaper than
         # json.loads(bytes), which sniffs the encoding on every call (benchmarks/throughput.py).
         # Invalid UTF-8 raises UnicodeDecodeError, a ValueError: the malformed-frame path.
@@ -348,6 +350,15 @@ class StreamSocket:
                         elif expect is not None and message.get("e", expect) != expect:
                             self._wrong_kind(data, message["e"], expect)
                             continue
+                    elif not (
+                        type(message) is list
+                        and arrays
+                        and (not message or type(message[0]) is dict)
+                    ):
+                        # A number, a string, null, or a list where objects come: valid
+                        # JSON, but no payload of this stream.
+                        self._malformed(data, f"not a payload of this stream: {message!r:.40}")
+                        continue
                     deliver(message)
                 else:
                     self._not_data(kind, message)

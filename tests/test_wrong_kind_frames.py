@@ -129,3 +129,30 @@ def test_spot_payloads_without_an_event_type_still_pass(
     fake.publish("btcusdt@bookTicker", quote)
     data.wait_count(1)
     assert data.items == [quote]
+
+
+@pytest.mark.parametrize("junk", ["[1, 2, 3]", "42", "null", '"a string"', "[]", "true"])
+def test_json_that_is_no_payload_is_reported_and_skipped(
+    fake: FakeBinance, streams: BinanceStreams, junk: str
+) -> None:
+    malformed = malformed_events(streams)
+    data = Collector()
+    streams.agg_trades("BTCUSDT").subscribe(data)
+    fake.wait_for_connections(1, stream="btcusdt@aggTrade")
+    fake.publish("btcusdt@aggTrade", junk)
+    fake.publish("btcusdt@aggTrade", AGG)
+    data.wait_count(1)
+    malformed.wait_count(1)
+    assert data.items == [AGG]
+    assert "not a payload of this stream" in malformed.items[0].error
+
+
+def test_all_market_lists_still_pass(fake: FakeBinance, streams: BinanceStreams) -> None:
+    data = Collector()
+    streams.mini_ticker().subscribe(data)
+    fake.wait_for_connections(1, stream="!miniTicker@arr")
+    tickers = [{"e": "24hrMiniTicker", "E": 1, "s": "BTCUSDT", "c": "1", "o": "1", "h": "1",
+                "l": "1", "v": "1", "q": "1"}]  # fmt: skip
+    fake.publish("!miniTicker@arr", tickers)
+    data.wait_count(1)
+    assert data.items == [tickers]

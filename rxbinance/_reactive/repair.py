@@ -240,8 +240,10 @@ class RepairingSink:
             first, last = self._seq.hole
             fetched, gaps = self._fetch(first, last)
             with self._lock:
-                if not self._repairing:
-                    return  # ended meanwhile
+                if not self._repairing or self._stop.is_set():
+                    # The stream ended or stopped meanwhile: what is held stays undelivered
+                    # (never delivered past a hole that was neither filled nor reported).
+                    return
                 for item in fetched:
                     if isinstance(item, Gap):
                         self._seq.skip(item.last)
