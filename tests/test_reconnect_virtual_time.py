@@ -411,3 +411,19 @@ def test_a_replacement_that_fails_leaves_the_old_socket_delivering() -> None:
     assert not h.completed
     h.scheduler.advance_to(105.0)  # tried again after the retry delay
     assert len(h.sockets) == 3
+
+
+def test_old_then_replacement_failing_during_a_rollover_still_reconnects() -> None:
+    # A mass drop during a rollover: the old socket ends first (the replacement takes over),
+    # then the replacement fails too. The stream must reconnect, not fall silent.
+    h = Harness(no_jitter(max_retries=5, retry_delay=1.0), rollover_after=100.0)
+    h.at(0, h.start)
+    h.scheduler.advance_to(100.0)
+    old, new = h.sockets
+    old.fail(ConnectionDropped("drop", code=1006))
+    new.fail(ConnectionDropped("drop", code=1006))
+    h.scheduler.advance_to(101.0)
+    assert len(h.sockets) == 3  # reconnected after the retry delay
+    h.sockets[2].deliver(agg(1))
+    assert [m["a"] for m in h.received] == [1]
+    assert not h.completed

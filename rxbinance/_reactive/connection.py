@@ -257,23 +257,26 @@ class SharedConnection:
         with self._lock:
             rolling = self._rolling
             if rolling is not None and not self._stopped:
-                if sock is rolling.new:
+                if sock is rolling.new and self._socket is rolling.old:
                     # The replacement failed before it delivered: keep the old socket (its
                     # messages go straight on again) and try again later.
                     self._rolling = None
                     if isinstance(rolling.old, Redirectable) and self._sink is not None:
                         rolling.old.on_message = self._sink.on_next
-                    if self._socket is rolling.old:
-                        self._age_timer = self._timers.schedule_relative(
-                            self._policy.delay(1), lambda *_: self._roll(rolling.old, "age")
-                        )
+                    self._age_timer = self._timers.schedule_relative(
+                        self._policy.delay(1), lambda *_: self._roll(rolling.old, "age")
+                    )
                     return
-                if sock is self._socket and rolling.new is not None:
+                if sock is rolling.old and self._socket is sock and rolling.new is not None:
                     # The old socket ended first (Binance closed it after serverShutdown): the
                     # replacement, already connecting, takes over; no reconnect, no failure.
                     self._socket = rolling.new
                     self.messages_before += sock.messages
                     return
+                if sock is rolling.new and self._socket is sock:
+                    # The replacement, which had taken over, failed too: an ordinary failure
+                    # of the stream's socket (below), which reconnects.
+                    self._rolling = None
             if self._stopped or self._socket is not sock:
                 return  # we closed it on purpose
             self._socket = None
