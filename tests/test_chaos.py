@@ -47,7 +47,9 @@ SETTINGS = {
     "tick_interval": 0.05,  # the market at twice real speed
     "stall_timeout": 0.5,
     "max_connection_age": 0.5,  # rollovers between the mass disconnects
-    "settle_timeout": 10.0,
+    # A repair may wait up to 10 s for REST weight (RepairingSink's budget_timeout) after the
+    # storm's 429/418s emptied the budget: settling must be allowed longer than that.
+    "settle_timeout": 20.0,
 }
 
 
