@@ -248,7 +248,12 @@ class RepairingSink:
                     if isinstance(item, Gap):
                         self._seq.skip(item.last)
                         self._target.post(item)
-                    elif self._seq.check(item) is Verdict.DELIVER:
+                        continue
+                    verdict = self._seq.check(item)
+                    if verdict is Verdict.HOLE:  # REST itself skipped some: say so
+                        gaps.append(self._skip_hole("not in REST"))
+                        verdict = self._seq.check(item)
+                    if verdict is Verdict.DELIVER:
                         self._repaired += 1
                         self._target.post(item)
                 self._seq.skip(last)  # whatever REST did not give is reported in `gaps`
