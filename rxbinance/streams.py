@@ -67,6 +67,7 @@ from rxbinance._reactive.connection import SharedConnection
 from rxbinance._reactive.context import StreamsContext, Threads
 from rxbinance._reactive.hub import Broadcast, Hub, Sink
 from rxbinance._reactive.reconnect import ReconnectPolicy
+from rxbinance._reactive.redundancy import RedundancyStatistics, RedundantConnection
 from rxbinance._reactive.repair import (
     AggTradeBackfill,
     Backfill,
@@ -133,9 +134,11 @@ class StreamStatistics:
 
     ``subscribers``: subscribers now; ``connects``: sockets opened since the key went live, the
     first included; ``messages``: data messages received since the key went live, over every
-    socket it had. For sequenced streams (aggTrade, trade, kline), ``repair``: the holes
-    found, messages repaired from REST, Gaps delivered, repeats dropped, REST calls and weight
-    spent (None for other streams).
+    socket it had (with ``redundancy``, over every copy). For sequenced streams (aggTrade, trade,
+    kline), ``repair``: the holes found, messages repaired from REST, Gaps delivered, repeats
+    dropped, REST calls and weight spent (None for other streams). With
+    ``BinanceStreams(redundancy=...)``, ``redundancy``: per copy, how many messages it delivered
+    first and how many of its messages another copy had delivered already.
     """
 
     key: str
@@ -143,6 +146,7 @@ class StreamStatistics:
     connects: int
     messages: int
     repair: RepairStatistics | None = None
+    redundancy: RedundancyStatistics | None = None
 
 
 class BinanceStreams:
@@ -168,6 +172,10 @@ class BinanceStreams:
       announces ``serverShutdown``: the new one delivers before the old one is closed, the
       overlap is de-duplicated, nothing is lost or repeated and no retry is counted
       (:class:`~rxbinance.events.RolledOver` on :attr:`events`);
+      ``redundancy`` (1; 2 or 3): each market stream on that many connections, opened
+      ``retry_delay`` seconds apart and merged message by message (by trade id, update id or
+      event time, never going back), so losing any one of them costs nothing and needs no
+      REST; each copy heals on its own, and the stream ends only when all of them have;
     - delivery: ``scheduler``, a reactivex scheduler to call subscribers on instead of the
       socket's reader thread (in Jupyter: ``AsyncIOThreadSafeScheduler(loop)``);
     - the escape hatches: ``ssl_context`` for ``wss://`` endpoints with a private CA, and
@@ -200,6 +208,7 @@ class BinanceStreams:
         connect_timeout: float = 10.0,
         silence_timeout: float | None = None,
         rollover_after: float | None = 23.5 * 3600,
+        redundancy: int = 1,
         scheduler: abc.SchedulerBase | None = None,
         ssl_context: ssl.SSLContext | None = None,
         transport: SocketFactory | None = None,
@@ -255,6 +264,13 @@ class BinanceStreams:
                 f"connection at 24 h), got {rollover_after!r}"
             )
         self._rollover_after = rollover_after
+        if (
+            isinstance(redundancy, bool)
+            or not isinstance(redundancy, int)
+            or not 1 <= redundancy <= 3
+        ):
+            raise InvalidInputError(f"redundancy must be 1, 2 or 3 connections, got {redundancy!r}")
+        self._redundancy = redundancy
         self._stall_timeout = stall_timeout
         self._connect_timeout = connect_timeout
         self._ssl_context = ssl_context
@@ -368,7 +384,7 @@ class BinanceStreams:
         result = {}
         for entry in self._hub.entries():
             connection = entry.source
-            if isinstance(connection, SharedConnection):
+            if isinstance(connection, (SharedConnection, RedundantConnection)):
                 sink = connection.sink
                 key = str(entry.key)
                 result[key] = StreamStatistics(
@@ -377,6 +393,11 @@ class BinanceStreams:
                     connects=connection.connects,
                     messages=connection.messages,
                     repair=sink.statistics() if isinstance(sink, RepairingSink) else None,
+                    redundancy=(
+                        connection.statistics()
+                        if isinstance(connection, RedundantConnection)
+                        else None
+                    ),
                 )
         return result
 
@@ -392,7 +413,9 @@ class BinanceStreams:
         """The hub's Observable of one socket-backed stream ``key`` (the stream name events and
         threads carry); ``hub_key`` (default ``key``) is what it is shared under."""
 
-        def make() -> SharedConnection:
+        user_data = key == USER_DATA_KEY
+
+        def connection(wrapped: Callable[[Sink[Any]], Sink[Any]] | None) -> SharedConnection:
             return SharedConnection(
                 key,
                 url,
@@ -401,10 +424,22 @@ class BinanceStreams:
                 timer_scheduler=self._timers,
                 emit_event=self._events.on_next,
                 track=self._track_socket,
-                wrap=wrap,
+                wrap=wrapped,
                 silence_timeout=self._silence_timeout,
                 # User data resubscribes on every connection: replaced the plain way.
-                rollover_after=None if key == USER_DATA_KEY else self._rollover_after,
+                rollover_after=None if user_data else self._rollover_after,
+            )
+
+        def make() -> SharedConnection | RedundantConnection:
+            if self._redundancy == 1 or user_data:
+                return connection(wrap)
+            return RedundantConnection(
+                key,
+                lambda: connection(None),
+                copies=self._redundancy,
+                stagger=self.policy.retry_delay,
+                timer_scheduler=self._timers,
+                wrap=wrap,
             )
 
         shared_as = key if hub_key is None else hub_key

@@ -251,3 +251,39 @@ def test_gave_up_event_then_the_dict_over_real_sockets(fake: FakeBinance) -> Non
         assert collector.items == [{"e": "error", "m": "Max reconnect retries reached"}]
         assert any(isinstance(e, GaveUp) for e in events)
         assert streams.statistics() == {}
+
+
+def test_redundant_copies_merge_in_order_and_end_only_when_all_have() -> None:
+    opened = threading.Semaphore(0)
+    transport = ScriptedTransport(on_open=lambda _: opened.release())
+    with BinanceStreams(
+        transport=transport, redundancy=2, retry_delay=0.01, max_retries=0
+    ) as streams:
+        got = Collector()
+        streams.agg_trades("BTCUSDT", backfill=False).subscribe(got)
+        assert opened.acquire(timeout=5)
+        assert opened.acquire(timeout=5)  # the second copy, opened a little later
+        first, second = transport.sockets
+        agg = {"e": "aggTrade", "s": "BTCUSDT", "p": "1", "q": "1", "T": 1}
+        first.deliver({**agg, "a": 1})
+        second.deliver({**agg, "a": 1})  # a repeat: dropped
+        second.deliver({**agg, "a": 2})  # the second copy was faster this time
+        first.deliver({**agg, "a": 2})
+        first.deliver({**agg, "a": 3})
+        assert [m["a"] for m in got.items] == [1, 2, 3]
+        first.fail(ConnectError("refused"))  # max_retries=0: this copy gives up...
+        second.deliver({**agg, "a": 4})  # ...the stream does not
+        assert [m["a"] for m in got.items] == [1, 2, 3, 4]
+        assert not got.completed
+        second.fail(ConnectError("refused"))  # the last copy ends: the stream ends
+        got.wait_completed()
+        assert got.items[-1] == {"e": "error", "m": "Max reconnect retries reached"}
+        stats_first = streams.statistics()
+        assert stats_first == {}  # forgotten once ended
+
+
+def test_redundancy_is_checked() -> None:
+    with pytest.raises(ValueError, match="redundancy"):
+        BinanceStreams(redundancy=0)
+    with pytest.raises(ValueError, match="redundancy"):
+        BinanceStreams(redundancy=True)  # type: ignore[arg-type]

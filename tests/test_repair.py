@@ -398,3 +398,39 @@ def test_many_rollovers_lose_and_repeat_nothing() -> None:
     assert updates == sorted(set(updates))  # quotes never repeat or go back
     assert not [e for e in events.items if isinstance(e, (Reconnecting, GaveUp))]
     assert {e.reason for e in events.items if isinstance(e, RolledOver)} == {"age"}
+
+
+def test_redundant_connections_lose_nothing_when_one_drops_and_need_no_rest(
+    fake: FakeBinance,
+) -> None:
+    with fake.streams(redundancy=2, **FAST) as streams:
+        got, quotes = Collector(), Collector()
+        streams.agg_trades("BTCUSDT").subscribe(got)
+        streams.book_ticker("BTCUSDT").subscribe(quotes)
+        fake.wait_for_connections(2, stream="btcusdt@aggTrade")
+        fake.wait_for_connections(2, stream="btcusdt@bookTicker")
+        fake.step(20)
+        for _ in range(5):  # one copy at a time goes down; the other carries the stream
+            fake.wait_for_connections(2, stream="btcusdt@aggTrade")
+            copy = min(
+                (c for c in fake.connections if c.closed_at is None and "aggTrade" in c.path),
+                key=lambda c: c.id,
+            )
+            assert fake.drop_connections(only=copy.id) == 1
+            fake.wait_for(lambda f, i=copy.id: f.connection(i).closed_at is not None)
+            fake.step(20)
+        final = last_agg_id(fake, "BTCUSDT")
+        got.wait_for(lambda c: bool(data(c)) and data(c)[-1]["a"] == final)
+        stats = streams.statistics()["btcusdt@aggTrade"]
+    ids = [m["a"] for m in data(got)]
+    assert ids == list(range(ids[0], final + 1))
+    assert gaps(got) == []
+    assert stats.redundancy is not None
+    assert sum(stats.redundancy.first) == len(ids)
+    first, repeats = stats.redundancy.first, stats.redundancy.repeats
+    assert all(f + r > 0 for f, r in zip(first, repeats, strict=True))  # both copies delivered
+    assert sum(repeats) > 0  # and what one had first, the other brought again: dropped
+    assert stats.repair is not None
+    updates = [m["u"] for m in quotes.items]
+    assert updates == sorted(set(updates))
+    assert not [r for r in fake.rest_requests if r.path == "/api/v3/aggTrades"]

@@ -42,6 +42,7 @@ from rxbinance.events import (
     ShutdownAnnounced,
     Silent,
 )
+from rxbinance.protocol.sequence import is_newer
 from rxbinance.transport import Redirectable, SocketFactory, SocketLike
 
 __all__ = ["SharedConnection"]
@@ -412,7 +413,7 @@ class _Rollover:
             old = self._switch(self)
             if old is not None:
                 old.close()
-        if self._last is not None and not _newer(message, self._last):
+        if self._last is not None and not is_newer(message, self._last):
             self._dropped += 1  # the old socket delivered it already
             return
         self.new.on_message = self._deliver  # caught up: straight through again
@@ -420,37 +421,3 @@ class _Rollover:
             RolledOver(self.key, time.time(), reason=self.reason, dropped=self._dropped)
         )
         self._deliver(message)
-
-
-def _order(message: Any) -> tuple[int, ...] | None:
-    """Where a message stands in its stream, to compare two connections' copies: aggregate
-    trade id, trade id, last update id (depth, bookTicker), else event time (tickers, klines:
-    event time, then the candle's open time); for a list (``!...@arr``), its latest event time.
-    None: nothing to compare by."""
-    if type(message) is list:
-        times: list[int] = [m["E"] for m in message if type(m) is dict and type(m.get("E")) is int]
-        return (max(times),) if times else None
-    if type(message) is not dict:
-        return None
-    data = message.get("data") if "stream" in message else message
-    if type(data) is not dict:
-        return None
-    for field in ("a", "t", "u", "lastUpdateId"):
-        value = data.get(field)
-        if type(value) is int:
-            return (value,)
-    event_time = data.get("E")
-    if type(event_time) is int:
-        candle = data.get("k")
-        if type(candle) is dict and type(candle.get("t")) is int:
-            return (event_time, candle["t"])
-        return (event_time,)
-    return None
-
-
-def _newer(message: Any, last: Any) -> bool:
-    """True when ``message`` comes after ``last`` (the old connection's last delivered)."""
-    mine, theirs = _order(message), _order(last)
-    if mine is None or theirs is None:
-        return bool(message != last)
-    return mine > theirs

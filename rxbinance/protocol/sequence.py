@@ -29,7 +29,9 @@ __all__ = [
     "IdSequence",
     "Verdict",
     "agg_trade_message",
+    "is_newer",
     "kline_message",
+    "order_of",
     "trade_message",
 ]
 
@@ -233,3 +235,41 @@ def kline_message(row: list[Any], symbol: str, interval: str) -> dict[str, Any]:
             "B": "0",
         },
     }
+
+
+# -- two connections' copies of one stream ------------------------------------------------------
+
+
+def order_of(message: Any) -> tuple[int, ...] | None:
+    """Where a message stands in its stream, to compare two connections' copies of it (a
+    rollover's overlap, redundant connections): aggregate
+    trade id, trade id, last update id (depth, bookTicker), else event time (tickers, klines:
+    event time, then the candle's open time); for a list (``!...@arr``), its latest event time.
+    None: nothing to compare by."""
+    if type(message) is list:
+        times: list[int] = [m["E"] for m in message if type(m) is dict and type(m.get("E")) is int]
+        return (max(times),) if times else None
+    if type(message) is not dict:
+        return None
+    data = message.get("data") if "stream" in message else message
+    if type(data) is not dict:
+        return None
+    for field in ("a", "t", "u", "lastUpdateId"):
+        value = data.get(field)
+        if type(value) is int:
+            return (value,)
+    event_time = data.get("E")
+    if type(event_time) is int:
+        candle = data.get("k")
+        if type(candle) is dict and type(candle.get("t")) is int:
+            return (event_time, candle["t"])
+        return (event_time,)
+    return None
+
+
+def is_newer(message: Any, last: Any) -> bool:
+    """True when ``message`` comes after ``last`` (the old connection's last delivered)."""
+    mine, theirs = order_of(message), order_of(last)
+    if mine is None or theirs is None:
+        return bool(message != last)
+    return mine > theirs

@@ -1130,8 +1130,11 @@ class FakeBinance:
 
     # ---------------------------------------------------------------------------- faults
 
-    def drop_connections(self, code: int | None = None, reason: str = "") -> int:
-        """Close every open WebSocket connection (streams and WS API); return how many.
+    def drop_connections(
+        self, code: int | None = None, reason: str = "", *, only: int | None = None
+    ) -> int:
+        """Close every open WebSocket connection (streams and WS API), or only the one whose
+        record id is ``only``; return how many.
 
         ``code=None`` cuts TCP without a close frame (the client sees 1006); otherwise the
         server sends a close frame with ``code`` and ``reason`` and cuts TCP after
@@ -1141,7 +1144,7 @@ class FakeBinance:
 
         def run() -> int:
             with self._lock:
-                sessions = self._open_sessions()
+                sessions = [s for s in self._open_sessions() if only is None or s.id == only]
                 for session in sessions:
                     conn = session.conn
                     if code is None:
