@@ -172,6 +172,9 @@ class BinanceStreams:
       announces ``serverShutdown``: the new one delivers before the old one is closed, the
       overlap is de-duplicated, nothing is lost or repeated and no retry is counted
       (:class:`~rxbinance.events.RolledOver` on :attr:`events`);
+      ``repair_timeout`` (30.0 s): the longest a repair of a sequenced stream waits for REST
+      weight (while the messages after its hole are held) before the hole becomes a
+      :class:`~rxbinance.events.Gap` ("REST weight budget spent");
       ``redundancy`` (1; 2 or 3): each market stream on that many connections, opened
       ``retry_delay`` seconds apart and merged message by message (by trade id, update id or
       event time, never going back), so losing any one of them costs nothing and needs no
@@ -209,6 +212,7 @@ class BinanceStreams:
         silence_timeout: float | None = None,
         rollover_after: float | None = 23.5 * 3600,
         redundancy: int = 1,
+        repair_timeout: float = 30.0,
         scheduler: abc.SchedulerBase | None = None,
         ssl_context: ssl.SSLContext | None = None,
         transport: SocketFactory | None = None,
@@ -271,6 +275,9 @@ class BinanceStreams:
         ):
             raise InvalidInputError(f"redundancy must be 1, 2 or 3 connections, got {redundancy!r}")
         self._redundancy = redundancy
+        if not repair_timeout > 0:
+            raise InvalidInputError(f"repair_timeout must be > 0 seconds, got {repair_timeout!r}")
+        self._repair_timeout = float(repair_timeout)
         self._stall_timeout = stall_timeout
         self._connect_timeout = connect_timeout
         self._ssl_context = ssl_context
@@ -481,6 +488,7 @@ class BinanceStreams:
                 rest_retry=context.rest_retry,
                 new_thread=context.new_thread,
                 emit_event=context.emit_event,
+                budget_timeout=self._repair_timeout,
             )
 
         return wrap

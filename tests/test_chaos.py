@@ -47,9 +47,10 @@ SETTINGS = {
     "tick_interval": 0.05,  # the market at twice real speed
     "stall_timeout": 0.5,
     "max_connection_age": 0.5,  # rollovers between the mass disconnects
-    # A repair may wait up to 10 s for REST weight (RepairingSink's budget_timeout) after the
-    # storm's 429/418s emptied the budget: settling must be allowed longer than that.
-    "settle_timeout": 20.0,
+    # A repair may wait up to 30 s for REST weight (BinanceStreams' repair_timeout) after the
+    # storm's 429/418s emptied the budget: settling must be allowed longer than that (it ends as
+    # soon as every stream has delivered).
+    "settle_timeout": 40.0,
 }
 
 

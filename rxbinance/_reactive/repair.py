@@ -11,7 +11,8 @@ SharedConnection` and its hub entry, for the streams whose messages carry a sequ
 - **A hole** (a reconnect, a rollover or a stall missed messages: the next one is further on)
   holds the message that revealed it, and every later one, while a worker thread
   (``rxbinance-repair:<stream>``) fetches the missing ones from REST, page by page, each page
-  paid for from the streams' :class:`~rxbinance._reactive.budget.WeightBudget`. Then the
+  paid for from the streams' :class:`~rxbinance._reactive.budget.WeightBudget` (waiting at most
+  ``budget_timeout`` seconds for it: ``BinanceStreams(repair_timeout=...)``). Then the
   fetched messages, and after them the held ones, are delivered in order.
 - **What REST cannot give** becomes one :class:`~rxbinance.events.Gap` with its exact bounds,
   delivered in-band where the hole is and on ``BinanceStreams.events``: history older than
@@ -106,7 +107,7 @@ class RepairingSink:
         rest_retry: ReconnectPolicy,
         new_thread: Callable[[Callable[[], None], str], threading.Thread],
         emit_event: Callable[[ConnectionEvent], None],
-        budget_timeout: float = 10.0,
+        budget_timeout: float = 30.0,
     ) -> None:
         self.key = target.key
         self._target = target

@@ -237,7 +237,7 @@ def run_chaos(
     tick_interval: float = 0.1,
     stall_timeout: float = 1.0,
     max_connection_age: float | None = 6.0,
-    settle_timeout: float = 15.0,
+    settle_timeout: float = 45.0,
     fatal: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> ChaosReport:
