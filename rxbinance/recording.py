@@ -56,6 +56,7 @@ from reactivex.disposable import Disposable, SerialDisposable
 from reactivex.scheduler import EventLoopScheduler
 
 from rxbinance.errors import InvalidInputError, RecordingError
+from rxbinance.events import Gap
 
 __all__ = [
     "FORMAT_VERSION",
@@ -200,8 +201,16 @@ class Recorder:
         return self._raw is None
 
     def write(self, stream: str, data: Any, received: float | None = None) -> None:
-        """Append one message of ``stream`` received at ``received`` (default: now)."""
-        line = {"t": time.time() if received is None else received, "stream": stream, "data": data}
+        """Append one message of ``stream`` received at ``received`` (default: now). A
+        :class:`~rxbinance.events.Gap` is recorded as ``{"gap": {"first", "last", "reason"}}``
+        in place of ``data``, and replayed as the same Gap."""
+        when = time.time() if received is None else received
+        line: dict[str, Any]
+        if type(data) is Gap:
+            hole = {"first": data.first, "last": data.last, "reason": data.reason}
+            line = {"t": when, "stream": stream, "gap": hole}
+        else:
+            line = {"t": when, "stream": stream, "data": data}
         with self._lock:
             if self._raw is None:
                 raise ValueError(f"write to a closed recording: {self.path}")
@@ -418,7 +427,16 @@ def _parse_record(line: bytes) -> Record | None:
     stream = value.get("stream")
     if isinstance(t, bool) or not isinstance(t, int | float):
         return None
-    if not isinstance(stream, str) or "data" not in value:
+    if not isinstance(stream, str):
+        return None
+    hole = value.get("gap")
+    if isinstance(hole, dict):
+        try:
+            gap = Gap(stream, float(t), int(hole["first"]), int(hole["last"]), str(hole["reason"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+        return Record(float(t), stream, gap)
+    if "data" not in value:
         return None
     return Record(float(t), stream, value["data"])
 

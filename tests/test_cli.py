@@ -934,3 +934,29 @@ def test_book_depth_is_checked_against_the_markets_snapshot_limits() -> None:
     assert one_error_line(usdm) == "invalid --depth 2000: 1 to 1000 levels on USD-M futures"
     assert spot.returncode == 2
     assert one_error_line(spot) == "invalid --depth 5001: 1 to 5000 levels on spot"
+
+
+def test_watch_reports_a_gap_on_stderr_and_goes_on(children: list[Child]) -> None:
+    # No --rest-url next to --ws-url: a hole cannot be refilled; it is reported, not fatal.
+    with FakeBinance(tick_interval=None) as fake:  # paused: little output, nothing to block
+        child = start(
+            children, "watch", "btcusdt@trade", "--ws-url", fake.ws_url, "--retry-delay", "0.05"
+        )
+        child.stderr_until(r"connected to ws://")
+        fake.wait_for_connections(1, stream="btcusdt@trade")
+        fake.step(5)
+        child.stdout.readline()
+        first = max(c.id for c in fake.connections)
+        fake.refuse_connections()
+        fake.drop_connections()
+        fake.step(20)  # trades while nobody listens
+        fake.accept_connections()
+        fake.wait_for(lambda f: any(c.id > first and c.closed_at is None for c in f.connections))
+        fake.step(5)
+        lost = child.stderr_until(r"btcusdt@trade: (\d+) to (\d+) lost: REST refused")
+        assert int(lost.group(1)) <= int(lost.group(2))
+        child.signal(signal.SIGINT)
+        status, _, err = child.finish()
+    assert status == 130
+    assert "Traceback" not in err
+    assert "error:" not in err

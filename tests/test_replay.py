@@ -16,6 +16,7 @@ import reactivex.operators as ops
 from reactivex.testing import ReactiveTest, TestScheduler
 
 from rxbinance import BinanceStreams
+from rxbinance.events import Gap
 from rxbinance.recording import (
     FORMAT_VERSION,
     Record,
@@ -324,3 +325,14 @@ def test_live_data_recorded_then_replayed_gives_the_same_results(tmp_path: Path)
     replayed = collect_all(prices(replay(recorder.path, speed=None)))
     assert replayed == live.items
     assert [t for t, _ in replayed] == sorted(t for t, _ in replayed)
+
+
+def test_a_gap_is_recorded_and_replayed_in_place(tmp_path: Path) -> None:
+    gap = Gap(TRADE, 102.0, first=3, last=7, reason="beyond REST retention")
+    records = [(100.0, TRADE, trade(1)), (101.0, TRADE, trade(2)), (102.0, TRADE, gap)]
+    records.append((103.0, TRADE, trade(8)))
+    path = write(tmp_path / "gap.jsonl", records, [TRADE])
+    line = path.read_text().splitlines()[3]
+    assert json.loads(line)["gap"] == {"first": 3, "last": 7, "reason": "beyond REST retention"}
+    items, _ = collect(path)
+    assert [m["t"] if isinstance(m, dict) else m for m in items] == [1, 2, gap, 8]

@@ -88,7 +88,9 @@ class _Printer:
         self.out.write("\n".join(rows) + "\n")
 
 
-def _network_pump(args: argparse.Namespace, status: Status, noun: str = "messages") -> Pump:
+def _network_pump(
+    args: argparse.Namespace, status: Status, noun: str = "messages", *, keep_gaps: bool = False
+) -> Pump:
     def rate_line(count: int, rate: float) -> str:
         return f"{count} {noun}, {rate:.1f}/s"
 
@@ -98,6 +100,7 @@ def _network_pump(args: argparse.Namespace, status: Status, noun: str = "message
         duration=args.duration,
         stats_interval=args.stats_interval,
         rate_line=rate_line,
+        keep_gaps=keep_gaps,
     )
 
 
@@ -158,7 +161,7 @@ def record(args: argparse.Namespace) -> int:
             else:
                 recorder.write(names[0], message, received)
 
-        pump = _network_pump(args, status, noun=f"messages recorded to {path}")
+        pump = _network_pump(args, status, noun=f"messages recorded to {path}", keep_gaps=True)
         stack.callback(pump.dispose)
         pump.watch_events(streams.events)
         pump.subscribe(source)

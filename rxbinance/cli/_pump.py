@@ -30,6 +30,7 @@ from rxbinance.events import (
     Connected,
     ConnectionEvent,
     Disconnected,
+    Gap,
     GaveUp,
     MalformedFrame,
     Reconnecting,
@@ -173,8 +174,12 @@ class Pump:
         duration: float | None = None,
         stats_interval: float | None = None,
         rate_line: Callable[[int, float], str] | None = None,
+        keep_gaps: bool = False,
     ) -> None:
         self.status = status
+        # A Gap (messages lost for good) is reported on stderr by the library's own warning;
+        # only a command that keeps everything (record) hands it to its handler.
+        self.keep_gaps = keep_gaps
         self.limit = limit
         self.duration = duration
         self.stats_interval = stats_interval or None
@@ -311,6 +316,8 @@ class Pump:
                 case _Next(value=value, received=received):
                     if is_give_up(value):
                         raise self.status.give_up_error()
+                    if type(value) is Gap and not self.keep_gaps:
+                        continue  # reported on stderr already (the repair's warning line)
                     handle(value, received)
                     self.count += 1
                     if self.limit is not None and self.count >= self.limit:
