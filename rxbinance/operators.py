@@ -842,7 +842,9 @@ def to_dataframe(
 
     pandas is an optional extra: without it this raises, at once, ``ModuleNotFoundError:
     to_dataframe() needs pandas: pip install 'rxbinance[pandas]'``. Building a frame costs
-    O(rows) per emission: for very fast streams, batch or buffer first.
+    O(rows) per emission: for very fast streams, batch or buffer first. A
+    :class:`~rxbinance.events.Gap` (a hole REST could not fill) is not a row: it is skipped
+    here (subscribe to ``BinanceStreams.events`` to see it).
     """
     pd = _import_pandas()
     if max_rows is not None and (isinstance(max_rows, bool) or max_rows < 1):
@@ -870,10 +872,14 @@ def to_dataframe(
                 if is_give_up(item):
                     observer.on_error(names.give_up(item))
                     return
+                if type(item) is Gap:
+                    return  # a hole, not a row (it is on BinanceStreams.events too)
                 names.note(item)
                 if batch:
                     batch_rows: dict[Any, dict[str, Any]] = {}
                     for one in item:
+                        if type(one) is Gap:
+                            continue
                         row = _row(one, exact)
                         batch_rows[row.get(key) if key else len(batch_rows)] = row
                     if batch_rows:

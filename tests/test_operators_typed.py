@@ -608,3 +608,29 @@ def test_every_typed_pipeline_ends_with_a_connection_failure_naming_its_stream(
         assert str(error) == f"{stream}: Max reconnect retries reached"
         assert error.stream == stream
         sub.dispose()
+
+
+def test_to_dataframe_skips_gaps() -> None:
+    from rxbinance.events import Gap
+
+    trade = {"e": "trade", "E": 1, "s": "BTCUSDT", "t": 1, "p": "1", "q": "1", "T": 1, "m": True,
+             "M": True}  # fmt: skip
+    gap = Gap("btcusdt@trade", 0.0, 2, 3, "beyond REST retention")
+    frames: list[Any] = []
+    reactivex.from_([trade, gap, {**trade, "t": 4}]).pipe(
+        rbo.parse(), rbo.to_dataframe()
+    ).subscribe(frames.append)
+    assert len(frames) == 2  # one per trade, none for the gap
+    assert list(frames[-1]["trade_id"]) == [1, 4]
+    assert "reason" not in frames[-1].columns
+    batches: list[Any] = []
+    reactivex.of([rbo_parse_one(trade), gap]).pipe(rbo.to_dataframe(batch=True)).subscribe(
+        batches.append
+    )
+    assert list(batches[-1]["trade_id"]) == [1]
+
+
+def rbo_parse_one(payload: dict[str, Any]) -> Any:
+    from rxbinance.models import parse
+
+    return parse(payload)
