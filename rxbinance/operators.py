@@ -82,7 +82,7 @@ from rxbinance.models import (
     parser_for,
 )
 from rxbinance.models import parse as parse_payload
-from rxbinance.pipelines._common import give_up_error, is_give_up
+from rxbinance.protocol.frames import give_up_error, is_give_up
 from rxbinance.protocol.intervals import (
     candle_close,
     candle_open,

@@ -134,9 +134,10 @@ class StreamStatistics:
 
     ``subscribers``: subscribers now; ``connects``: sockets opened since the key went live, the
     first included; ``messages``: data messages received since the key went live, over every
-    socket it had (with ``redundancy``, over every copy). For sequenced streams (aggTrade, trade,
-    kline), ``repair``: the holes found, messages repaired from REST, Gaps delivered, repeats
-    dropped, REST calls and weight spent (None for other streams). With
+    socket it had (with ``redundancy``, over every copy); ``rollovers``: connections replaced
+    make-before-break (``rollover_after``, ``serverShutdown``). For sequenced streams
+    (aggTrade, trade, kline), ``repair``: the holes found, messages repaired from REST, Gaps
+    delivered, repeats dropped, REST calls and weight spent (None for other streams). With
     ``BinanceStreams(redundancy=...)``, ``redundancy``: per copy, how many messages it delivered
     first and how many of its messages another copy had delivered already.
     """
@@ -145,6 +146,7 @@ class StreamStatistics:
     subscribers: int
     connects: int
     messages: int
+    rollovers: int = 0
     repair: RepairStatistics | None = None
     redundancy: RedundancyStatistics | None = None
 
@@ -399,6 +401,7 @@ class BinanceStreams:
                     subscribers=entry.subscribers,
                     connects=connection.connects,
                     messages=connection.messages,
+                    rollovers=connection.rollovers,
                     repair=sink.statistics() if isinstance(sink, RepairingSink) else None,
                     redundancy=(
                         connection.statistics()

@@ -5,8 +5,7 @@ trades, USD-M trades and historicalTrades, their weights and errors, and REST re
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -14,6 +13,7 @@ import pytest
 import requests
 
 from rxbinance.testing import FakeBinance, Market
+from tests.test_fake_rest import in_one_minute, used
 
 TIMEOUT = 10.0
 KEY = "history-key"
@@ -45,20 +45,6 @@ def get(
 def ok(response: requests.Response) -> Any:
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def used(response: requests.Response) -> int:
-    return int(response.headers["X-MBX-USED-WEIGHT-1M"])
-
-
-def in_one_minute(check: Callable[[], T]) -> T:
-    """Run ``check`` again if it straddled a wall-clock minute boundary (weights reset there)."""
-    for _ in range(3):
-        minute = int(time.time() // 60)
-        result = check()
-        if int(time.time() // 60) == minute:
-            return result
-    raise AssertionError("crossed a minute boundary three times in a row")
 
 
 def as_rest(trade: dict[str, Any], best_match: bool = True) -> dict[str, Any]:

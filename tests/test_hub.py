@@ -260,6 +260,8 @@ def test_redundant_copies_merge_in_order_and_end_only_when_all_have() -> None:
         transport=transport, redundancy=2, retry_delay=0.01, max_retries=0
     ) as streams:
         got = Collector()
+        events: list[ConnectionEvent] = []
+        streams.events.subscribe(events.append)
         streams.agg_trades("BTCUSDT", backfill=False).subscribe(got)
         assert opened.acquire(timeout=5)
         assert opened.acquire(timeout=5)  # the second copy, opened a little later
@@ -275,6 +277,8 @@ def test_redundant_copies_merge_in_order_and_end_only_when_all_have() -> None:
         second.deliver({**agg, "a": 4})  # ...the stream does not
         assert [m["a"] for m in got.items] == [1, 2, 3, 4]
         assert not got.completed
+        # The copy that went down is an event; the stream's subscribers saw nothing of it.
+        assert [type(e) for e in events if isinstance(e, GaveUp)] == [GaveUp]
         second.fail(ConnectError("refused"))  # the last copy ends: the stream ends
         got.wait_completed()
         assert got.items[-1] == {"e": "error", "m": "Max reconnect retries reached"}

@@ -15,11 +15,11 @@ import pytest
 from reactivex.scheduler import EventLoopScheduler
 
 from rxbinance import BinanceStreams
+from rxbinance._reactive.reconnect import DEFAULT_RATE_LIMIT_PAUSE, is_fatal, retry_after
 from rxbinance.errors import BinanceAPIError, ConnectionFailure, RateLimitError, RequestError
 from rxbinance.events import BookResyncing, BookSnapshotFailed, BookSynced, ConnectionEvent
 from rxbinance.pipelines import OrderBook, WeightBudget, order_book, order_book_statistics
 from rxbinance.pipelines._book import PersistentBook
-from rxbinance.pipelines._rest import DEFAULT_RATE_LIMIT_PAUSE, is_fatal, retry_after
 from rxbinance.protocol.book import LocalBook
 from rxbinance.testing import FakeBinance
 from tests.conftest import Collector

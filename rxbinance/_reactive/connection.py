@@ -8,7 +8,7 @@ after the :class:`~rxbinance._reactive.reconnect.ReconnectPolicy` delay, or end.
 retries are spent every subscriber receives the give-up message and completes; a fatal failure
 (Binance refused the key, a 4xx handshake, a bug of ours) ends them with ``on_error``.
 
-The hot path is ``socket reader -> HubEntry.on_next -> Delivery -> subscriber``: no Subject, no
+The hot path is ``socket reader -> HubEntry.on_next -> subscriber``: no Subject, no
 per-message bookkeeping here (a connection "delivered data" is read off the socket's own message
 counter when it fails, not tracked per message).
 """
@@ -107,7 +107,6 @@ class SharedConnection:
         #: (a RepairingSink keeping a sequenced stream whole).
         self.sink: Sink[Any] | None = None
         self._lock = threading.Lock()
-        self._sink: Sink[Any] | None = None
         self._socket: SocketLike | None = None
         self._timer: abc.DisposableBase | None = None
         self._stopped = False
@@ -125,7 +124,7 @@ class SharedConnection:
     def start(self, sink: Sink[Any]) -> None:
         wrapped = self._wrap(sink) if self._wrap is not None else sink
         with self._lock:
-            self._sink = self.sink = wrapped
+            self.sink = wrapped
             if self._silence is not None:
                 self._heard_at = _seconds(self._timers.now)
                 self._silence_timer = self._timers.schedule_relative(
@@ -172,10 +171,10 @@ class SharedConnection:
 
     def _open(self, _scheduler: Any = None, _state: Any = None) -> None:
         with self._lock:
-            if self._stopped or self._sink is None:
+            if self._stopped or self.sink is None:
                 return
             self._timer = None
-            sink = self._sink
+            sink = self.sink
             # The lambda runs on the reader thread, after start(): `sock` is bound by then.
             sock = self._new_socket(sink.on_next)
             self._socket = sock
@@ -221,7 +220,7 @@ class SharedConnection:
                 self._stopped
                 or self._socket is not old
                 or self._rolling is not None
-                or self._sink is None
+                or self.sink is None
                 or not isinstance(old, Redirectable)
             ):
                 return
@@ -229,11 +228,11 @@ class SharedConnection:
             rolling = self._rolling = _Rollover(
                 self.key,
                 old,
-                self._sink.on_next,
+                self.sink.on_next,
                 reason,
                 switch=self._switch,
                 emit_event=self._emit_event,
-                last=self._sink.last,
+                last=self.sink.last,
             )
             old.on_message = rolling.from_old
             rolling.new = self._new_socket(rolling.from_new)
@@ -262,8 +261,8 @@ class SharedConnection:
                     # The replacement failed before it delivered: keep the old socket (its
                     # messages go straight on again) and try again later.
                     self._rolling = None
-                    if isinstance(rolling.old, Redirectable) and self._sink is not None:
-                        rolling.old.on_message = self._sink.on_next
+                    if isinstance(rolling.old, Redirectable) and self.sink is not None:
+                        rolling.old.on_message = self.sink.on_next
                     self._age_timer = self._timers.schedule_relative(
                         self._policy.delay(1), lambda *_: self._roll(rolling.old, "age")
                     )
@@ -312,7 +311,7 @@ class SharedConnection:
                 attempt = self._failures
             if give_up:
                 self._stopped = True
-                sink = self._sink
+                sink = self.sink
                 if self._silence_timer is not None:
                     self._silence_timer.dispose()
                     self._silence_timer = None

@@ -46,9 +46,7 @@ class Threads:
     def new_thread(self, target: Callable[[], None], name: str) -> threading.Thread:
         """A named daemon thread, not yet started, that ``close()`` joins."""
         thread = threading.Thread(target=target, name=name, daemon=True)
-        with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
-            self._threads.append(thread)
+        self.track(thread)
         return thread
 
     def track(self, thread: threading.Thread) -> None:

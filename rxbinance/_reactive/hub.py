@@ -351,10 +351,6 @@ class Hub:
         with self.lock:
             return self._entries.get(key)
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def close(self) -> None:
         """Stop every source and complete every subscriber; later subscribers get
         ``on_error(StreamsClosed)``. Idempotent; callable from a subscriber's callback."""

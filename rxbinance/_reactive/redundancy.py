@@ -181,6 +181,10 @@ class RedundantConnection:
         return sum(copy.connects for copy in self.copies)
 
     @property
+    def rollovers(self) -> int:
+        return sum(copy.rollovers for copy in self.copies)
+
+    @property
     def messages(self) -> int:
         """Data messages received, over every copy (each message once per copy)."""
         return sum(copy.messages for copy in self.copies)

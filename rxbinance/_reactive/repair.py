@@ -125,7 +125,6 @@ class RepairingSink:
         self._lock = threading.Lock()
         self._repairing = False  # read without the lock on the hot path: set under it
         self._held: list[Any] = []  # live messages waiting for the repair, in order
-        self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         self._holes = self._repaired = self._gaps = self._dropped = 0
         self._calls = self._weight = 0
@@ -216,22 +215,18 @@ class RepairingSink:
         self._on_next(message)  # the repair finished meanwhile
 
     def _found_hole(self, message: Any) -> None:
-        first, last = self._seq.hole
         self._holes += 1
-        log.info("%s: %d to %d missed; repairing", self._stream, first, last)
         if self._backfill is None:
-            reason = "depth has no history" if self._history_less else "backfill off"
-            gap = self._gap(first, last, reason)
-            self._seq.skip(last)
-            self._target.on_next(gap)
+            gap = self._skip_hole("depth has no history" if self._history_less else "backfill off")
+            self._target.flush()
             self._emit_event(gap)
-            self.on_next(message)
+            self._on_next(message)
             return
+        log.info("%s: %d to %d missed; repairing", self._stream, *self._seq.hole)
         with self._lock:
             self._repairing = True
             self._held = [message]
             worker = self._new_thread(self._repair, f"rxbinance-repair:{self._stream}")
-            self._worker = worker
         worker.start()
 
     def _repair(self) -> None:
@@ -262,7 +257,6 @@ class RepairingSink:
                 again = self._deliver_held(held)
                 if again is None:
                     self._repairing = False
-                    self._worker = None
             self._target.flush()
             self._announce(gaps)
             if again is None:
@@ -368,7 +362,8 @@ class RepairingSink:
         return candle_open(seq.interval, position - 1)
 
     def _skip_hole(self, reason: str) -> Gap:
-        """Post a Gap for the current hole and go past it (under the lock)."""
+        """Post a Gap for the current hole and go past it (under the lock, or on the reader
+        while nothing is being repaired)."""
         first, last = self._seq.hole
         gap = self._gap(first, last, reason)
         self._target.post(gap)

@@ -1,37 +1,17 @@
-"""What the pipelines need from REST: a client, a shared request-weight budget, error triage.
-
-Binance limits REST by request *weight* per IP (spot: 6,000 a minute; a 1,000-level depth
-snapshot costs 50). A mass resync (a reconnect of a socket carrying many books) must not spend
-it all at once, or the IP is answered 429 and then banned (418). So every REST call a pipeline
-makes first takes its weight from one :class:`WeightBudget` per :class:`BinanceStreams` (a token
-bucket), and a 429/418 pauses that whole budget for the server's ``Retry-After``.
-"""
+"""What the pipelines need from REST: the client protocols they accept, and the shared
+request-weight budget of a BinanceStreams (:class:`~rxbinance._reactive.budget.WeightBudget`,
+``streams.context.budget``; error triage lives in :mod:`rxbinance._reactive.reconnect`)."""
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rxbinance._reactive.budget import WeightBudget
-from rxbinance._reactive.reconnect import DEFAULT_RATE_LIMIT_PAUSE, is_fatal, retry_after
-from rxbinance.protocol.limits import check_depth_limit, depth_weight
 
 if TYPE_CHECKING:
     from rxbinance.streams import BinanceStreams
 
-__all__ = [
-    "DEFAULT_RATE_LIMIT_PAUSE",
-    "DepthClient",
-    "KlinesClient",
-    "WeightBudget",
-    "check_depth_limit",
-    "depth_weight",
-    "is_fatal",
-    "rest_budget",
-    "retry_after",
-]
-
-log = logging.getLogger("rxbinance.pipelines")
+__all__ = ["DepthClient", "KlinesClient", "WeightBudget", "rest_budget", "set_rest_budget"]
 
 
 class DepthClient(Protocol):

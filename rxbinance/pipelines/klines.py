@@ -11,19 +11,16 @@ from typing import TYPE_CHECKING, Any
 import reactivex
 from reactivex import Observable, abc
 
+from rxbinance._reactive.budget import WeightBudget
 from rxbinance._reactive.context import StreamsContext
 from rxbinance._reactive.hub import Sink
+from rxbinance._reactive.reconnect import is_fatal, retry_after
 from rxbinance.errors import InvalidInputError, ProtocolError
 from rxbinance.events import Gap
 from rxbinance.models import Kline, ParseError
-from rxbinance.pipelines._common import give_up_error, is_give_up
-from rxbinance.pipelines._rest import (
-    KlinesClient,
-    WeightBudget,
-    is_fatal,
-    retry_after,
-)
+from rxbinance.pipelines._rest import KlinesClient
 from rxbinance.protocol import names
+from rxbinance.protocol.frames import give_up_error, is_give_up
 from rxbinance.protocol.intervals import next_open
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ Layers: :class:`~rxbinance.protocol.book.BookSync` owns the rules (buffering, sn
 alignment, gaps); :class:`~rxbinance.pipelines._book.PersistentBook` stores the book so that
 every emitted :class:`OrderBook` is immutable and free to take; this module owns the I/O around
 them: the diff depth subscription, the REST snapshot fetches (on a worker thread, throttled by
-the shared :class:`~rxbinance.pipelines._rest.WeightBudget`), reconnects, and sharing.
+the shared :class:`~rxbinance._reactive.budget.WeightBudget`), reconnects, and sharing.
 
 Threads: diff events are handled on the depth socket's reader thread (or the streams'
 scheduler). Snapshots are fetched on one daemon worker thread per book
@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from reactivex import Observable, abc
 
+from rxbinance._reactive.budget import WeightBudget
 from rxbinance._reactive.context import StreamsContext
 from rxbinance._reactive.hub import Sink
+from rxbinance._reactive.reconnect import retry_after
 from rxbinance.errors import InvalidInputError, ProtocolError
 from rxbinance.events import (
     BookResyncing,
@@ -40,16 +42,11 @@ from rxbinance.events import (
 )
 from rxbinance.models import DepthUpdate, ParseError, parser_for
 from rxbinance.pipelines._book import Level, OrderBook, PersistentBook
-from rxbinance.pipelines._common import give_up_error, is_give_up
-from rxbinance.pipelines._rest import (
-    DepthClient,
-    WeightBudget,
-    check_depth_limit,
-    depth_weight,
-    retry_after,
-)
+from rxbinance.pipelines._rest import DepthClient
 from rxbinance.protocol import names
 from rxbinance.protocol.book import BookSync, BookSyncStatistics, SyncAction
+from rxbinance.protocol.frames import give_up_error, is_give_up
+from rxbinance.protocol.limits import check_depth_limit, depth_weight
 
 if TYPE_CHECKING:
     from rxbinance.streams import BinanceStreams
