@@ -191,14 +191,17 @@ class RateLimitError(BinanceAPIError):
 class RequestError(RxBinanceError):
     """A REST request got no HTTP answer: DNS failure, connection refused or reset, TLS error.
 
-    The request may or may not have reached Binance. ``method`` and ``url`` (never with its
-    signature) say which request; the exception of requests is chained as ``__cause__``.
+    ``sent`` is False when no connection was made (refused, unresolvable host, connect
+    timeout): the request never reached Binance, so it cost no request weight. Otherwise it
+    may or may not have reached Binance. ``method`` and ``url`` (never with its signature) say
+    which request; the exception of requests is chained as ``__cause__``.
     """
 
-    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+    def __init__(self, message: str, *, method: str = "", url: str = "", sent: bool = True) -> None:
         super().__init__(message)
         self.method = method
         self.url = url
+        self.sent = sent
 
 
 class RequestTimeout(RequestError):

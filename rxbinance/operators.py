@@ -485,6 +485,11 @@ def parse_list_as(
     return _convert(convert, errors, stream)
 
 
+def _is_gap(item: object) -> bool:
+    # A Gap travels in-band typed as the model (see _convert): mypy cannot see it there.
+    return type(item) is Gap
+
+
 def _series_key(kline: Kline | ContinuousKline) -> tuple[str, str]:
     if isinstance(kline, Kline):
         return kline.symbol, kline.interval
@@ -497,7 +502,9 @@ def closed_klines() -> Callable[[Observable[_K]], Observable[_K]]:
     ``streams.klines("BNBBTC", "1m").pipe(rbo.parse_as(Kline), rbo.closed_klines())`` emits
     each minute's final candle once. "Once" is per (symbol, interval): a closed candle whose
     open time is not after the last one passed (a repeat after a reconnect, or an older one) is
-    dropped. Works on Kline and ContinuousKline, and on a mix of symbols.
+    dropped. Works on Kline and ContinuousKline, and on a mix of symbols. A
+    :class:`~rxbinance.events.Gap` (closed candles the stream could not refill) is passed on
+    in place.
 
     ::
 
@@ -512,6 +519,9 @@ def closed_klines() -> Callable[[Observable[_K]], Observable[_K]]:
             last: dict[tuple[str, str], int] = {}
 
             def on_next(kline: _K) -> None:
+                if _is_gap(kline):
+                    observer.on_next(kline)  # the candles that are missing: said in place
+                    return
                 if not kline.closed:
                     return
                 key = _series_key(kline)
@@ -642,7 +652,9 @@ def resample(
     So every candle emitted aggregates every candle of its period, and lost data shows as a
     missing candle (the next candle's ``open_time`` jumps), never as a wrong one. A period
     Binance itself has a hole in (a few exchange outages in its history) is dropped too:
-    resample that span from Binance's own longer candles.
+    resample that span from Binance's own longer candles. A :class:`~rxbinance.events.Gap` in
+    the source (parts the stream could not refill; its bounds are the parts' open times) is
+    passed on in place, so the missing period is explained, never silent.
 
     Parts older than the period being built, repeated or overlapping the previous part are
     ignored. Each symbol is resampled on its own. A part longer than one period (``1h`` into
@@ -699,6 +711,9 @@ def resample(
                     )
 
             def on_next(kline: Kline) -> None:
+                if _is_gap(kline):
+                    observer.on_next(kline)  # why the period around it will be missing
+                    return
                 if not kline.closed:
                     return
                 symbol = kline.symbol

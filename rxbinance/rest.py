@@ -53,6 +53,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
+import urllib3
 
 from rxbinance.errors import (
     BinanceAPIError,
@@ -84,6 +85,15 @@ _SPOT_LISTEN_KEY_RETIRED = (
 _BANNED_UNTIL = re.compile(r"banned until (\d{10,16})")
 _SIGNATURE = re.compile(r"signature=[^&\s'\"]*")
 _HTML_TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """True when no connection was made (refused, host unknown): nothing was sent."""
+    # requests wraps urllib3's MaxRetryError, whose ``reason`` is the connection's failure.
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectTimeout) or isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    )
 
 
 def _redact(text: str) -> str:
@@ -533,6 +543,7 @@ class Client:
                 f"{method} {shown}: no answer within {self.timeout} s ({type(exc).__name__})",
                 method=method,
                 url=shown,
+                sent=not isinstance(exc, requests.ConnectTimeout),
             ) from exc
         except requests.RequestException as exc:
             log.debug("%s %s -> %s", method, shown, type(exc).__name__)
@@ -540,6 +551,7 @@ class Client:
                 f"{method} {shown}: {type(exc).__name__}: {_redact(str(exc))}",
                 method=method,
                 url=shown,
+                sent=not _never_connected(exc),
             ) from exc
         with response:
             return self._handle(method, shown, response)

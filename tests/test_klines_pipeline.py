@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import socket
 import threading
 from collections.abc import Callable
 from decimal import Decimal
@@ -12,6 +13,7 @@ import pytest
 
 from rxbinance import BinanceStreams
 from rxbinance.errors import BinanceAPIError, ConnectionFailure, RequestError
+from rxbinance.events import Gap
 from rxbinance.models import Kline
 from rxbinance.pipelines import klines_with_history
 from rxbinance.testing import FakeBinance
@@ -54,7 +56,9 @@ def caught_up(fake: FakeBinance) -> Callable[[Collector], bool]:
     """True once the candle that closed last on the market has been emitted closed."""
     rows = fake.with_market(lambda m: m.rest_klines("BTCUSDT", "1s"))
     last_closed = rows[-2][0]
-    return lambda c: any(k.closed and k.open_time == last_closed for k in c.items)
+    return lambda c: any(
+        isinstance(k, Kline) and k.closed and k.open_time == last_closed for k in c.items
+    )
 
 
 def check_series(fake: FakeBinance, emitted: list[Kline]) -> None:
@@ -161,6 +165,55 @@ def test_candles_missed_while_disconnected_are_fetched_again(
     assert backfill
     assert all("startTime=" in r.query and "limit=1000" in r.query for r in backfill)
     assert len(rest.calls) == 1
+
+
+def test_a_hole_the_kline_stream_cannot_refill_is_its_gap_passed_on_in_place(
+    fake: FakeBinance,
+) -> None:
+    # The streams' REST refuses every connection (a port bound, not listening), so the kline
+    # stream's own repair gives up with a Gap; the pipeline passes it on where the hole is and
+    # does not fetch the same candles again with its own client (one repair mechanism).
+    fake.step(20)
+    refused = socket.socket()
+    refused.bind(("127.0.0.1", 0))
+    settings = {"retry_delay": 0.01, "max_retry_delay": 0.05}
+    rest_url = f"http://127.0.0.1:{refused.getsockname()[1]}"
+    try:
+        with BinanceStreams(ws_url=fake.ws_url, rest_url=rest_url, **settings) as streams:
+            rest = MarketKlines(fake)
+            out = Collector()
+            klines_with_history(streams, "BTCUSDT", "1s", history=2, rest=rest).subscribe(out)
+            fake.wait_for_connections(1, stream="btcusdt@kline_1s")
+            out.wait_count(2)  # the history
+            fake.step(15)
+            out.wait_for(caught_up(fake))
+            first = max(c.id for c in fake.connections)
+            fake.refuse_connections()
+            fake.drop_connections()
+            fake.step(40)  # four candles close while nobody listens
+            fake.accept_connections()
+            fake.wait_for(
+                lambda f: any(c.id > first and c.closed_at is None for c in f.connections)
+            )
+            fake.step(25)
+            out.wait_for(lambda c: any(isinstance(k, Gap) for k in c.items))
+            out.wait_for(caught_up(fake))
+    finally:
+        refused.close()
+    (gap,) = [k for k in out.items if isinstance(k, Gap)]
+    at = out.items.index(gap)
+    before, after = out.items[:at], out.items[at + 1 :]
+    assert gap.stream == "btcusdt@kline_1s"
+    assert gap.reason.startswith("REST failed")
+    # Exactly the closed candles never heard: after the last one closed before the hole, up
+    # to the one before the first candle after it.
+    last_closed = max(k.open_time for k in before if k.closed)
+    assert gap.first == last_closed + SECOND
+    assert gap.last == after[0].open_time - SECOND
+    assert gap.last >= gap.first + 3 * SECOND
+    check_series(fake, before)
+    check_series(fake, after)
+    assert len(rest.calls) == 1  # the history only
 
 
 def test_transient_rest_errors_are_retried_and_fatal_ones_end_the_subscription(

@@ -634,3 +634,20 @@ def rbo_parse_one(payload: dict[str, Any]) -> Any:
     from rxbinance.models import parse
 
     return parse(payload)
+
+
+def test_closed_klines_and_resample_pass_a_gap_on_in_place() -> None:
+    from rxbinance.events import Gap
+
+    gap = Gap("btcusdt@kline_1m", 0.0, T0 + MINUTE, T0 + 2 * MINUTE, "beyond REST retention")
+    source: list[Any] = [kline(T0), gap, kline(T0 + 3 * MINUTE)]
+    out = run(source, rbo.closed_klines())
+    assert out.items == [source[0], gap, source[2]]
+    assert not out.errors
+    # resample: the hour with the hole is not emitted, and the Gap says why, where it was.
+    hour = [kline(T0 + i * MINUTE) for i in range(60)]
+    holed = hour[:1] + [gap] + hour[3:] + [kline(T0 + (60 + i) * MINUTE) for i in range(60)]
+    out = run(holed, rbo.resample("1h"))
+    assert not out.errors
+    assert out.items[0] is gap
+    assert [k.open_time for k in out.items[1:]] == [T0 + 60 * MINUTE]

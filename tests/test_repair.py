@@ -3,6 +3,7 @@ missed is refilled from REST, in order, once; what REST cannot give is one exact
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -141,6 +142,36 @@ def test_without_rest_every_hole_is_one_exact_gap_in_place(fake: FakeBinance) ->
     assert events.items == [gap]
     ids = [m["a"] for m in data(got)]
     assert ids == sorted(set(ids))
+
+
+def test_a_refused_rest_connection_costs_no_weight(fake: FakeBinance) -> None:
+    # A port bound but not listening: every REST connection is refused, nothing reaches Binance,
+    # so the repair's retries spend none of the shared budget (other repairs keep it).
+    refused = socket.socket()
+    refused.bind(("127.0.0.1", 0))
+    rest_url = f"http://127.0.0.1:{refused.getsockname()[1]}"
+    try:
+        with BinanceStreams(ws_url=fake.ws_url, rest_url=rest_url, **FAST) as streams:
+            got = Collector()
+            streams.agg_trades("BTCUSDT").subscribe(got)
+            fake.wait_for_connections(1, stream="btcusdt@aggTrade")
+            fake.step(30)
+            before = last_agg_id(fake, "BTCUSDT")
+            got.wait_for(lambda c: bool(data(c)) and data(c)[-1]["a"] == before)
+            miss_some(fake, "btcusdt@aggTrade")
+            fake.step(30)
+            got.wait_for(lambda c: bool(gaps(c)))
+            stats = streams.statistics()["btcusdt@aggTrade"].repair
+            spent = streams.context.budget.spent
+    finally:
+        refused.close()
+    (gap,) = gaps(got)
+    assert gap.reason.startswith("REST failed 5 times")
+    assert "refused" in gap.reason.lower()
+    assert stats is not None
+    assert stats.rest_calls == 5
+    assert stats.rest_weight == 0
+    assert spent == 0
 
 
 def test_backfill_off_reports_holes_and_uses_a_socket_of_its_own(fake: FakeBinance) -> None:

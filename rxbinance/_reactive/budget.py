@@ -29,7 +29,8 @@ class WeightBudget:
     and then drives it negative, so it is throttled rather than refused.
 
     :meth:`pause` (after a 429 or 418) stops every :meth:`acquire` until its ``Retry-After``
-    has passed. Thread-safe.
+    has passed; :meth:`refund` gives back the weight of a request that never left (connection
+    refused). Thread-safe.
     """
 
     def __init__(
@@ -50,7 +51,7 @@ class WeightBudget:
         self._stamp = clock()
         self._paused_until = 0.0
         self.spent = 0.0
-        """Total weight acquired so far."""
+        """Total weight acquired so far, less what was refunded."""
         self.waits = 0
         """How many acquisitions had to wait."""
 
@@ -99,6 +100,17 @@ class WeightBudget:
                     return False
             else:
                 time.sleep(delay)
+
+    def refund(self, weight: float, error: BaseException) -> bool:
+        """Give ``weight`` back if the request that took it failed with ``error`` before
+        reaching Binance (no connection was made: :attr:`~rxbinance.errors.RequestError.sent`
+        is False), which counted no weight. Returns True if it was given back."""
+        if getattr(error, "sent", True) is not False:
+            return False
+        with self._lock:
+            self._tokens = min(self.burst, self._tokens + weight)
+            self.spent -= weight
+        return True
 
     def pause(self, seconds: float) -> None:
         """Let nothing through for ``seconds`` (the ``Retry-After`` of a 429 or 418)."""

@@ -83,7 +83,7 @@ class RepairStatistics:
     gaps: int  # Gap events delivered (holes or parts of holes REST could not fill)
     dropped: int  # repeats dropped
     rest_calls: int
-    rest_weight: int
+    rest_weight: int  # request weight of the calls that reached Binance
 
 
 class RepairingSink:
@@ -302,6 +302,8 @@ class RepairingSink:
             try:
                 page = backfill.page(cursor, last)
             except Exception as exc:
+                if self._budget.refund(backfill.weight, exc):
+                    self._weight -= backfill.weight  # never reached Binance: cost nothing
                 pause = retry_after(exc)
                 if pause is not None:
                     self._budget.pause(pause)

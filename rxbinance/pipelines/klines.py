@@ -57,9 +57,13 @@ def klines_with_history(
       emitted is passed on only if it is newer: it closes the candle, or it has more trades.
       So a candle never goes backwards and never repeats; the open candle "updates in place"
       (same ``open_time``, later state). Keep the latest per ``open_time`` to have the series.
-    - **No gap**: the stream is subscribed (and buffered) before the REST call. When the live
-      stream skips candles (a reconnect, or the close of the previous candle was missed), the
-      missing ones are fetched from REST again before live candles continue.
+    - **No gap**: the stream is subscribed (and buffered) before the REST call; if its first
+      candles come after the history's last (the close of the candle in progress was not
+      heard), the missing ones are fetched once more before live candles continue. After
+      that seam, holes are the kline stream's to repair (one mechanism for both:
+      :meth:`~rxbinance.BinanceStreams.klines` refills closed candles missed while down from
+      REST by time): a :class:`~rxbinance.events.Gap` of candle open times it could not
+      refill is passed on in place, in-band, like :func:`~rxbinance.operators.parse` does.
 
     History candles carry what REST reports: no trade ids (``first_trade_id`` and
     ``last_trade_id`` are -1) and no event time (``event_time`` is the close time of a closed
@@ -67,8 +71,9 @@ def klines_with_history(
 
     Cold per subscriber (each subscription fetches its own history) over the hot, shared kline
     socket. REST weight (2 per call) comes from the streams' shared budget (``budget``);
-    failures are retried with a growing delay, 429/418 pause the budget for ``Retry-After``, and
-    an error Binance will not change its mind about (bad symbol) ends the subscription with it.
+    failures are retried with a growing delay, 429/418 pause the budget for ``Retry-After``, a
+    refused connection costs no weight, and an error Binance will not change its mind about
+    (bad symbol) ends the subscription with it.
     Runs on the kline socket's reader thread, or on the REST worker thread
     (``rxbinance-klines:<SYMBOL>@<interval>``) for fetched candles, one at a time (on the
     streams' scheduler if it has one). ``history``: 1 to 1000. Bad arguments raise ValueError
@@ -138,8 +143,11 @@ class _Session:
         self._budget = budget
         self._lock = threading.RLock()
         self._last: Kline | None = None  # the last candle emitted
-        # While a REST fetch is pending: live candles wait here. None: live candles flow.
-        self._buffer: list[Kline] | None = []
+        # While a REST fetch is pending: live candles (and the stream's Gaps) wait here. None:
+        # live candles flow.
+        self._buffer: list[Kline | Gap] | None = []
+        # Joined: the history met the live stream, whose own repair keeps it whole from then on.
+        self._joined = False
         self._request: tuple[int | None, int] | None = (None, history)  # (startTime, limit)
         self._worker: threading.Thread | None = None
         self._stopped = False
@@ -191,7 +199,16 @@ class _Session:
 
     def _on_live(self, message: Any) -> None:
         if type(message) is Gap:
-            return  # closed candles REST could not give: the seam below finds the hole itself
+            # Closed candles the kline stream's repair could not refill: passed on in place.
+            with self._lock:
+                if self._stopped:
+                    return
+                if self._buffer is not None:
+                    self._buffer.append(message)
+                else:
+                    self._pass_gap(message)
+            self._flush()
+            return
         if is_give_up(message):
             self._end(give_up_error(message, self._stream_name))
             return
@@ -231,16 +248,26 @@ class _Session:
             return False
         return kline.closed or kline.trades > last.trades
 
+    def _pass_gap(self, gap: Gap) -> None:
+        """The stream's Gap: dropped if the history already holds its candles, else posted."""
+        last = self._last
+        if (last is None or gap.last > last.open_time) and self._sink is not None:
+            self._sink.post(gap)  # type: ignore[arg-type]  # in-band, as parse() does
+
     def _offer(self, kline: Kline) -> None:
-        """A live candle: emit it, drop it, or (a gap before it) fetch what is missing."""
+        """A live candle: emit it, drop it, or (a hole at the seam) fetch what is missing."""
         verdict = self._newer(kline)
+        joined, self._joined = self._joined, True
         if verdict is None:
             last = self._last
-            if last is not None and (
-                not last.closed or kline.open_time > next_open(self._interval, last.open_time)
+            if (
+                not joined
+                and last is not None
+                and (not last.closed or kline.open_time > next_open(self._interval, last.open_time))
             ):
-                # The final state of `last`, or whole candles, went by while we were not
-                # listening: fetch from `last` on, and hold live candles until then.
+                # The final state of `last`, or whole candles, went by before the stream's
+                # first candle: fetch from `last` on, and hold live candles until then. Later
+                # holes are the stream's own repair's (or its Gap's): never fetched twice.
                 self._buffer = [kline]
                 self._request = (last.open_time, _MAX_LIMIT)
                 self._ensure_worker()
@@ -257,14 +284,17 @@ class _Session:
             verdict = self._newer(kline)
             if verdict is None or verdict:
                 self._emit(kline)
-        for i, kline in enumerate(buffered):
+        for i, item in enumerate(buffered):
             pending = self._pending()
-            if pending is not None:  # a new gap: the rest waits for that fetch
+            if pending is not None:  # a hole at the seam: the rest waits for that fetch
                 pending.extend(buffered[i:])
                 break
-            self._offer(kline)
+            if isinstance(item, Gap):
+                self._pass_gap(item)
+            else:
+                self._offer(item)
 
-    def _pending(self) -> list[Kline] | None:
+    def _pending(self) -> list[Kline | Gap] | None:
         # A method, not the attribute: _offer() may have started a new buffer meanwhile.
         return self._buffer
 
@@ -298,6 +328,7 @@ class _Session:
                     self._symbol, self._interval, start_time=start_time, limit=limit
                 )
             except Exception as exc:
+                self._budget.refund(_KLINES_WEIGHT, exc)
                 pause = retry_after(exc)
                 if pause is not None:
                     self._budget.pause(pause)
@@ -327,7 +358,7 @@ class _Session:
         the live stream's closing update (buffered, or still to come) closes it; if that update
         was missed, the next live candle finds it open and fetches it again (see _offer)."""
         buffered = self._buffer or []
-        latest_event = max((k.event_time for k in buffered), default=None)
+        latest_event = max((k.event_time for k in buffered if type(k) is Kline), default=None)
         out = []
         try:
             for i, row in enumerate(rows):
