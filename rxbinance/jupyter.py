@@ -182,8 +182,12 @@ class NotebookStreams(BinanceStreams):
                 self.simulator.stop()
 
     def __repr__(self) -> str:
+        """Where the streams go, then one line per live stream (its
+        :meth:`~rxbinance.StreamStatistics.summary`: rate, lag, age, reconnects, gaps)."""
         where = "Binance" if self.live else "the embedded simulator (synthetic market)"
-        return f"<NotebookStreams on {where}, market={self.market!r}, ws_url={self.ws_url!r}>"
+        head = f"<NotebookStreams on {where}, market={self.market!r}, ws_url={self.ws_url!r}>"
+        lines = [f"  {stats.summary()}" for stats in self.statistics().values()]
+        return "\n".join([head, *lines])
 
 
 def connect(

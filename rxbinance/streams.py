@@ -133,11 +133,26 @@ class StreamStatistics:
     """A snapshot of one live stream key.
 
     ``subscribers``: subscribers now; ``connects``: sockets opened since the key went live, the
-    first included; ``messages``: data messages received since the key went live, over every
-    socket it had (with ``redundancy``, over every copy); ``rollovers``: connections replaced
-    make-before-break (``rollover_after``, ``serverShutdown``). For sequenced streams
-    (aggTrade, trade, kline), ``repair``: the holes found, messages repaired from REST, Gaps
-    delivered, repeats dropped, REST calls and weight spent (None for other streams). With
+    first included; ``reconnects``: those opened after a connection failed (rollovers and the
+    first socket of each copy are not reconnects); ``messages``: data messages received since
+    the key went live, over every socket it had (with ``redundancy``, over every copy);
+    ``rollovers``: connections replaced make-before-break (``rollover_after``,
+    ``serverShutdown``).
+
+    Measured as the sockets receive (REST refills excluded), by the local clock:
+    ``rate_1s``: messages received in the last whole second; ``rate_60s``: messages per second
+    over the last minute (or since the key went live); ``lag_p50_ms`` / ``lag_p99_ms``: local
+    receive time minus Binance's event time ``E``, over the last minute (sampled, at most 100
+    messages a second; None for streams without ``E``, such as spot bookTicker, and before the
+    first message; includes the clocks' offset); ``last_message_age``: seconds since the last
+    message (None before the first). With ``redundancy``: the busiest copy's rates, the best
+    lag, the freshest message.
+
+    For sequenced streams (aggTrade, trade, kline), ``repair``: the holes found, messages
+    repaired from REST, Gaps delivered, repeats dropped, REST calls and weight spent, holes
+    filled (None for other streams); :attr:`gaps_repaired`, :attr:`gaps_unrepaired` and
+    :attr:`rest_weight` read it. ``dropped``: messages dropped by bounded delivery
+    (:func:`rxbinance.operators.observe_on_bounded` right after this stream). With
     ``BinanceStreams(redundancy=...)``, ``redundancy``: per copy, how many messages it delivered
     first and how many of its messages another copy had delivered already.
     """
@@ -149,6 +164,46 @@ class StreamStatistics:
     rollovers: int = 0
     repair: RepairStatistics | None = None
     redundancy: RedundancyStatistics | None = None
+    reconnects: int = 0
+    rate_1s: float = 0.0
+    rate_60s: float = 0.0
+    lag_p50_ms: float | None = None
+    lag_p99_ms: float | None = None
+    last_message_age: float | None = None
+    dropped: int = 0
+
+    @property
+    def gaps_repaired(self) -> int:
+        """Holes refilled completely from REST."""
+        return 0 if self.repair is None else self.repair.filled
+
+    @property
+    def gaps_unrepaired(self) -> int:
+        """Gaps delivered: holes, or parts of holes, REST could not fill."""
+        return 0 if self.repair is None else self.repair.gaps
+
+    @property
+    def rest_weight(self) -> int:
+        """REST request weight the repairs spent (calls that reached Binance)."""
+        return 0 if self.repair is None else self.repair.rest_weight
+
+    def summary(self) -> str:
+        """One line for a status bar: ``btcusdt@trade 1 sub, 52.0/s (1 min 48.3/s), lag p50
+        3 ms p99 12 ms, last 0.1 s ago, 1,234 msgs, 0 reconnects, gaps 2 repaired 0 lost``."""
+        subs = "sub" if self.subscribers == 1 else "subs"
+        parts = [f"{self.key} {self.subscribers} {subs}, {self.rate_1s:.1f}/s "
+                 f"(1 min {self.rate_60s:.1f}/s)"]  # fmt: skip
+        if self.lag_p50_ms is not None and self.lag_p99_ms is not None:
+            parts.append(f"lag p50 {self.lag_p50_ms:.0f} ms p99 {self.lag_p99_ms:.0f} ms")
+        if self.last_message_age is not None:
+            parts.append(f"last {self.last_message_age:.1f} s ago")
+        parts.append(f"{self.messages:,} msgs")
+        parts.append(f"{self.reconnects} reconnect{'' if self.reconnects == 1 else 's'}")
+        if self.repair is not None:
+            parts.append(f"gaps {self.gaps_repaired} repaired {self.gaps_unrepaired} lost")
+        if self.dropped:
+            parts.append(f"{self.dropped:,} dropped")
+        return ", ".join(parts)
 
 
 class BinanceStreams:
@@ -396,6 +451,10 @@ class BinanceStreams:
             if isinstance(connection, (SharedConnection, RedundantConnection)):
                 sink = connection.sink
                 key = str(entry.key)
+                reading = connection.reading()
+                copies = (
+                    len(connection.copies) if isinstance(connection, RedundantConnection) else 1
+                )
                 result[key] = StreamStatistics(
                     key,
                     subscribers=entry.subscribers,
@@ -408,6 +467,12 @@ class BinanceStreams:
                         if isinstance(connection, RedundantConnection)
                         else None
                     ),
+                    reconnects=max(0, connection.connects - copies - connection.rollovers),
+                    rate_1s=reading.rate_1s,
+                    rate_60s=reading.rate_60s,
+                    lag_p50_ms=reading.lag_p50_ms,
+                    lag_p99_ms=reading.lag_p99_ms,
+                    last_message_age=reading.last_message_age,
                 )
         return result
 

@@ -58,7 +58,7 @@ from rxbinance.events import (
 from rxbinance.protocol.frames import FrameKind, expected_event
 from rxbinance.protocol.frames import classify as classify_frame
 
-__all__ = ["Redirectable", "Request", "SocketFactory", "SocketLike", "StreamSocket"]
+__all__ = ["Metered", "Redirectable", "Request", "SocketFactory", "SocketLike", "StreamSocket"]
 
 #: Sends one WebSocket API request (a dict with an ``id``) and returns its reply (the decoded
 #: frame with the same ``id``). Raises ConnectionFailure if the connection fails or no reply
@@ -99,6 +99,14 @@ class Redirectable(Protocol):
     a make-before-break rollover needs of the old and the new connection."""
 
     on_message: Callable[[Any], None]
+
+
+@runtime_checkable
+class Metered(Protocol):
+    """A socket that reports each data message it receives to ``meter`` (settable; None: not
+    measured), on its reader thread, before handing it on: what stream statistics read."""
+
+    meter: Callable[[Any], None] | None
 
 
 class SocketFactory(Protocol):
@@ -184,6 +192,8 @@ class StreamSocket:
         self._ws: websocket.WebSocket | None = None
         self._thread = threading.Thread(target=self._run, name=f"rxbinance:{key}", daemon=True)
         self.messages = 0  # data frames handed to on_message: read by statistics, written here
+        #: Told of each data message as it arrives (see :class:`Metered`).
+        self.meter: Callable[[Any], None] | None = None
         # The event type this stream's payloads carry (None: unknown, nothing checked); per
         # stream name for combined sockets, whose key joins several names with '/'.
         self._wrapped = "stream?streams=" in url  # combined: {"stream": name, "data": payload}
@@ -449,6 +459,9 @@ class StreamSocket:
         """Hand one data message over; a handler's bug is logged, not fatal, except a
         ConnectionFailure, which is how the handler asks for a new connection."""
         self.messages += 1
+        meter = self.meter
+        if meter is not None:
+            meter(message)
         try:
             self._on_message(message)
         except ConnectionFailure:

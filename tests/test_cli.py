@@ -285,6 +285,10 @@ def test_status_shows_the_rate_and_reconnects_with_attempt_and_delay(
         )
         assert float(reconnect.group(1)) < 1.0
         child.stderr_until(r"connected to ws://")  # healed
+        # The rate line carries the stream's health from streams.statistics().
+        child.stderr_until(
+            r"\d+ messages, \d+\.\d/s \| lag p99 -?\d+ ms, 1 reconnect, gaps \d+ repaired 0 lost"
+        )
         child.signal(signal.SIGINT)
         status, _, err = child.finish()
     assert status == 130

@@ -226,6 +226,15 @@ def test_connect_offline_runs_a_simulator_with_history_and_delivers_on_the_loop(
                 WAIT,
             )
             assert trades == [("ETHUSDT", loop_thread)] * 3
+            # While a stream is live, the repr shows its health, one line per stream.
+            heard = asyncio.Event()
+            live = streams.trades("BTCUSDT").subscribe(lambda _: heard.set())
+            await asyncio.wait_for(heard.wait(), WAIT)
+            head, line = repr(streams).splitlines()
+            assert "simulator" in head
+            assert line.startswith("  btcusdt@trade 1 sub, ")
+            assert "0 reconnects" in line
+            live.dispose()
         finally:
             streams.close()
         assert repr(simulator) == "<FakeBinance stopped>"

@@ -24,6 +24,7 @@ from typing import Any
 from reactivex import abc
 
 from rxbinance._reactive.hub import Sink
+from rxbinance._reactive.meter import Meter, MeterReading
 from rxbinance._reactive.reconnect import (
     HTTP_REFUSALS,
     ReconnectPolicy,
@@ -43,7 +44,7 @@ from rxbinance.events import (
     Silent,
 )
 from rxbinance.protocol.sequence import is_newer
-from rxbinance.transport import Redirectable, SocketFactory, SocketLike
+from rxbinance.transport import Metered, Redirectable, SocketFactory, SocketLike
 
 __all__ = ["SharedConnection"]
 
@@ -114,12 +115,18 @@ class SharedConnection:
         self._shutdowns = 0  # consecutive "reconnect now" ends on connections that carried no data
         self.connects = 0  # sockets opened, for statistics
         self.messages_before = 0  # data messages of the sockets before the current one
+        #: Rates, lag and age of what the stream's sockets receive (every socket it has).
+        self.meter = Meter()
 
     @property
     def messages(self) -> int:
         """Data messages delivered since the stream opened, over every socket it had."""
         sock = self._socket
         return self.messages_before + (sock.messages if sock is not None else 0)
+
+    def reading(self) -> MeterReading:
+        """Rates, lag and age of what the stream received (see :class:`Meter`)."""
+        return self.meter.reading()
 
     def start(self, sink: Sink[Any]) -> None:
         wrapped = self._wrap(sink) if self._wrap is not None else sink
@@ -195,6 +202,8 @@ class SharedConnection:
             on_closed=lambda failure: self._closed(sock, failure),
         )
         self.connects += 1
+        if isinstance(sock, Metered):
+            sock.meter = self.meter.record
         self._track(sock)
         return sock
 

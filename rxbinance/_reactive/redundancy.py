@@ -27,6 +27,7 @@ from reactivex import abc
 
 from rxbinance._reactive.connection import SharedConnection
 from rxbinance._reactive.hub import Sink
+from rxbinance._reactive.meter import MeterReading, combine
 from rxbinance._reactive.repair import RepairingSink
 from rxbinance.protocol.sequence import is_newer
 
@@ -188,6 +189,10 @@ class RedundantConnection:
     def messages(self) -> int:
         """Data messages received, over every copy (each message once per copy)."""
         return sum(copy.messages for copy in self.copies)
+
+    def reading(self) -> MeterReading:
+        """Rates, lag and age over the copies (see :func:`~rxbinance._reactive.meter.combine`)."""
+        return combine(copy.meter.reading() for copy in self.copies)
 
     def statistics(self) -> RedundancyStatistics | None:
         merge = self._merge

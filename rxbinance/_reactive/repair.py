@@ -84,6 +84,7 @@ class RepairStatistics:
     dropped: int  # repeats dropped
     rest_calls: int
     rest_weight: int  # request weight of the calls that reached Binance
+    filled: int = 0  # holes refilled completely from REST (the others gave Gaps)
 
 
 class RepairingSink:
@@ -128,6 +129,7 @@ class RepairingSink:
         self._stop = threading.Event()
         self._holes = self._repaired = self._gaps = self._dropped = 0
         self._calls = self._weight = 0
+        self._filled = 0
 
     # -- the Sink the connection writes to ------------------------------------------------
 
@@ -202,7 +204,13 @@ class RepairingSink:
 
     def statistics(self) -> RepairStatistics:
         return RepairStatistics(
-            self._holes, self._repaired, self._gaps, self._dropped, self._calls, self._weight
+            self._holes,
+            self._repaired,
+            self._gaps,
+            self._dropped,
+            self._calls,
+            self._weight,
+            self._filled,
         )
 
     # -- holes -------------------------------------------------------------------------------
@@ -253,6 +261,8 @@ class RepairingSink:
                         self._repaired += 1
                         self._target.post(item)
                 self._seq.skip(last)  # whatever REST did not give is reported in `gaps`
+                if not gaps:
+                    self._filled += 1
                 held, self._held = self._held, []
                 again = self._deliver_held(held)
                 if again is None:

@@ -89,10 +89,23 @@ class _Printer:
 
 
 def _network_pump(
-    args: argparse.Namespace, status: Status, noun: str = "messages", *, keep_gaps: bool = False
+    args: argparse.Namespace,
+    status: Status,
+    noun: str = "messages",
+    *,
+    keep_gaps: bool = False,
+    streams: list[BinanceStreams] | None = None,
 ) -> Pump:
+    """The pump of a command reading the network; its rate line adds the streams' health
+    (``streams`` holds the BinanceStreams once open)."""
+
     def rate_line(count: int, rate: float) -> str:
-        return f"{count} {noun}, {rate:.1f}/s"
+        line = f"{count} {noun}, {rate:.1f}/s"
+        if streams:
+            health = _health(streams[0])
+            if health:
+                line += f" | {health}"
+        return line
 
     return Pump(
         status,
@@ -102,6 +115,24 @@ def _network_pump(
         rate_line=rate_line,
         keep_gaps=keep_gaps,
     )
+
+
+def _health(streams: BinanceStreams) -> str:
+    """The streams' health in a few words: the worst lag, reconnects, repaired and lost gaps."""
+    stats = list(streams.statistics().values())
+    if not stats:
+        return ""
+    parts = []
+    lags = [s.lag_p99_ms for s in stats if s.lag_p99_ms is not None]
+    if lags:
+        parts.append(f"lag p99 {max(lags):.0f} ms")
+    reconnects = sum(s.reconnects for s in stats)
+    parts.append(f"{reconnects} reconnect{'' if reconnects == 1 else 's'}")
+    if any(s.repair is not None for s in stats):
+        repaired = sum(s.gaps_repaired for s in stats)
+        lost = sum(s.gaps_unrepaired for s in stats)
+        parts.append(f"gaps {repaired} repaired {lost} lost")
+    return ", ".join(parts)
 
 
 def _start(
@@ -124,7 +155,7 @@ def watch(args: argparse.Namespace) -> int:
     out = sys.stdout
     with ExitStack() as stack:
         streams, source, precision = _start(args, stack, status, names)
-        pump = _network_pump(args, status)
+        pump = _network_pump(args, status, streams=[streams])
         stack.callback(pump.dispose)
         printer = _Printer(
             out,
@@ -161,7 +192,13 @@ def record(args: argparse.Namespace) -> int:
             else:
                 recorder.write(names[0], message, received)
 
-        pump = _network_pump(args, status, noun=f"messages recorded to {path}", keep_gaps=True)
+        pump = _network_pump(
+            args,
+            status,
+            noun=f"messages recorded to {path}",
+            keep_gaps=True,
+            streams=[streams],
+        )
         stack.callback(pump.dispose)
         pump.watch_events(streams.events)
         pump.subscribe(source)
@@ -236,7 +273,8 @@ def book(args: argparse.Namespace) -> int:
         redraw()
 
     status = Status(say, quiet=args.quiet, max_retries=args.retries)
-    pump = _network_pump(args, status, noun="book updates")
+    opened: list[BinanceStreams] = []  # the streams, once open: for the status line
+    pump = _network_pump(args, status, noun="book updates", streams=opened)
 
     def show(item: OrderBook, received: float) -> None:
         nonlocal latest
@@ -249,6 +287,7 @@ def book(args: argparse.Namespace) -> int:
 
     with ExitStack() as stack:
         streams = open_streams(args, stack, status)
+        opened.append(streams)
         status.rest_url = streams.rest_url  # named when the snapshots give up
         if args.check:
             precision = check_symbols(streams, [symbol], args.market).get(symbol)

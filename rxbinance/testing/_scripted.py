@@ -56,6 +56,8 @@ class ScriptedSocket:
         self.closed = False
         #: Where data messages go (replaceable, as on a real socket).
         self.on_message = on_message
+        #: Told of each data message first, as on a real socket (stream statistics).
+        self.meter: Callable[[Any], None] | None = None
         self._on_event = on_event
         self._on_closed = on_closed
         self._ended = False
@@ -87,6 +89,8 @@ class ScriptedSocket:
     def deliver(self, message: Any) -> None:
         """One data message from the server (a decoded JSON value)."""
         self.messages += 1
+        if self.meter is not None:
+            self.meter(message)
         self.on_message(message)
 
     def announce_shutdown(self) -> None:
