@@ -16,8 +16,11 @@
     │   │                                     ``status``, Binance ``code`` and ``msg``
     │   └── RateLimitError                    429 (slow down) or 418 (IP banned), with
     │                                         ``retry_after`` seconds and ``banned``
+    ├── SubscriptionRefused                   Binance refused to SUBSCRIBE a pooled ``stream``
+    │                                         (its ``code`` and ``msg``)
     ├── RequestError                          a REST request got no answer: DNS, refused, TLS,
-    │   │                                     connection reset (requests' errors, chained)
+    │   │                                     connection reset (requests' errors, chained;
+    │   │                                     ``sent`` False: it never left)
     │   └── RequestTimeout                    no answer within the client's ``timeout``
     ├── ProtocolError                         Binance sent something unexpected (bad frame)
     │   └── ParseError (also ValueError)      a payload that does not fit its model: names the
@@ -57,6 +60,7 @@ __all__ = [
     "ServerShutdown",
     "StallError",
     "StreamsClosed",
+    "SubscriptionRefused",
 ]
 
 
@@ -157,6 +161,18 @@ class BinanceAPIError(RxBinanceError):
         where = f" ({request})" if request else ""
         code = "no Binance code" if self.code is None else f"code {self.code}"
         return f"HTTP {self.status}, {code}: {self.msg}{where}"
+
+
+class SubscriptionRefused(RxBinanceError):
+    """Binance refused to ``SUBSCRIBE`` ``stream`` on a pooled connection: its error reply's
+    ``code`` and ``msg`` (e.g. 2, "Invalid request: invalid stream"). Ends that stream's
+    subscribers only; the other streams of the connection carry on."""
+
+    def __init__(self, stream: str, code: int | None, msg: str) -> None:
+        super().__init__(f"Binance refused to subscribe {stream}: code {code}: {msg}")
+        self.stream = stream
+        self.code = code
+        self.msg = msg
 
 
 class RateLimitError(BinanceAPIError):

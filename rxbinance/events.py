@@ -34,6 +34,7 @@ __all__ = [
     "RolledOver",
     "ShutdownAnnounced",
     "Silent",
+    "SubscriptionsCorrected",
 ]
 
 
@@ -147,6 +148,16 @@ class Gap(ConnectionEvent):
     first: int
     last: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionsCorrected(ConnectionEvent):
+    """Binance's ``LIST_SUBSCRIPTIONS`` on the pooled connection ``stream`` disagreed with what
+    it was asked to carry: the ``missing`` streams were subscribed again and the ``extra`` ones
+    unsubscribed (``BinanceStreams(pool=True)``)."""
+
+    missing: tuple[str, ...]
+    extra: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

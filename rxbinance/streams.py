@@ -62,10 +62,12 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler import EventLoopScheduler
 
+from rxbinance._reactive.attempts import DEFAULT_ATTEMPTS, attempts_for
 from rxbinance._reactive.budget import default_budget
 from rxbinance._reactive.connection import SharedConnection
 from rxbinance._reactive.context import StreamsContext, Threads
 from rxbinance._reactive.hub import Broadcast, Hub, Sink
+from rxbinance._reactive.pool import Pool, PooledStream
 from rxbinance._reactive.reconnect import ReconnectPolicy
 from rxbinance._reactive.redundancy import RedundancyStatistics, RedundantConnection
 from rxbinance._reactive.repair import (
@@ -236,6 +238,16 @@ class BinanceStreams:
       ``retry_delay`` seconds apart and merged message by message (by trade id, update id or
       event time, never going back), so losing any one of them costs nothing and needs no
       REST; each copy heals on its own, and the stream ends only when all of them have;
+    - scale: ``pool`` (False): True puts market streams on shared connections instead of one
+      socket each, with live SUBSCRIBE at a stream's first subscriber and UNSUBSCRIBE at its
+      last dispose, batched and paced under Binance's 5 messages a second; a new connection
+      opens only when the others are full (``streams_per_connection``: 1024 on spot, 200 on
+      USD-M, or fewer), per market and USD-M route; an idle one closes after 2 s. Each stream
+      is still its own hot, shared, ref-counted Observable, repaired after a reconnect; a
+      stream Binance refuses errors only its own subscribers
+      (:class:`~rxbinance.errors.SubscriptionRefused`). See :mod:`rxbinance._reactive.pool`.
+      Every connection, pooled or not, takes a connection attempt from one budget per host
+      shared by the whole process (280 per 5 minutes, under Binance's 300);
     - delivery: ``scheduler``, a reactivex scheduler to call subscribers on instead of the
       socket's reader thread (in Jupyter: ``AsyncIOThreadSafeScheduler(loop)``);
     - the escape hatches: ``ssl_context`` for ``wss://`` endpoints with a private CA, and
@@ -270,6 +282,8 @@ class BinanceStreams:
         rollover_after: float | None = 23.5 * 3600,
         redundancy: int = 1,
         repair_timeout: float = 30.0,
+        pool: bool = False,
+        streams_per_connection: int | None = None,
         scheduler: abc.SchedulerBase | None = None,
         ssl_context: ssl.SSLContext | None = None,
         transport: SocketFactory | None = None,
@@ -335,6 +349,27 @@ class BinanceStreams:
         if not repair_timeout > 0:
             raise InvalidInputError(f"repair_timeout must be > 0 seconds, got {repair_timeout!r}")
         self._repair_timeout = float(repair_timeout)
+        most = (
+            MAX_USDM_STREAMS_PER_CONNECTION
+            if self.product == "usdm"
+            else (MAX_STREAMS_PER_CONNECTION)
+        )
+        if streams_per_connection is None:
+            streams_per_connection = most
+        if (
+            isinstance(streams_per_connection, bool)
+            or not isinstance(streams_per_connection, int)
+            or not 1 <= streams_per_connection <= most
+        ):
+            raise InvalidInputError(
+                f"streams_per_connection must be an int from 1 to {most} on market "
+                f"{market!r}, got {streams_per_connection!r}"
+            )
+        self._pool = bool(pool)
+        self._streams_per_connection = streams_per_connection
+        self._pools: dict[str, Pool] = {}  # per USD-M route ("" on spot)
+        self._pools_lock = threading.Lock()
+        self._attempts = attempts_for(self.ws_url, *DEFAULT_ATTEMPTS)
         self._stall_timeout = stall_timeout
         self._connect_timeout = connect_timeout
         self._ssl_context = ssl_context
@@ -378,6 +413,10 @@ class BinanceStreams:
         (:class:`~rxbinance.errors.StreamsClosed`, a ``RuntimeError``) at once.
         """
         self._hub.close()
+        with self._pools_lock:
+            pools = list(self._pools.values())
+        for pool in pools:
+            pool.close()  # their idle connections would otherwise wait for a timer
         self._timers.dispose()
         # Readers and pipeline workers stop once their streams completed above; wait for them,
         # so close() leaves no thread of ours behind.
@@ -448,6 +487,11 @@ class BinanceStreams:
         result = {}
         for entry in self._hub.entries():
             connection = entry.source
+            if isinstance(connection, PooledStream):
+                result[str(entry.key)] = self._pooled_statistics(
+                    entry.key, entry.subscribers, connection
+                )
+                continue
             if isinstance(connection, (SharedConnection, RedundantConnection)):
                 sink = connection.sink
                 key = str(entry.key)
@@ -476,6 +520,25 @@ class BinanceStreams:
                 )
         return result
 
+    @staticmethod
+    def _pooled_statistics(key: Any, subscribers: int, member: PooledStream) -> StreamStatistics:
+        sink = member.sink
+        reading = member.reading()
+        connects = member.connects
+        return StreamStatistics(
+            str(key),
+            subscribers=subscribers,
+            connects=connects,
+            messages=member.messages,
+            repair=sink.statistics() if isinstance(sink, RepairingSink) else None,
+            reconnects=max(0, connects - 1),
+            rate_1s=reading.rate_1s,
+            rate_60s=reading.rate_60s,
+            lag_p50_ms=reading.lag_p50_ms,
+            lag_p99_ms=reading.lag_p99_ms,
+            last_message_age=reading.last_message_age,
+        )
+
     def _shared(
         self,
         key: str,
@@ -503,6 +566,7 @@ class BinanceStreams:
                 silence_timeout=self._silence_timeout,
                 # User data resubscribes on every connection: replaced the plain way.
                 rollover_after=None if user_data else self._rollover_after,
+                attempts=self._attempts,
             )
 
         def make() -> SharedConnection | RedundantConnection:
@@ -661,11 +725,52 @@ class BinanceStreams:
         else:
             url = raw_url(self.ws_url, name)
         wrap = self._repairing(name, backfill)
-        if wrap is None:
-            return self._shared(name, url, self._transport)
-        # With and without backfill they differ: one socket each.
-        hub_key = name if backfill else f"{name}?backfill=false"
+        # With and without backfill they differ: one socket (or pool member) each.
+        hub_key = name if wrap is None or backfill else f"{name}?backfill=false"
+        if self._pool:
+            return self._pooled(name, hub_key, wrap)
         return self._shared(name, url, self._transport, hub_key=hub_key, wrap=wrap)
+
+    def _pooled(
+        self, name: str, hub_key: str, wrap: Callable[[Sink[Any]], Sink[Any]] | None
+    ) -> Observable[Any]:
+        """The hub's Observable of stream ``name`` on a pooled connection of its route."""
+        route = names.usdm_route(name) if self._usdm() else ""
+        pool = self._pool_for(route)
+        return self._hub.observable(
+            hub_key, lambda: PooledStream(pool, name, wrap=wrap), name=hub_key
+        )
+
+    def _pool_for(self, route: str) -> Pool:
+        with self._pools_lock:
+            pool = self._pools.get(route)
+            if pool is not None:
+                return pool
+            base = f"{self.ws_url}/{route}" if route else self.ws_url
+
+            def make(key: str, open_socket: SocketFactory) -> SharedConnection:
+                return SharedConnection(
+                    key,
+                    combined_url(base, []),
+                    open_socket=open_socket,
+                    policy=self.policy,
+                    timer_scheduler=self._timers,
+                    emit_event=self._events.on_next,
+                    track=self._track_socket,
+                    rollover_after=None,  # reconnected instead, and repaired (pool.py)
+                    attempts=self._attempts,
+                )
+
+            pool = self._pools[route] = Pool(
+                name=f"pool-{route}" if route else "pool",
+                url_for=lambda names: combined_url(base, names),
+                capacity=self._streams_per_connection,
+                open_socket=self._transport,
+                make=make,
+                timers=self._timers,
+                emit_event=self._events.on_next,
+            )
+            return pool
 
     def _symbol(self, symbol: str) -> str:
         if self._usdm():

@@ -58,7 +58,15 @@ from rxbinance.events import (
 from rxbinance.protocol.frames import FrameKind, expected_event
 from rxbinance.protocol.frames import classify as classify_frame
 
-__all__ = ["Metered", "Redirectable", "Request", "SocketFactory", "SocketLike", "StreamSocket"]
+__all__ = [
+    "Controllable",
+    "Metered",
+    "Redirectable",
+    "Request",
+    "SocketFactory",
+    "SocketLike",
+    "StreamSocket",
+]
 
 #: Sends one WebSocket API request (a dict with an ``id``) and returns its reply (the decoded
 #: frame with the same ``id``). Raises ConnectionFailure if the connection fails or no reply
@@ -107,6 +115,16 @@ class Metered(Protocol):
     measured), on its reader thread, before handing it on: what stream statistics read."""
 
     meter: Callable[[Any], None] | None
+
+
+@runtime_checkable
+class Controllable(Protocol):
+    """A socket that sends control messages (SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS) and
+    hands their replies to ``on_control`` (settable; reader thread): what pooled streams need."""
+
+    on_control: Callable[[dict[str, Any]], None] | None
+
+    def send(self, text: str) -> None: ...
 
 
 class SocketFactory(Protocol):
@@ -180,7 +198,8 @@ class StreamSocket:
         self._classify = classify
         self._prepare = prepare
         self._handshake = handshake
-        self._on_control = on_control
+        #: Where control replies go (settable; see :class:`Controllable`).
+        self.on_control = on_control
         self._request_timeout = request_timeout
         # serverShutdown: end at once (True), or announce it and read on until Binance closes
         # (False: the reactive layer opens the replacement first, make-before-break).
@@ -225,6 +244,18 @@ class StreamSocket:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+    def send(self, text: str) -> None:
+        """Send one text frame (a control message) from any thread, under websocket-client's
+        send lock. Raises :class:`~rxbinance.errors.ConnectionFailure` when not connected."""
+        with self._lock:
+            ws = self._ws
+        if ws is None or self._closing.is_set():
+            raise ConnectionDropped("not connected", code=1006, url=self.url, stream=self.key)
+        try:
+            ws.send(text)
+        except (OSError, websocket.WebSocketException) as exc:
+            raise self._lost(exc) from exc
 
     def fail(self, failure: ConnectionFailure) -> None:
         """End the connection from any thread as if it had failed with ``failure``, which
@@ -526,8 +557,8 @@ class StreamSocket:
         self._emit_event(MalformedFrame(self.key, time.time(), excerpt=excerpt, error=error))
 
     def _control_reply(self, message: dict[str, Any]) -> None:
-        if self._on_control is not None:
-            self._on_control(message)  # may raise to end the connection
+        if self.on_control is not None:
+            self.on_control(message)  # may raise to end the connection
             return
         if "error" in message:
             log.warning("%s: control request %r failed: %r", self.key, message.get("id"), message)

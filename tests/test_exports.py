@@ -56,6 +56,7 @@ EXPECTED = {
     "rxbinance.errors": {
         "InternalError",
         "StreamsClosed",
+        "SubscriptionRefused",
         "BinanceAPIError",
         "ConnectError",
         "ConnectionDropped",
@@ -129,6 +130,7 @@ EXPECTED = {
         "RolledOver",
         "ShutdownAnnounced",
         "Silent",
+        "SubscriptionsCorrected",
     },
 }
 

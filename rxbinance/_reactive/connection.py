@@ -23,6 +23,7 @@ from typing import Any
 
 from reactivex import abc
 
+from rxbinance._reactive.attempts import ConnectionAttempts
 from rxbinance._reactive.hub import Sink
 from rxbinance._reactive.meter import Meter, MeterReading
 from rxbinance._reactive.reconnect import (
@@ -82,6 +83,7 @@ class SharedConnection:
         wrap: Callable[[Sink[Any]], Sink[Any]] | None = None,
         silence_timeout: float | None = None,
         rollover_after: float | None = None,
+        attempts: ConnectionAttempts | None = None,
     ) -> None:
         self.key = key
         self.url = url
@@ -91,6 +93,8 @@ class SharedConnection:
         self._emit_event = emit_event
         self._track = track
         self._wrap = wrap
+        # Binance's per-IP limit of connection attempts: every socket opened takes one first.
+        self._attempts = attempts
         # Silence: checked every quarter of the timeout from the message counter (nothing on
         # the hot path), so it is reported between 1 and 1.25 timeouts after the last message.
         self._silence = silence_timeout
@@ -181,6 +185,11 @@ class SharedConnection:
             if self._stopped or self.sink is None:
                 return
             self._timer = None
+            wait = self._attempts.reserve() if self._attempts is not None else 0.0
+            if wait:
+                # The process's connection attempts are spent for now: try when one frees up.
+                self._timer = self._timers.schedule_relative(wait, self._open)
+                return
             sink = self.sink
             # The lambda runs on the reader thread, after start(): `sock` is bound by then.
             sock = self._new_socket(sink.on_next)
@@ -232,6 +241,12 @@ class SharedConnection:
                 or self.sink is None
                 or not isinstance(old, Redirectable)
             ):
+                return
+            wait = self._attempts.reserve() if self._attempts is not None else 0.0
+            if wait:  # no connection attempt left for now: roll over when one frees up
+                self._age_timer = self._timers.schedule_relative(
+                    wait, lambda *_: self._roll(old, reason)
+                )
                 return
             self._age_timer = None
             rolling = self._rolling = _Rollover(

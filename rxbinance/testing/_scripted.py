@@ -20,12 +20,13 @@ reconnect schedule can be checked in virtual time (tests/test_reconnect_virtual_
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from rxbinance.errors import RxBinanceError
+from rxbinance.errors import ConnectionDropped, RxBinanceError
 from rxbinance.events import Connected, ConnectionEvent, Disconnected, ShutdownAnnounced
 
 __all__ = ["ScriptedSocket", "ScriptedTransport"]
@@ -58,6 +59,10 @@ class ScriptedSocket:
         self.on_message = on_message
         #: Told of each data message first, as on a real socket (stream statistics).
         self.meter: Callable[[Any], None] | None = None
+        #: Where control replies go (pooled streams set it), as on a real socket.
+        self.on_control: Callable[[dict[str, Any]], None] | None = None
+        #: The text frames the library sent (control messages), decoded, in order.
+        self.sent: list[Any] = []
         self._on_event = on_event
         self._on_closed = on_closed
         self._ended = False
@@ -80,6 +85,12 @@ class ScriptedSocket:
     def join(self, timeout: float | None = None) -> None:
         """Nothing to join: a scripted socket has no thread."""
 
+    def send(self, text: str) -> None:
+        """The library sends a control message: kept, decoded, in :attr:`sent`."""
+        if self._ended:
+            raise ConnectionDropped("not connected", code=1006, url=self.url, stream=self.key)
+        self.sent.append(json.loads(text))
+
     # -- what the test does, as the server or the network ---------------------------------
 
     def connected(self) -> None:
@@ -92,6 +103,11 @@ class ScriptedSocket:
         if self.meter is not None:
             self.meter(message)
         self.on_message(message)
+
+    def reply(self, message: dict[str, Any]) -> None:
+        """A control reply from the server (``{"result": null, "id": 1}``, or an error)."""
+        if self.on_control is not None:
+            self.on_control(message)
 
     def announce_shutdown(self) -> None:
         """Binance's ``serverShutdown`` notice: a :class:`~rxbinance.events.ShutdownAnnounced`
