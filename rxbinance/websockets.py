@@ -145,8 +145,9 @@ class _Socket:
 class BinanceSocketManager:
     """The python-binance socket manager, over shared, self-healing rxbinance streams.
 
-    Keyword arguments are :class:`BinanceStreams`' (where, who, healing); ``market`` defaults to
-    the client's when it has one. See the module docstring for the threading rules.
+    Keyword arguments are :class:`BinanceStreams`' (where, who, healing, ``pool``: many
+    sockets' streams on a few pooled connections); ``market`` defaults to the client's when it
+    has one. See the module docstring for the threading rules.
     """
 
     WEBSOCKET_DEPTH_5 = enums.WEBSOCKET_DEPTH_5
@@ -166,6 +167,7 @@ class BinanceSocketManager:
         stall_timeout: float = 60.0,
         market: str | None = None,
         listen_key_keepalive: float = 1800.0,
+        pool: bool = False,
     ) -> None:
         self._client = client
         if market is None:
@@ -184,6 +186,7 @@ class BinanceSocketManager:
             "retry_delay": retry_delay,
             "max_retry_delay": max_retry_delay,
             "stall_timeout": stall_timeout,
+            "pool": pool,
         }
         # Guards everything below. Held only for bookkeeping: never while user code runs, never
         # while subscribing or disposing (either may call back into us synchronously).

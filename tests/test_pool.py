@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import reactivex.operators as ops
 
-from rxbinance import BinanceStreams
+from rxbinance import BinanceStreams, order_book
 from rxbinance._reactive.attempts import ConnectionAttempts
 from rxbinance._reactive.pool import CONTROL_SPACING
 from rxbinance.errors import SubscriptionRefused
@@ -360,3 +360,62 @@ def test_connection_attempts_wait_when_the_window_is_full() -> None:
     clock[0] = 10.0
     assert attempts.reserve() == 0.0
     assert (attempts.taken, attempts.delayed) == (4, 2)
+
+
+def test_an_order_book_on_a_pooled_connection_equals_the_true_book_through_a_drop() -> None:
+    with (
+        FakeBinance(tick_interval=0.005) as fake,
+        BinanceStreams(ws_url=fake.ws_url, rest_url=fake.rest_url, pool=True, **FAST) as streams,
+    ):
+        books = Collector()
+        trades = Collector()
+        sub = order_book(streams, "BTCUSDT", limit=5000).subscribe(books)
+        trade_sub = streams.trades("ETHUSDT").subscribe(trades)  # sharing the connection
+        books.wait_count(20)
+        fake.drop_connections()
+        books.wait_count(60)
+        sub.dispose()
+        trade_sub.dispose()
+    assert not books.errors
+    ids = [b.update_id for b in books.items]
+    assert ids == sorted(set(ids))
+    for book in books.items:
+        truth = fake.true_book(book.symbol, book.update_id)
+        assert book.bids() == list(truth.bids)
+        assert book.asks() == list(truth.asks)
+    assert trades.items  # the trades stream had its share of the same connection
+    assert len({c.path.partition("?")[0] for c in fake.connections}) == 1
+
+
+def test_usdm_routes_get_pools_of_their_own() -> None:
+    with (
+        FakeBinance(tick_interval=None) as fake,
+        BinanceStreams(
+            market="usdm", ws_url=fake.ws_url, rest_url=fake.rest_url, pool=True, **FAST
+        ) as streams,
+    ):
+        subs = [
+            streams.depth("BTCUSDT", speed=100).subscribe(lambda _: None),  # /public
+            streams.book_ticker("BTCUSDT").subscribe(lambda _: None),  # /public
+            streams.agg_trades("BTCUSDT").subscribe(lambda _: None),  # /market
+            streams.klines("ETHUSDT", "1m").subscribe(lambda _: None),  # /market
+        ]
+
+        def routes(f: FakeBinance) -> dict[str, set[str]]:
+            return {
+                c.path.partition("/stream")[0]: set(c.streams)
+                for c in f.connections
+                if c.closed_at is None
+            }
+
+        fake.wait_for(
+            lambda f: (
+                routes(f)
+                == {
+                    "/public": {"btcusdt@depth@100ms", "btcusdt@bookTicker"},
+                    "/market": {"btcusdt@aggTrade", "ethusdt@kline_1m"},
+                }
+            )
+        )
+        for sub in subs:
+            sub.dispose()

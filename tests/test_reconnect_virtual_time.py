@@ -12,6 +12,7 @@ from reactivex import Observer
 from reactivex.abc import DisposableBase
 from reactivex.testing import TestScheduler
 
+from rxbinance._reactive.attempts import ConnectionAttempts
 from rxbinance._reactive.connection import SharedConnection
 from rxbinance._reactive.hub import Hub
 from rxbinance._reactive.reconnect import GIVE_UP_MESSAGE, ReconnectPolicy, Retry, classify
@@ -34,7 +35,12 @@ class Harness:
     """One stream key in a hub, its supervisor's timers on a TestScheduler, its sockets
     scripted."""
 
-    def __init__(self, policy: ReconnectPolicy, rollover_after: float | None = None) -> None:
+    def __init__(
+        self,
+        policy: ReconnectPolicy,
+        rollover_after: float | None = None,
+        attempts: Callable[[TestScheduler], ConnectionAttempts] | None = None,
+    ) -> None:
         self.scheduler = TestScheduler()
         self.opened_at: list[float] = []
         self.transport = ScriptedTransport(
@@ -58,6 +64,7 @@ class Harness:
                 timer_scheduler=self.scheduler,
                 emit_event=self.events.append,
                 rollover_after=rollover_after,
+                attempts=None if attempts is None else attempts(self.scheduler),
             )
 
         self.observable = self.hub.observable(KEY, make)
@@ -126,6 +133,21 @@ def test_reconnect_waits_exactly_the_policy_delay() -> None:
     h.scheduler.advance_to(13.0)
     assert len(h.sockets) == 2
     assert h.opened_at == [10, 13.0]
+
+
+def test_reconnects_wait_for_the_connection_attempt_budget() -> None:
+    # Two attempts per minute: the second reconnect waits for the first attempt to age out.
+    h = Harness(
+        no_jitter(max_retries=5, retry_delay=1.0),
+        attempts=lambda scheduler: ConnectionAttempts(2, 60.0, clock=lambda: scheduler.clock),
+    )
+    h.at(0, h.start)
+    h.at(0.5, lambda: h.sockets[-1].fail(refused()))
+    h.at(2.0, lambda: h.sockets[-1].fail(refused()))
+    h.scheduler.advance_to(59.9)
+    assert h.opened_at == [0, 1.5]  # the retry due at 4.0 waits
+    h.scheduler.advance_to(60.0)
+    assert h.opened_at == [0, 1.5, 60.0]
 
 
 def test_delay_is_capped() -> None:

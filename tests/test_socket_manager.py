@@ -226,3 +226,26 @@ def test_a_callback_raising_on_every_message_logs_one_traceback_then_counts(
     assert len(counts) == 1
     assert "10 times" in counts[0]
     assert "KeyError" in counts[0]
+
+
+def test_pool_puts_the_managers_sockets_on_one_connection(fake: FakeBinance) -> None:
+    manager = BinanceSocketManager(None, ws_url=fake.ws_url, retry_delay=0.01, pool=True)
+    try:
+        trades, aggs = Collector(), Collector()
+        manager.start()
+        trade_key = manager.start_trade_socket("BNBBTC", trades.on_next)
+        manager.start_aggtrade_socket("BNBBTC", aggs.on_next)
+        fake.wait_for(
+            lambda f: [set(c.streams) for c in f.open_connections]
+            == [{"bnbbtc@trade", "bnbbtc@aggTrade"}]
+        )
+        fake.publish("bnbbtc@trade", trade(1))
+        trades.wait_count(1)
+        assert trades.items == [trade(1)]  # bare, as from a socket of its own
+        manager.stop_socket(trade_key)  # UNSUBSCRIBE, the connection stays for the other
+        fake.wait_for(
+            lambda f: [set(c.streams) for c in f.open_connections] == [{"bnbbtc@aggTrade"}]
+        )
+        assert len(fake.attempts) == 1
+    finally:
+        manager.close()
