@@ -62,7 +62,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler import EventLoopScheduler
 
-from rxbinance._reactive.attempts import DEFAULT_ATTEMPTS, attempts_for
+from rxbinance._reactive.attempts import DEFAULT_ATTEMPTS, ConnectionAttempts, attempts_for
 from rxbinance._reactive.budget import default_budget
 from rxbinance._reactive.connection import SharedConnection
 from rxbinance._reactive.context import StreamsContext, Threads
@@ -246,8 +246,11 @@ class BinanceStreams:
       is still its own hot, shared, ref-counted Observable, repaired after a reconnect; a
       stream Binance refuses errors only its own subscribers
       (:class:`~rxbinance.errors.SubscriptionRefused`). See :mod:`rxbinance._reactive.pool`.
-      Every connection, pooled or not, takes a connection attempt from one budget per host
-      shared by the whole process (280 per 5 minutes, under Binance's 300);
+      ``connection_attempts`` ((280, 300.0)): every connection, pooled or not, reconnects
+      included, takes an attempt from one budget per host (and limit) shared by the whole
+      process, at most that many per that many seconds (Binance allows 300 per 5 minutes per
+      IP and bans repeat offenders); when it is spent, connections wait. None: no budget (a
+      local test server);
     - delivery: ``scheduler``, a reactivex scheduler to call subscribers on instead of the
       socket's reader thread (in Jupyter: ``AsyncIOThreadSafeScheduler(loop)``);
     - the escape hatches: ``ssl_context`` for ``wss://`` endpoints with a private CA, and
@@ -284,6 +287,7 @@ class BinanceStreams:
         repair_timeout: float = 30.0,
         pool: bool = False,
         streams_per_connection: int | None = None,
+        connection_attempts: tuple[int, float] | None = DEFAULT_ATTEMPTS,
         scheduler: abc.SchedulerBase | None = None,
         ssl_context: ssl.SSLContext | None = None,
         transport: SocketFactory | None = None,
@@ -369,7 +373,20 @@ class BinanceStreams:
         self._streams_per_connection = streams_per_connection
         self._pools: dict[str, Pool] = {}  # per USD-M route ("" on spot)
         self._pools_lock = threading.Lock()
-        self._attempts = attempts_for(self.ws_url, *DEFAULT_ATTEMPTS)
+        if connection_attempts is None:
+            self._attempts: ConnectionAttempts | None = None
+        else:
+            try:
+                limit, window = connection_attempts
+                valid = isinstance(limit, int) and limit >= 1 and float(window) > 0
+            except (TypeError, ValueError):
+                valid = False
+            if not valid:
+                raise InvalidInputError(
+                    f"connection_attempts must be None or (attempts >= 1, seconds > 0), "
+                    f"got {connection_attempts!r}"
+                )
+            self._attempts = attempts_for(self.ws_url, limit, float(window))
         self._stall_timeout = stall_timeout
         self._connect_timeout = connect_timeout
         self._ssl_context = ssl_context
@@ -759,6 +776,7 @@ class BinanceStreams:
                     track=self._track_socket,
                     rollover_after=None,  # reconnected instead, and repaired (pool.py)
                     attempts=self._attempts,
+                    metered=False,  # each stream is metered as it is routed
                 )
 
             pool = self._pools[route] = Pool(

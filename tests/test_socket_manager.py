@@ -236,8 +236,10 @@ def test_pool_puts_the_managers_sockets_on_one_connection(fake: FakeBinance) -> 
         trade_key = manager.start_trade_socket("BNBBTC", trades.on_next)
         manager.start_aggtrade_socket("BNBBTC", aggs.on_next)
         fake.wait_for(
-            lambda f: [set(c.streams) for c in f.open_connections]
-            == [{"bnbbtc@trade", "bnbbtc@aggTrade"}]
+            lambda f: (
+                [set(c.streams) for c in f.open_connections]
+                == [{"bnbbtc@trade", "bnbbtc@aggTrade"}]
+            )
         )
         fake.publish("bnbbtc@trade", trade(1))
         trades.wait_count(1)

@@ -84,6 +84,7 @@ class SharedConnection:
         silence_timeout: float | None = None,
         rollover_after: float | None = None,
         attempts: ConnectionAttempts | None = None,
+        metered: bool = True,
     ) -> None:
         self.key = key
         self.url = url
@@ -119,8 +120,10 @@ class SharedConnection:
         self._shutdowns = 0  # consecutive "reconnect now" ends on connections that carried no data
         self.connects = 0  # sockets opened, for statistics
         self.messages_before = 0  # data messages of the sockets before the current one
-        #: Rates, lag and age of what the stream's sockets receive (every socket it has).
+        #: Rates, lag and age of what the stream's sockets receive (every socket it has);
+        #: not fed when ``metered`` is False (a pooled connection meters each stream itself).
         self.meter = Meter()
+        self._metered = metered
 
     @property
     def messages(self) -> int:
@@ -211,7 +214,7 @@ class SharedConnection:
             on_closed=lambda failure: self._closed(sock, failure),
         )
         self.connects += 1
-        if isinstance(sock, Metered):
+        if self._metered and isinstance(sock, Metered):
             sock.meter = self.meter.record
         self._track(sock)
         return sock

@@ -297,6 +297,9 @@ def run_chaos(
             "max_retries": 1_000_000,
             "stall_timeout": stall_timeout,
             "connect_timeout": 2.0,
+            # The storm drops every connection far more often than Binance would: the budget of
+            # connection attempts (tests/test_reconnect_virtual_time.py) would only slow it.
+            "connection_attempts": None,
             # Roll over make-before-break ahead of the fake's age limit, as ahead of Binance's
             # 24 h: the connections that live long enough are replaced without a gap.
             "rollover_after": max_connection_age * 0.8 if max_connection_age else None,
