@@ -54,6 +54,13 @@ def _trades(count: int, streams: int) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
+def _counter(received: list[int]) -> Any:
+    def count(_: Any) -> None:
+        received[0] += 1
+
+    return count
+
+
 def _route(pool: bool, messages: list[tuple[int, dict[str, Any]]], repeat: int) -> float:
     """Best CPU seconds per message to deliver ``messages`` to 200 trade subscribers."""
     names = [f"s{i:03d}usdt@trade" for i in range(STREAMS)]
@@ -61,9 +68,7 @@ def _route(pool: bool, messages: list[tuple[int, dict[str, Any]]], repeat: int) 
     for _ in range(repeat):
         transport = ScriptedTransport()
         received = [0]
-
-        def count(_: Any) -> None:
-            received[0] += 1
+        count = _counter(received)
 
         with BinanceStreams(
             ws_url="ws://127.0.0.1:9", transport=transport, pool=pool, connection_attempts=None
