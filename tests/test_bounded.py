@@ -551,6 +551,11 @@ def test_overflow_is_validated(overflow: Any) -> None:
         rbo.observe_on_bounded(TestScheduler(), 10, overflow)
 
 
+def test_scheduler_is_validated() -> None:
+    with pytest.raises(InvalidInputError, match="invalid scheduler None: a reactivex scheduler"):
+        rbo.observe_on_bounded(None, 10)  # type: ignore[arg-type]
+
+
 def test_stream_is_validated() -> None:
     with pytest.raises(InvalidInputError, match="invalid stream 3"):
         rbo.observe_on_bounded(TestScheduler(), 10, stream=3)  # type: ignore[arg-type]

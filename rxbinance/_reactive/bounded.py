@@ -403,6 +403,11 @@ class ObserveOnBounded:
         on_overflow: Callable[[Overflow], None] | None = None,
         drops: DropCounters | None = None,
     ) -> None:
+        if not isinstance(scheduler, abc.SchedulerBase):
+            raise InvalidInputError(
+                f"invalid scheduler {scheduler!r}: a reactivex scheduler (EventLoopScheduler, "
+                "ThreadPoolScheduler, AsyncIOThreadSafeScheduler...)"
+            )
         check_bound(maxsize, overflow)
         if not isinstance(stream, str):
             raise InvalidInputError(f"invalid stream {stream!r}: a stream key (str), or ''")
