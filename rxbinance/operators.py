@@ -378,9 +378,11 @@ def observe_on_bounded(
         "latest":    -1------------6-|       2, 3 (at 4), then 4, 5 (at 6) dropped
 
     ``on_error`` and ``on_completed`` of the source wait behind the queued items and are never
-    dropped. Order is kept, and the subscriber is called one call at a time, on the
-    scheduler's thread (one scheduled drain delivers everything waiting, then ends, even on a
-    thread pool). A subscriber that raises is logged (the first traceback, then a count) and
+    dropped. Order is kept, and the subscriber is called one call at a time, on the scheduler's
+    thread, even on a thread pool: one scheduled action at a time delivers up to ``maxsize``
+    waiting items, then schedules the next if more wait, so streams sharing one scheduler
+    thread (an ``EventLoopScheduler``, an asyncio loop) take turns even when a subscriber never
+    catches up. A subscriber that raises is logged (the first traceback, then a count) and
     keeps receiving; the scheduler's thread survives it. Disposing stops the delivery after the
     call in progress and frees the queue.
 

@@ -327,6 +327,28 @@ def test_statistics_sum_every_subscription_made_through_the_operator() -> None:
     assert repr(bounded) == "<observe_on_bounded maxsize=3 overflow='drop_oldest'>"
 
 
+def test_streams_sharing_a_scheduler_thread_take_turns() -> None:
+    """A subscriber that never catches up must not keep a shared scheduler thread to itself:
+    each scheduled action delivers at most maxsize items, then the next one waits its turn."""
+    consumer_thread = CountingScheduler()  # one thread for both streams
+    a: Subject[int] = Subject()
+    b: Subject[str] = Subject()
+    log: list[Any] = []
+
+    def behind(value: int) -> None:
+        log.append(value)
+        if value < 9:
+            a.on_next(value + 1)  # one more arrives during each call: never caught up
+
+    a.pipe(rbo.observe_on_bounded(consumer_thread, 2, "drop_oldest")).subscribe(behind)
+    b.pipe(rbo.observe_on_bounded(consumer_thread, 2, "drop_oldest")).subscribe(log.append)
+    a.on_next(0)
+    b.on_next("b")
+    consumer_thread.advance_by(1)
+    assert log == [0, 1, "b", *range(2, 10)]
+    assert consumer_thread.scheduled == 2 + 5, "a: one drain, then one more per round of 2"
+
+
 # ------------------------------------------------------------------------- dispose
 
 

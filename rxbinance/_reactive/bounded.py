@@ -320,9 +320,10 @@ class BoundedBuffer(abc.ObserverBase[Any]):
 class BoundedDelivery:
     """Pushes what its :attr:`buffer` holds to ``observer`` on ``scheduler``.
 
-    One drain at a time (see the module docstring), in order, every call into the observer
-    guarded: a raising observer is logged by :class:`SubscriberErrors` and keeps receiving,
-    and the scheduler's thread survives it (reactivex-notes 13).
+    One drain at a time (see the module docstring), in rounds of at most ``maxsize`` entries,
+    in order, every call into the observer guarded: a raising observer is logged by
+    :class:`SubscriberErrors` and keeps receiving, and the scheduler's thread survives it
+    (reactivex-notes 13).
     """
 
     __slots__ = ("_errors", "_observer", "_scheduler", "buffer")
@@ -360,9 +361,17 @@ class BoundedDelivery:
             self.buffer.close()
 
     def _drain(self, _scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-        take = self.buffer.take
+        # A round delivers at most maxsize entries, then yields the scheduler: a consumer that
+        # never catches up must not keep a thread shared with other streams (an
+        # EventLoopScheduler, an asyncio loop) to itself. The buffer stays "not idle" in
+        # between, so producers schedule nothing: the next round is this one's last act.
+        buffer = self.buffer
+        take = buffer.take
         observer = self._observer
-        while (entry := take()) is not None:
+        for _ in range(buffer.maxsize):
+            entry = take()
+            if entry is None:
+                return  # idle: the next entry queued schedules the next drain
             kind, value = entry
             try:
                 if kind == NEXT:
@@ -373,6 +382,7 @@ class BoundedDelivery:
                     observer.on_completed()
             except Exception:
                 self._errors.report(kind)
+        self._schedule()
 
 
 class ObserveOnBounded:
