@@ -372,10 +372,10 @@ def observe_on_bounded(
 
     ::
 
-        source:      -1-2-3-4-5-6-|          maxsize=2; the subscriber is busy with 1 until 6
-        "error":     -1------------2-3-X     X: QueueOverflow(2); 4 refused, source disposed
-        "drop_oldest": -1----------5-6-|     2, 3, 4 dropped
-        "latest":    -1------------6-|       2, 3 (at 4), then 4, 5 (at 6) dropped
+        source:         -1-2-3-4-5-6-|      maxsize=2; the subscriber is busy with 1 until 6
+        "error":        -1-----------2-3-X  X: QueueOverflow(2); 4 refused, source disposed
+        "drop_oldest":  -1-----------5-6-|  2, 3, 4 dropped
+        "latest":       -1-----------6-|    2 and 3 dropped at 4, 4 and 5 at 6
 
     ``on_error`` and ``on_completed`` of the source wait behind the queued items and are never
     dropped. Order is kept, and the subscriber is called one call at a time, on the scheduler's
