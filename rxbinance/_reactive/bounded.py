@@ -18,10 +18,11 @@ what happens to the next one is decided::
 Two consumers share it:
 
 - :class:`BoundedDelivery` pushes (``rxbinance.operators.observe_on_bounded``): the first entry
-  queued while the consumer is idle schedules one drain on a reactivex scheduler, which calls
-  the observer entry after entry, each call guarded, until it finds the buffer empty. Only an
-  idle consumer is woken, and it goes idle only inside :meth:`BoundedBuffer.take`, so two
-  drains never overlap and calls into the observer never do.
+  queued while the consumer is idle schedules a drain on a reactivex scheduler, which calls
+  the observer entry after entry, each call guarded, in rounds of at most ``maxsize`` (a round
+  schedules the next as its last act) until it finds the buffer empty. Only an idle consumer
+  is woken, and it goes idle only inside :meth:`BoundedBuffer.take`, so two drains never
+  overlap and calls into the observer never do.
 - ``rxbinance.aio`` pulls: a coroutine takes entries and, finding none, awaits a wake-up posted
   to its loop with ``call_soon_threadsafe``.
 
