@@ -612,84 +612,82 @@ def trade(trade_id: int) -> dict[str, Any]:
     }
 
 
-def test_a_blocked_subscriber_does_not_hold_up_the_socket() -> None:
+def test_a_blocked_subscriber_does_not_hold_up_the_socket(
+    fake: FakeBinance, streams: BinanceStreams
+) -> None:
     """The reader keeps reading while the subscriber is stuck; the drops are counted, reported
     on the streams' events, attributed to the stream key, and the latest trades delivered."""
-    with (
-        FakeBinance(tick_interval=None) as fake,
-        BinanceStreams(ws_url=fake.ws_url) as streams,
-    ):
-        loop = EventLoopScheduler()
-        events: list[ConnectionEvent] = []
-        streams.events.subscribe(events.append)
-        received: list[int] = []  # on the reader thread, before the bounded queue
-        delivered: list[int] = []
-        entered, release = threading.Event(), threading.Event()
+    loop = EventLoopScheduler()
+    events: list[ConnectionEvent] = []
+    streams.events.subscribe(events.append)
+    received: list[int] = []  # on the reader thread, before the bounded queue
+    delivered: list[int] = []
+    entered, release = threading.Event(), threading.Event()
 
-        def slow(payload: dict[str, Any]) -> None:
-            if not entered.is_set():
-                entered.set()
-                assert release.wait(10)
-            delivered.append(payload["t"])
+    def slow(payload: dict[str, Any]) -> None:
+        if not entered.is_set():
+            entered.set()
+            assert release.wait(10)
+        delivered.append(payload["t"])
 
-        drops = DropCounters()
-        bounded = rbo.observe_on_bounded(
-            loop,
-            4,
-            "drop_oldest",
-            stream="ethusdt@trade",
-            on_overflow=streams.context.emit_event,
-            drops=drops,
-        )
-        subscription = (
-            streams.trades("ETHUSDT")
-            .pipe(ops.do_action(lambda t: received.append(t["t"])), bounded)
-            .subscribe(slow)
-        )
-        try:
-            fake.wait_for(lambda f: len(f.open_connections) == 1)
-            assert fake.publish("ethusdt@trade", trade(1)) == 1
-            assert entered.wait(10)  # the subscriber is stuck in trade 1
-            for trade_id in range(2, 41):
-                fake.publish("ethusdt@trade", trade(trade_id))
-            fake.wait_for(lambda f: len(received) == 40)  # the reader read every one
-            assert delivered == []
-            assert bounded.statistics() == stats(
-                maxsize=4, overflow="drop_oldest", queued=4, delivered=1, dropped=35,
-                high_water=4, overflows=1,
-            )  # fmt: skip
-            assert drops.get("ethusdt@trade") == 35
-            overflows = [e for e in events if isinstance(e, Overflow)]
-            assert [(e.stream, e.maxsize, e.policy, e.dropped) for e in overflows] == [
-                ("ethusdt@trade", 4, "drop_oldest", 1)
-            ]
-            release.set()
-            fake.wait_for(lambda f: len(delivered) == 5)
-            assert delivered == [1, 37, 38, 39, 40]
-        finally:
-            release.set()
-            subscription.dispose()
-            loop.dispose()
-        fake.wait_for(lambda f: not f.open_connections)
-
-
-def test_error_on_a_live_stream_closes_its_socket() -> None:
-    with (
-        FakeBinance(tick_interval=None) as fake,
-        BinanceStreams(ws_url=fake.ws_url) as streams,
-    ):
-        consumer_thread = TestScheduler()  # the consumer does not run until the test says so
-        consumer = Consumer()
-        bounded = rbo.observe_on_bounded(consumer_thread, 3)
-        streams.trades("ETHUSDT").pipe(bounded).subscribe(consumer)
+    drops = DropCounters()
+    bounded = rbo.observe_on_bounded(
+        loop,
+        4,
+        "drop_oldest",
+        stream="ethusdt@trade",
+        on_overflow=streams.context.emit_event,
+        drops=drops,
+    )
+    subscription = (
+        streams.trades("ETHUSDT")
+        .pipe(ops.do_action(lambda t: received.append(t["t"])), bounded)
+        .subscribe(slow)
+    )
+    try:
         fake.wait_for(lambda f: len(f.open_connections) == 1)
-        for trade_id in range(1, 5):
+        assert fake.publish("ethusdt@trade", trade(1)) == 1
+        assert entered.wait(10)  # the subscriber is stuck in trade 1
+        for trade_id in range(2, 41):
             fake.publish("ethusdt@trade", trade(trade_id))
-        fake.wait_for(lambda f: not f.open_connections)  # trade 4 overflowed: socket closed
-        assert streams.statistics() == {}
-        consumer_thread.advance_by(1)
-        assert [t["t"] for t in consumer.got[:3]] == [1, 2, 3]
-        kind, error = consumer.got[3]
-        assert kind == "error"
-        assert isinstance(error, QueueOverflow)
-        assert len(consumer.got) == 4
+        # The reader handed every one over (1 taken + 4 waiting + 35 dropped) ...
+        fake.wait_for(lambda f: bounded.statistics().dropped == 35)
+        assert received == list(range(1, 41))
+        assert delivered == []  # ... while the subscriber is still stuck in the first
+        assert bounded.statistics() == stats(
+            maxsize=4, overflow="drop_oldest", queued=4, delivered=1, dropped=35,
+            high_water=4, overflows=1,
+        )  # fmt: skip
+        assert drops.get("ethusdt@trade") == 35
+        overflows = [e for e in events if isinstance(e, Overflow)]
+        assert [(e.stream, e.maxsize, e.policy, e.dropped) for e in overflows] == [
+            ("ethusdt@trade", 4, "drop_oldest", 1)
+        ]
+        release.set()
+        fake.wait_for(lambda f: len(delivered) == 5)
+        assert delivered == [1, 37, 38, 39, 40]
+    finally:
+        release.set()
+        subscription.dispose()
+        loop.dispose()
+    fake.wait_for(lambda f: not f.open_connections)
+
+
+def test_error_on_a_live_stream_closes_its_socket(
+    fake: FakeBinance, streams: BinanceStreams
+) -> None:
+    consumer_thread = TestScheduler()  # the consumer does not run until the test says so
+    consumer = Consumer()
+    bounded = rbo.observe_on_bounded(consumer_thread, 3)
+    streams.trades("ETHUSDT").pipe(bounded).subscribe(consumer)
+    fake.wait_for(lambda f: len(f.open_connections) == 1)
+    for trade_id in range(1, 5):
+        fake.publish("ethusdt@trade", trade(trade_id))
+    fake.wait_for(lambda f: not f.open_connections)  # trade 4 overflowed: socket closed
+    assert streams.statistics() == {}
+    consumer_thread.advance_by(1)
+    assert [t["t"] for t in consumer.got[:3]] == [1, 2, 3]
+    kind, error = consumer.got[3]
+    assert kind == "error"
+    assert isinstance(error, QueueOverflow)
+    assert len(consumer.got) == 4
