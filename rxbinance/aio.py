@@ -14,29 +14,37 @@
 
     asyncio.run(main())  # in Jupyter: `await main()` in a cell; the running loop is used
 
-Items cross from the socket's reader thread to the event loop with
-``loop.call_soon_threadsafe``, which is safe from any thread and never blocks the reader.
-Nothing here starts, runs or stops an event loop: it uses the one that is running, so it works
-unchanged inside Jupyter's.
+Items wait in a :class:`~rxbinance._reactive.bounded.BoundedBuffer`, the queue
+``rxbinance.operators.observe_on_bounded`` uses too: the source's thread appends to it under a
+short lock and never blocks; the consumer, when it finds nothing waiting, awaits a wake-up that
+the next item posts to the loop with ``loop.call_soon_threadsafe`` (safe from any thread). So the
+loop gets one callback per wake-up, not one per item. Nothing here starts, runs or stops an
+event loop: it uses the one that is running, so it works unchanged inside Jupyter's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import threading
 from collections.abc import AsyncIterator
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
-from reactivex import Observable, abc
+from reactivex import Observable
 
-from rxbinance.errors import InvalidInputError, QueueOverflow
+from rxbinance._reactive.bounded import (
+    ERROR,
+    NEXT,
+    BoundedBuffer,
+    BoundedStatistics,
+    OverflowPolicy,
+    check_bound,
+)
+from rxbinance.errors import QueueOverflow
 
 __all__ = ["ObservableIterator", "QueueOverflow", "aiter"]
 
 T = TypeVar("T")
 
-Overflow = Literal["error", "drop_oldest"]
+Overflow = OverflowPolicy  # the name this module used first
 
 
 def aiter(
@@ -64,34 +72,27 @@ def aiter(
     timeout around the whole loop (``async with asyncio.timeout(t):``) instead.
 
     **Buffering.** ``source`` emits on its own thread (the socket's reader) and is never slowed
-    down by the consumer: items wait in a queue on the event loop's thread.
+    down by the consumer: items wait in a queue until the consumer takes them.
 
     - ``maxsize=0`` (the default): the queue is unbounded, like ``ops.observe_on``. A consumer
       slower than the stream makes it grow without bound (latency and memory), so keep the
       body of the loop fast or use a bound.
-    - ``maxsize=N``: at most N items wait. When an item arrives to a full queue,
-      ``overflow="error"`` ends the iteration with :class:`QueueOverflow` (raised once the N
-      waiting items were consumed; the subscription is disposed at once), and
-      ``overflow="drop_oldest"`` drops the oldest waiting item to make room, so the consumer
-      always sees the latest N (right for books and tickers, where only the latest matters;
-      wrong for trades).
+    - ``maxsize=N``: at most N items wait. When an item arrives to a full queue, ``overflow``
+      decides, as for :func:`rxbinance.operators.observe_on_bounded` (the same queue):
+      ``"error"`` ends the iteration with :class:`QueueOverflow` (raised once the N waiting
+      items were consumed; the subscription is disposed at once); ``"drop_oldest"`` drops the
+      oldest waiting item to make room, so the consumer always sees the latest N (right for
+      books and tickers, where only the latest matters; wrong for trades); ``"latest"`` drops
+      every waiting item, so the consumer skips the backlog and gets the newest item next.
 
-    The bound counts items that reached the loop's thread; items the reader handed over while
-    the loop was busy are counted when the loop runs their hand-over callbacks.
+    The bound counts items handed over by the source's thread, whether or not the loop has run
+    since. :meth:`ObservableIterator.statistics` tells how many were delivered and dropped.
 
     Must be iterated on one event loop, from coroutines of that loop (it is not thread-safe on
     the consuming side, like an ``asyncio.Queue``).
     """
-    if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0:
-        raise InvalidInputError(f"invalid maxsize {maxsize!r}: an int >= 0 (0 is unbounded)")
-    if overflow not in ("error", "drop_oldest"):
-        raise InvalidInputError(
-            f"invalid overflow {overflow!r}: allowed are 'error', 'drop_oldest'"
-        )
+    check_bound(maxsize, overflow, unbounded=True)
     return ObservableIterator(source, maxsize=maxsize, overflow=overflow)
-
-
-_NEXT, _ERROR, _DONE = 0, 1, 2
 
 
 class ObservableIterator(AsyncIterator[T], Generic[T]):
@@ -115,17 +116,23 @@ class ObservableIterator(AsyncIterator[T], Generic[T]):
         await self.aclose()
 
     def __repr__(self) -> str:
-        channel = self._channel
-        state = "closed" if channel.disposed else f"{len(channel.queue)} waiting"
+        buffer = self._channel.buffer
+        state = "closed" if buffer.closed else f"{buffer.statistics().queued} waiting"
         return f"<ObservableIterator {state}>"
+
+    def statistics(self) -> BoundedStatistics:
+        """A frozen snapshot of the queue: items ``queued``, ``delivered`` to the loop body,
+        ``dropped`` by the overflow policy, its ``high_water`` mark. From any thread."""
+        return self._channel.buffer.statistics()
 
     async def __anext__(self) -> T:
         channel = self._channel
         if channel.loop is None:
             channel.start(self._source)
-        queue = channel.queue
-        while not queue:
-            if channel.ended:
+        buffer = channel.buffer
+        while (entry := buffer.take()) is None:
+            # Idle now: the next entry the source hands over posts a wake-up to the loop.
+            if buffer.closed:
                 raise StopAsyncIteration
             loop = channel.loop
             assert loop is not None
@@ -133,117 +140,57 @@ class ObservableIterator(AsyncIterator[T], Generic[T]):
             try:
                 await channel.waiter
             except asyncio.CancelledError:
-                channel.close()
+                buffer.close()
                 raise
             finally:
                 channel.waiter = None
-        kind, value = queue.popleft()
-        if kind == _NEXT:
+        kind, value = entry
+        if kind == NEXT:
             return value  # type: ignore[no-any-return]
-        channel.close()
-        if kind == _ERROR:
+        buffer.close()
+        if kind == ERROR:
             raise value
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
         """Dispose the subscription and end the iteration. Idempotent."""
-        self._channel.close()
+        self._channel.buffer.close()
 
     def __del__(self) -> None:
         # `break` out of `async for` drops the last reference to the iterator at once on
         # CPython: dispose there, so leaving the loop closes the socket without waiting for a
         # garbage collection (an async generator would only be closed later, by a loop task).
         # This works because nothing the subscription holds refers back to the iterator: the
-        # source's observer and the hand-over callbacks reference only the channel.
+        # source's observer (the buffer) and its wake-ups reference only the channel.
         channel = getattr(self, "_channel", None)
         if channel is not None:
-            channel.dispose()
+            channel.buffer.close()
 
 
 class _Channel:
-    """The queue between the source's thread and the loop, and the subscription."""
+    """The buffer between the source's thread and the loop, and the consumer waiting on it."""
 
-    __slots__ = (
-        "disposed",
-        "ended",
-        "lock",
-        "loop",
-        "maxsize",
-        "overflow",
-        "queue",
-        "subscription",
-        "waiter",
-    )
+    __slots__ = ("buffer", "loop", "waiter")
 
     def __init__(self, maxsize: int, overflow: Overflow) -> None:
-        self.maxsize = maxsize
-        self.overflow = overflow
+        self.buffer = BoundedBuffer(maxsize, overflow, self._wake)
         self.loop: asyncio.AbstractEventLoop | None = None
-        # Loop-thread state: the queue of (kind, value), and the consumer waiting for it.
-        self.queue: collections.deque[tuple[int, Any]] = collections.deque()
-        self.waiter: asyncio.Future[None] | None = None
-        self.ended = False  # a terminal entry is queued, or the iterator was closed
-        # Touched from the source's thread too: `disposed` stops hand-overs at once.
-        self.lock = threading.Lock()
-        self.disposed = False
-        self.subscription: abc.DisposableBase | None = None
+        self.waiter: asyncio.Future[None] | None = None  # loop thread only
 
     def start(self, source: Observable[Any]) -> None:
         self.loop = asyncio.get_running_loop()
-        subscription = source.subscribe(self.on_next, self.on_error, self.on_completed)
-        with self.lock:
-            if not self.disposed:
-                self.subscription = subscription
-                return
-        subscription.dispose()  # closed (or overflowed) during subscribe
+        self.buffer.attach(source)
 
-    def close(self) -> None:
-        """On the loop's thread: end the iteration and dispose."""
-        self.ended = True
-        self.queue.clear()
-        self.dispose()
-
-    def dispose(self) -> None:
-        """From any thread. Idempotent."""
-        with self.lock:
-            self.disposed = True
-            subscription, self.subscription = self.subscription, None
-        if subscription is not None:
-            subscription.dispose()
-
-    def _hand_over(self, kind: int, value: Any) -> None:
-        """On the source's thread: queue the item on the loop's thread."""
+    def _wake(self) -> None:
+        """On the source's thread (the buffer found the consumer idle): wake it on the loop."""
         loop = self.loop
-        if self.disposed or loop is None:
-            return
+        assert loop is not None  # set before the source was subscribed
         try:
-            loop.call_soon_threadsafe(self._put, kind, value)
+            loop.call_soon_threadsafe(self._wake_on_loop)
         except RuntimeError:  # the loop is closed: nobody will ever consume this
-            self.dispose()
+            self.buffer.close()
 
-    def on_next(self, value: Any) -> None:
-        self._hand_over(_NEXT, value)
-
-    def on_error(self, error: Exception) -> None:
-        self._hand_over(_ERROR, error)
-
-    def on_completed(self) -> None:
-        self._hand_over(_DONE, None)
-
-    def _put(self, kind: int, value: Any) -> None:
-        """On the loop's thread."""
-        if self.ended:
-            return
-        if kind != _NEXT:
-            self.ended = True
-        elif self.maxsize and len(self.queue) >= self.maxsize:
-            if self.overflow == "drop_oldest":
-                self.queue.popleft()
-            else:
-                self.ended = True
-                self.dispose()
-                kind, value = _ERROR, QueueOverflow(self.maxsize)
-        self.queue.append((kind, value))
+    def _wake_on_loop(self) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

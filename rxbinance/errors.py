@@ -27,7 +27,8 @@
     │                                         event and the field
     ├── RecordingError (also ValueError)      not a recording, or a corrupt line (``path``,
     │                                         ``line``)
-    ├── QueueOverflow                         an ``aiter`` consumer fell ``maxsize`` items behind
+    ├── QueueOverflow                         a consumer fell ``maxsize`` items behind (``aiter``,
+    │                                         ``observe_on_bounded`` with overflow="error")
     ├── StreamsClosed (also RuntimeError)     subscribed to a BinanceStreams after ``close()``
     └── InternalError                         a bug in rxbinance itself (a reader crashed): never
                                               retried as if it were a network drop
@@ -286,16 +287,18 @@ class RecordingError(RxBinanceError, ValueError):
 
 
 class QueueOverflow(RxBinanceError):
-    """More than ``maxsize`` items were waiting for the consumer of :func:`aiter` (with
-    ``overflow="error"``): the consumer is too slow for the stream.
+    """More than ``maxsize`` items were waiting for a consumer (of :func:`~rxbinance.aiter` or
+    :func:`~rxbinance.operators.observe_on_bounded`, with ``overflow="error"``): the consumer
+    is too slow for the stream.
 
     ``maxsize`` is the bound that was exceeded.
     """
 
     def __init__(self, maxsize: int) -> None:
         super().__init__(
-            f"more than {maxsize} items waiting for the async consumer: it is too slow for this "
-            "stream (raise maxsize, or pass overflow='drop_oldest' to keep only the latest)"
+            f"more than {maxsize} items waiting for the consumer: it is too slow for this "
+            "stream (raise maxsize, or pass overflow='drop_oldest' or 'latest' to skip stale "
+            "items)"
         )
         self.maxsize = maxsize
 

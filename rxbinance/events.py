@@ -12,6 +12,11 @@ diff depth stream (``btcusdt@depth@100ms``).
 :class:`Gap` is the one event that is also *data*: a sequenced stream (``agg_trades``,
 ``trades``, ``klines``) delivers it in-band, at the place of the hole, when what a reconnect or
 a stall missed could not be repaired from REST; it is emitted here as well.
+
+:class:`Overflow` comes from bounded delivery
+(:func:`rxbinance.operators.observe_on_bounded`), not from a socket: a consumer fell behind and
+items of ``stream`` were dropped (or the subscription failed). It reaches the events only when
+the operator is given them as its ``on_overflow``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ __all__ = [
     "Gap",
     "GaveUp",
     "MalformedFrame",
+    "Overflow",
     "Reconnecting",
     "Rejected",
     "RolledOver",
@@ -185,4 +191,19 @@ class RolledOver(ConnectionEvent):
     failure: nothing is counted against ``max_retries``."""
 
     reason: str
+    dropped: int
+
+
+@dataclass(frozen=True, slots=True)
+class Overflow(ConnectionEvent):
+    """A bounded delivery of ``stream`` overflowed: an item arrived while ``maxsize`` items
+    were already waiting for a consumer too slow for the stream. ``policy`` is what was done
+    (``"error"``: the subscription fails with
+    :class:`~rxbinance.errors.QueueOverflow`; ``"drop_oldest"``, ``"latest"``: waiting items
+    were dropped); ``dropped`` counts the items this subscription has dropped so far, these
+    included. Reported at the first drop after the consumer last caught up (found nothing
+    waiting), so once per spell of falling behind, not once per dropped item."""
+
+    maxsize: int
+    policy: str
     dropped: int

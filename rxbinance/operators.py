@@ -39,6 +39,18 @@ Typed operators turn raw dicts into :mod:`rxbinance.models` and work on those:
 - :func:`spread`, :func:`mid`: of quotes and order books;
 - :func:`to_dataframe`: models to pandas DataFrames (the optional ``pandas`` extra).
 
+A subscriber slower than its stream runs on the socket's reader thread and delays the socket
+until Binance drops it. :func:`observe_on_bounded` moves it to a scheduler through a bounded
+queue, with a policy for what to do when the queue is full:
+
+.. code-block:: python
+
+    from reactivex.scheduler import ThreadPoolScheduler
+
+    latest = rbo.observe_on_bounded(ThreadPoolScheduler(1), 10, "latest")
+    rxbinance.order_book(streams, "BTCUSDT").pipe(latest).subscribe(slow_redraw)
+    latest.statistics()  # BoundedStatistics(..., delivered=..., dropped=..., high_water=...)
+
 Typed operators do not pass the give-up dict on (it is not a model): they end the subscription
 with ``on_error(ConnectionFailure("bnbbtc@trade: Max reconnect retries reached"))`` instead, the
 typed equivalent of "the data stopped for good", as :func:`raise_on_give_up` does. The stream
@@ -65,8 +77,14 @@ from reactivex import operators as ops
 from reactivex.observable.groupedobservable import GroupedObservable
 from reactivex.subject import Subject
 
+from rxbinance._reactive.bounded import (
+    BoundedStatistics,
+    DropCounters,
+    ObserveOnBounded,
+    OverflowPolicy,
+)
 from rxbinance.errors import ConnectionFailure, InvalidInputError
-from rxbinance.events import Gap
+from rxbinance.events import Gap, Overflow
 from rxbinance.models import (
     AggTrade,
     AvgPrice,
@@ -101,10 +119,13 @@ from rxbinance.protocol.payloads import (
 )
 
 __all__ = [
+    "BoundedStatistics",
+    "ObserveOnBounded",
     "closed_klines",
     "demultiplex",
     "merge_tagged",
     "mid",
+    "observe_on_bounded",
     "parse",
     "parse_as",
     "parse_list_as",
@@ -315,6 +336,88 @@ def raise_on_give_up(stream: str = "") -> Callable[[Observable[_T]], Observable[
         return reactivex.create(subscribe)
 
     return operator
+
+
+# --------------------------------------------------------------------------------------------
+# Delivery
+
+
+def observe_on_bounded(
+    scheduler: abc.SchedulerBase,
+    maxsize: int,
+    overflow: OverflowPolicy = "error",
+    *,
+    stream: str = "",
+    on_overflow: Callable[[Overflow], None] | None = None,
+    drops: DropCounters | None = None,
+) -> ObserveOnBounded:
+    """Deliver on ``scheduler`` through a queue of at most ``maxsize`` items: ``observe_on``
+    for consumers that may be slower than their stream.
+
+    The source's thread (a socket's reader) only appends to the queue and never waits for the
+    subscriber, so a slow subscriber cannot delay the socket; ``ops.observe_on`` does the same
+    but its queue grows without limit. When an item arrives while ``maxsize`` items wait,
+    ``overflow`` decides:
+
+    - ``"error"`` (the default): the item is refused and the subscriber gets
+      ``on_error(QueueOverflow)`` (its ``maxsize`` is the bound) after the waiting items; the
+      source's subscription is disposed at once (for a stream of ``BinanceStreams``: the socket
+      closes when it was the last subscriber). For data where a hole is unacceptable (trades).
+    - ``"drop_oldest"``: the oldest waiting item is dropped, so the latest ``maxsize`` items
+      wait: the subscriber sees every item of the recent past, late.
+    - ``"latest"``: every waiting item is dropped and the new one waits alone: the subscriber
+      skips the backlog and jumps to the present (conflation; right for books and tickers,
+      where only the latest state matters). With ``maxsize=1`` the two drop policies are the
+      same.
+
+    ::
+
+        source:         -1-2-3-4-5-6-|      maxsize=2; the subscriber is busy with 1 until 6
+        "error":        -1-----------2-3-X  X: QueueOverflow(2); 4 refused, source disposed
+        "drop_oldest":  -1-----------5-6-|  2, 3, 4 dropped
+        "latest":       -1-----------6-|    2 and 3 dropped at 4, 4 and 5 at 6
+
+    ``on_error`` and ``on_completed`` of the source wait behind the queued items and are never
+    dropped. Order is kept, and the subscriber is called one call at a time, on the scheduler's
+    thread, even on a thread pool: one scheduled action at a time delivers up to ``maxsize``
+    waiting items, then schedules the next if more wait, so streams sharing one scheduler
+    thread (an ``EventLoopScheduler``, an asyncio loop) take turns even when a subscriber never
+    catches up. A subscriber that raises is logged (the first traceback, then a count) and
+    keeps receiving; the scheduler's thread survives it. Disposing stops the delivery after the
+    call in progress and frees the queue.
+
+    **Counters.** The returned operator is applied with ``pipe`` and has a ``statistics()``
+    method: a frozen :class:`BoundedStatistics` (``queued``, ``delivered``, ``dropped``,
+    ``high_water``, ``overflows``) summed over every subscription made through it, readable
+    from any thread while they run. ``drops``, a
+    :class:`~rxbinance._reactive.bounded.DropCounters`, also counts every drop under the key
+    ``stream`` (how ``BinanceStreams`` attributes drops to its streams).
+
+    **Overflow events.** When the queue overflows, ``on_overflow`` is called with an
+    :class:`~rxbinance.events.Overflow` event (``stream``, ``maxsize``, ``policy``, items
+    ``dropped`` so far): once per spell of falling behind, i.e. at the first drop after the
+    subscriber last caught up with everything queued. It runs on the source's thread (the
+    socket's reader), outside any lock: keep it quick; what it raises is logged. Without it,
+    each spell is logged as a WARNING on ``rxbinance.operators``. To see it among the
+    streams' connection events: ``on_overflow=streams.context.emit_event``.
+
+    ``maxsize`` must be an int >= 1 and ``overflow`` one of ``"error"``, ``"drop_oldest"``,
+    ``"latest"`` (InvalidInputError otherwise, at once). ``stream`` names the stream in the
+    events, the drop counters and the log (``""``: unnamed).
+
+    .. code-block:: python
+
+        from reactivex.scheduler import EventLoopScheduler
+
+        bounded = rbo.observe_on_bounded(
+            EventLoopScheduler(), 1000, "drop_oldest",
+            stream="btcusdt@trade", on_overflow=streams.context.emit_event,
+        )
+        streams.trades("BTCUSDT").pipe(bounded).subscribe(store_in_database)
+    """
+    return ObserveOnBounded(
+        scheduler, maxsize, overflow, stream=stream, on_overflow=on_overflow, drops=drops
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import reactivex
 from reactivex.subject import Subject
 
 from rxbinance import BinanceStreams
+from rxbinance._reactive.bounded import BoundedStatistics
 from rxbinance.aio import ObservableIterator, QueueOverflow, aiter
 from rxbinance.recording import Recorder, replay
 from rxbinance.testing import FakeBinance
@@ -247,3 +248,107 @@ def test_works_on_a_loop_that_is_already_running_like_jupyters() -> None:
         loop.call_soon_threadsafe(loop.stop)
         runner.join(timeout=10)
         loop.close()
+
+
+def test_latest_skips_the_backlog() -> None:
+    subject: Subject[int] = Subject()
+
+    async def main() -> tuple[list[int], BoundedStatistics]:
+        items = aiter(subject, maxsize=3, overflow="latest")
+        waiting = asyncio.ensure_future(items.__anext__())
+        await asyncio.sleep(0)
+        for i in range(10):  # 0-2 wait, 3 drops them, 4-5 join it, 6 drops them, ...
+            subject.on_next(i)
+        subject.on_completed()
+        got = [await waiting] + [x async for x in items]
+        return got, items.statistics()
+
+    got, statistics = asyncio.run(main())
+    assert got == [9]
+    assert statistics == BoundedStatistics(
+        maxsize=3, overflow="latest", queued=0, delivered=1, dropped=9, high_water=3, overflows=1
+    )
+
+
+def test_the_bound_counts_items_handed_over_while_the_loop_is_busy() -> None:
+    """The loop is blocked (it joins the producer) while another thread emits: the bound still
+    applies to what was handed over, before the loop runs any callback."""
+    subject: Subject[int] = Subject()
+
+    def produce() -> None:
+        for i in range(100):
+            subject.on_next(i)
+        subject.on_completed()
+
+    async def main() -> tuple[list[int], BoundedStatistics, BoundedStatistics]:
+        items = aiter(subject, maxsize=3, overflow="drop_oldest")
+        first = asyncio.ensure_future(items.__anext__())
+        await asyncio.sleep(0)  # subscribed, waiting
+        producer = threading.Thread(target=produce, name="producer")
+        producer.start()
+        producer.join()  # blocks the loop: nothing of the hand-over has run on it yet
+        before = items.statistics()
+        got = [await first] + [x async for x in items]
+        return got, before, items.statistics()
+
+    got, before, after = asyncio.run(main())
+    assert before.queued == 3
+    assert before.dropped == 97
+    assert got == [97, 98, 99]
+    assert after.delivered == 3
+    assert after.queued == 0
+
+
+def test_statistics_and_repr_of_an_unbounded_iterator() -> None:
+    subject: Subject[int] = Subject()
+
+    async def main() -> None:
+        items = aiter(subject)
+        waiting = asyncio.ensure_future(items.__anext__())
+        await asyncio.sleep(0)
+        for i in range(5):
+            subject.on_next(i)
+        assert await waiting == 0
+        assert repr(items) == "<ObservableIterator 4 waiting>"
+        assert items.statistics() == BoundedStatistics(
+            maxsize=0, overflow="error", queued=4, delivered=1, dropped=0, high_water=5,
+            overflows=0,
+        )  # fmt: skip
+        await items.aclose()
+        assert repr(items) == "<ObservableIterator closed>"
+        assert not subject.observers
+
+    asyncio.run(main())
+
+
+def test_the_loop_is_woken_once_per_idle_spell_not_once_per_item() -> None:
+    subject: Subject[int] = Subject()
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        wakeups = 0
+        original = loop.call_soon_threadsafe
+
+        def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+            nonlocal wakeups
+            wakeups += 1
+            return original(callback, *args, **kwargs)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        try:
+            items = aiter(subject)
+            waiting = asyncio.ensure_future(items.__anext__())
+            await asyncio.sleep(0)
+            producer = threading.Thread(target=lambda: [*map(subject.on_next, range(50))])
+            producer.start()
+            producer.join()
+            got = [await waiting]
+            while len(got) < 50:
+                got.append(await items.__anext__())
+            assert got == list(range(50))
+            await items.aclose()
+        finally:
+            del loop.call_soon_threadsafe
+        return wakeups
+
+    assert asyncio.run(main()) == 1
