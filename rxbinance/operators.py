@@ -69,7 +69,7 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast, overload
 
 import reactivex
 from reactivex import Observable, abc
@@ -117,6 +117,9 @@ from rxbinance.protocol.payloads import (
     TickerPayload,
     TradePayload,
 )
+
+if TYPE_CHECKING:
+    from rxbinance.streams import BinanceStreams
 
 __all__ = [
     "BoundedStatistics",
@@ -350,6 +353,7 @@ def observe_on_bounded(
     stream: str = "",
     on_overflow: Callable[[Overflow], None] | None = None,
     drops: DropCounters | None = None,
+    streams: BinanceStreams | None = None,
 ) -> ObserveOnBounded:
     """Deliver on ``scheduler`` through a queue of at most ``maxsize`` items: ``observe_on``
     for consumers that may be slower than their stream.
@@ -401,6 +405,10 @@ def observe_on_bounded(
     each spell is logged as a WARNING on ``rxbinance.operators``. To see it among the
     streams' connection events: ``on_overflow=streams.context.emit_event``.
 
+    ``streams``: the :class:`~rxbinance.BinanceStreams` the source comes from: its drops then
+    count in ``streams.statistics()[stream].dropped`` and its overflow events go to
+    ``streams.events`` (unless ``drops`` / ``on_overflow`` say otherwise).
+
     ``maxsize`` must be an int >= 1 and ``overflow`` one of ``"error"``, ``"drop_oldest"``,
     ``"latest"`` (InvalidInputError otherwise, at once). ``stream`` names the stream in the
     events, the drop counters and the log (``""``: unnamed).
@@ -410,11 +418,14 @@ def observe_on_bounded(
         from reactivex.scheduler import EventLoopScheduler
 
         bounded = rbo.observe_on_bounded(
-            EventLoopScheduler(), 1000, "drop_oldest",
-            stream="btcusdt@trade", on_overflow=streams.context.emit_event,
+            EventLoopScheduler(), 1000, "drop_oldest", stream="btcusdt@trade", streams=streams
         )
         streams.trades("BTCUSDT").pipe(bounded).subscribe(store_in_database)
     """
+    if streams is not None:
+        context = streams.context
+        drops = context.drops if drops is None else drops
+        on_overflow = context.emit_event if on_overflow is None else on_overflow
     return ObserveOnBounded(
         scheduler, maxsize, overflow, stream=stream, on_overflow=on_overflow, drops=drops
     )

@@ -153,8 +153,8 @@ class StreamStatistics:
     For sequenced streams (aggTrade, trade, kline), ``repair``: the holes found, messages
     repaired from REST, Gaps delivered, repeats dropped, REST calls and weight spent, holes
     filled (None for other streams); :attr:`gaps_repaired`, :attr:`gaps_unrepaired` and
-    :attr:`rest_weight` read it. ``dropped``: messages dropped by bounded delivery
-    (:func:`rxbinance.operators.observe_on_bounded` right after this stream). With
+    :attr:`rest_weight` read it. ``dropped``: messages of this key dropped by bounded delivery
+    (:func:`rxbinance.operators.observe_on_bounded` with ``streams=`` and ``stream=`` the key). With
     ``BinanceStreams(redundancy=...)``, ``redundancy``: per copy, how many messages it delivered
     first and how many of its messages another copy had delivered already.
     """
@@ -534,11 +534,13 @@ class BinanceStreams:
                     lag_p50_ms=reading.lag_p50_ms,
                     lag_p99_ms=reading.lag_p99_ms,
                     last_message_age=reading.last_message_age,
+                    dropped=self._context.drops.get(key),
                 )
         return result
 
-    @staticmethod
-    def _pooled_statistics(key: Any, subscribers: int, member: PooledStream) -> StreamStatistics:
+    def _pooled_statistics(
+        self, key: Any, subscribers: int, member: PooledStream
+    ) -> StreamStatistics:
         sink = member.sink
         reading = member.reading()
         connects = member.connects
@@ -554,6 +556,7 @@ class BinanceStreams:
             lag_p50_ms=reading.lag_p50_ms,
             lag_p99_ms=reading.lag_p99_ms,
             last_message_age=reading.last_message_age,
+            dropped=self._context.drops.get(str(key)),
         )
 
     def _shared(

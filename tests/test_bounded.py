@@ -630,14 +630,9 @@ def test_a_blocked_subscriber_does_not_hold_up_the_socket(
             assert release.wait(10)
         delivered.append(payload["t"])
 
-    drops = DropCounters()
+    # streams=: the drops count in streams.statistics(), the event goes to streams.events.
     bounded = rbo.observe_on_bounded(
-        loop,
-        4,
-        "drop_oldest",
-        stream="ethusdt@trade",
-        on_overflow=streams.context.emit_event,
-        drops=drops,
+        loop, 4, "drop_oldest", stream="ethusdt@trade", streams=streams
     )
     subscription = (
         streams.trades("ETHUSDT")
@@ -658,7 +653,8 @@ def test_a_blocked_subscriber_does_not_hold_up_the_socket(
             maxsize=4, overflow="drop_oldest", queued=4, delivered=1, dropped=35,
             high_water=4, overflows=1,
         )  # fmt: skip
-        assert drops.get("ethusdt@trade") == 35
+        assert streams.statistics()["ethusdt@trade"].dropped == 35
+        assert "35 dropped" in streams.statistics()["ethusdt@trade"].summary()
         overflows = [e for e in events if isinstance(e, Overflow)]
         assert [(e.stream, e.maxsize, e.policy, e.dropped) for e in overflows] == [
             ("ethusdt@trade", 4, "drop_oldest", 1)

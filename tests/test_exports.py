@@ -100,6 +100,9 @@ EXPECTED = {
         "RestRequest",
     },
     "rxbinance.operators": {
+        "BoundedStatistics",
+        "ObserveOnBounded",
+        "observe_on_bounded",
         "closed_klines",
         "demultiplex",
         "merge_tagged",
@@ -125,6 +128,7 @@ EXPECTED = {
         "Gap",
         "GaveUp",
         "MalformedFrame",
+        "Overflow",
         "Reconnecting",
         "Rejected",
         "RolledOver",

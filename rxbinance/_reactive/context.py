@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from reactivex import Observable
 
+from rxbinance._reactive.bounded import DropCounters
 from rxbinance._reactive.budget import WeightBudget
 from rxbinance._reactive.hub import Hub
 from rxbinance._reactive.reconnect import ReconnectPolicy
@@ -79,11 +80,14 @@ class StreamsContext:
       ``ws_url`` without ``rest_url``);
     - ``budget``: the :class:`WeightBudget` every REST call of every pipeline draws from
       (assignable: :func:`rxbinance.set_rest_budget`);
-    - ``rest_retry``: the backoff of REST retries.
+    - ``rest_retry``: the backoff of REST retries;
+    - ``drops``: items dropped by bounded delivery, per stream key
+      (:func:`rxbinance.operators.observe_on_bounded` with ``streams=``), for statistics.
     """
 
     __slots__ = (
         "budget",
+        "drops",
         "emit_event",
         "events",
         "hub",
@@ -106,6 +110,7 @@ class StreamsContext:
         rest: Callable[[], Client],
         budget: WeightBudget,
         rest_retry: ReconnectPolicy = REST_RETRY,
+        drops: DropCounters | None = None,
     ) -> None:
         self.hub = hub
         self.market = market
@@ -116,6 +121,7 @@ class StreamsContext:
         self.rest = rest
         self.budget = budget
         self.rest_retry = rest_retry
+        self.drops = DropCounters() if drops is None else drops
 
     def __repr__(self) -> str:
         return f"<StreamsContext market={self.market!r}>"
