@@ -121,11 +121,16 @@ class BurstServer:
 
 
 @contextlib.contextmanager
-def burst_server(messages: int, cert: Path | None, key: Path | None) -> Iterator[BurstServer]:
-    """Start the burst server process (TLS when given a certificate); terminate it on exit."""
+def burst_server(
+    messages: int, cert: Path | None, key: Path | None, *, keep_open: bool = False
+) -> Iterator[BurstServer]:
+    """Start the burst server process (TLS when given a certificate); terminate it on exit.
+    ``keep_open``: no close frame after a burst (the client ends the connection)."""
     command = [sys.executable, str(SERVER_SCRIPT), "--messages", str(messages)]
     if cert is not None and key is not None:
         command += ["--cert", str(cert), "--key", str(key)]
+    if keep_open:
+        command.append("--keep-open")
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

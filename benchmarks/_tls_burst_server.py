@@ -29,7 +29,9 @@ another until its stdin closes (the parent exited) or it is terminated. For each
    (binance-protocol.md 4.2) with increasing trade ids and times and a varying price, all
    pre-encoded at start-up into one bytes buffer per framing and written with ``sendall`` in
    1 MiB chunks;
-5. sends a close frame (1000), then reads until the client closes (EOF) or 10 s pass, and closes.
+5. sends a close frame (1000), then reads until the client closes (EOF) or 10 s pass, and closes;
+   with ``--keep-open`` it sends no close frame (Binance keeps a stream open) and waits up to
+   600 s for the client to end the connection.
 
 Everything the burst costs the server is paid before the client connects, except the kernel copy
 and, for TLS, the encryption: the server is never the bottleneck.
@@ -58,6 +60,7 @@ _CLOSE_FRAME = b"\x88\x02" + struct.pack("!H", 1000)
 _RUN_PATH = re.compile(rb"^/run(\d+)/")
 _STREAM_NAME = b"btcusdt@trade"
 _GO_TIMEOUT = 60.0  # seconds a connection may wait for its "go" before it is dropped
+_KEEP_OPEN_TIMEOUT = 600.0  # --keep-open: seconds to wait for the client to end after a burst
 
 
 def trade_payload(i: int) -> bytes:
@@ -223,7 +226,7 @@ def _handshake(conn: socket.socket) -> _Request | None:
 
 
 def _serve_one(conn: socket.socket, bursts: dict[bool, memoryview], releases: _Releases,
-               served: set[int]) -> None:  # fmt: skip
+               served: set[int], keep_open: bool) -> None:  # fmt: skip
     conn.settimeout(10.0)
     request = _handshake(conn)
     if request is None:
@@ -250,14 +253,21 @@ def _serve_one(conn: socket.socket, bursts: dict[bool, memoryview], releases: _R
     # The client may already be gone: it closes as soon as it has counted the last message, so
     # the close frame can meet a reset. Nothing was lost, so nothing to report.
     with contextlib.suppress(OSError):
-        conn.sendall(_CLOSE_FRAME)
+        if keep_open:
+            # As Binance does after a burst: nothing. A client that drops what it has buffered
+            # once the close frame is in (python-binance) counts every message this way; the
+            # client ends the connection, and its process, when it has counted them.
+            conn.settimeout(_KEEP_OPEN_TIMEOUT)
+        else:
+            conn.sendall(_CLOSE_FRAME)
         # Wait for the client to finish (its close frame, then EOF) so closing here never resets
         # a connection whose last frames the client has not read yet.
         while conn.recv(65536):
             pass
 
 
-def serve(messages: int, certfile: str | None, keyfile: str | None) -> None:
+def serve(messages: int, certfile: str | None, keyfile: str | None, keep_open: bool = False
+          ) -> None:  # fmt: skip
     bursts = {
         False: memoryview(build_burst(messages)),
         True: memoryview(build_burst(messages, combined=True)),
@@ -282,7 +292,7 @@ def serve(messages: int, certfile: str | None, keyfile: str | None) -> None:
                 raw.settimeout(10.0)
                 conn = context.wrap_socket(raw, server_side=True) if context else raw
                 with conn:
-                    _serve_one(conn, bursts, releases, served)
+                    _serve_one(conn, bursts, releases, served, keep_open)
             except _Gone:
                 pass
             except OSError as exc:
@@ -297,9 +307,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--messages", type=int, required=True)
     parser.add_argument("--cert", help="PEM certificate: serve wss:// (else plain ws://)")
     parser.add_argument("--key", help="PEM private key of --cert")
+    parser.add_argument(
+        "--keep-open", action="store_true", help="no close frame after the burst: the client ends"
+    )
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        serve(args.messages, args.cert, args.key)
+        serve(args.messages, args.cert, args.key, args.keep_open)
 
 
 if __name__ == "__main__":
