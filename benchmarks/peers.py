@@ -9,15 +9,17 @@ Usage::
 The server is ``_tls_burst_server.py`` (a process of its own, 127.0.0.1 only, a self-signed
 certificate made at run time): every connection gets the same ``--messages`` realistic spot
 ``trade`` frames over ``wss://``, raw or wrapped as a combined stream according to the path the
-client asks for, then a close frame. Each client runs in a subprocess of its own (this script
-with ``--child KEY``): it connects and subscribes the way that library's documentation shows,
-prints ``READY``, and the burst starts only then (the parent releases the run on the server's
-stdin), so set-up never counts. The child's one callback per message counts; it notes the wall
-clock and ``time.process_time()`` (every thread of the child) at the first message and at the
-last, prints the figures and ends its process at once (``os._exit``: teardown is not measured, and
-some peers take seconds to stop their threads). Clients run one after another, their order
-rotated on every repeat so that a noisy spell does not always hit the same one, and the best run
-of each (highest messages per second) is reported with its own CPU time.
+client asks for, and then nothing: the connection stays open as Binance's does (no close frame,
+which python-binance would answer by dropping what it still has buffered). Each client runs in a
+subprocess of its own (this script with ``--child KEY``): it connects and subscribes the way that
+library's documentation shows, prints ``READY``, and the burst starts only then (the parent
+releases the run on the server's stdin), so set-up never counts. The child's one callback per
+message counts; it notes the wall clock and ``time.process_time()`` (every thread of the child) at
+the first message and at the last, prints the figures and ends its process at once (``os._exit``:
+teardown is not what is measured, and ending the process ends every peer's threads alike). Clients
+run one after another, their order rotated on every repeat so that a noisy spell does not always
+hit the same one, and the best run of each (highest messages per second) is reported with its own
+CPU time.
 
 What each row runs (``KEY``: what is timed per message):
 
@@ -40,19 +42,23 @@ What each row runs (``KEY``: what is timed per message):
   ``connection.trade(symbol=...)`` and ``stream.on("message", ...)`` (it subscribes after
   connecting and hands each trade over as a pydantic model).
 
-python-binance's queue: its reader puts every message on an ``asyncio.Queue`` and raises
-``BinanceWebsocketQueueOverflow`` once 100 wait there; the error reaches the user as a message
-(``{"e": "error", "type": "BinanceWebsocketQueueOverflow", ...}``) and the stream stops. A flood
-overflows it: the table reports how many messages got through and the error, as it happened.
+python-binance's queue: its reader puts every message on an ``asyncio.Queue`` and, once 100 wait
+there, raises ``BinanceWebsocketQueueOverflow`` inside its read loop, which logs it and ends; the
+user's code is then handed ``{"e": "error", "type": "ReadLoopClosed", ...}`` and nothing more
+(the messages still queued are dropped). Under this flood the threaded manager overflows within
+its first few hundred messages, at its default ``max_queue_size``, in every run; the asyncio
+manager, read directly with ``await recv()``, kept up here. The table says how many messages got
+through and what python-binance logged and handed over, as it happened.
 
 Each peer is pointed at 127.0.0.1 through its own settings (python-binance: ``STREAM_URL`` and, for
 the REST ping its threaded manager makes first, ``API_URL``; unicorn: ``websocket_base_uri``;
 binance-sdk-spot: ``stream_url``), and trusts the certificate through its own TLS setting where it
 has one (an ``ssl.SSLContext``), else through ``SSL_CERT_FILE``, which every child also gets. The
 script prints one table (messages per second, CPU seconds per 100k messages, ratio to the best
-row), notes for peers that were skipped (not installed) or overflowed, and always exits 0: it is
-a benchmark, not a test. ``--png`` draws the table as a horizontal bar chart (matplotlib, Agg),
-``--json`` writes every run's raw figures.
+row, and the same ratio computed from CPU per message, which time spent waiting for a busy core
+does not blur), notes for peers that were skipped (not installed) or stopped early, and always
+exits 0: it is a benchmark, not a test. ``--png`` draws the table as a horizontal bar chart
+(matplotlib, Agg), ``--json`` writes every run's raw figures.
 """
 
 from __future__ import annotations
@@ -144,7 +150,7 @@ CLIENTS = (
     ),
     Client(
         "python-binance-twm-queue",
-        "python-binance ThreadedWebsocketManager, max_queue_size=burst",
+        "python-binance ThreadedWebsocketManager, big queue",
         "dict",
         ("python-binance", "websockets"),
     ),
@@ -231,7 +237,9 @@ def child_rxbinance(url: str, n: int, ctx: ssl.SSLContext) -> None:
     sys.path.insert(0, str(ROOT))  # the working tree, whatever the install
     from rxbinance import BinanceStreams
 
-    _say("NOTE json " + _rxbinance_json())
+    parser, jsonlib = _rxbinance_json()
+    _say(f"NOTE json {parser}")
+    _say(f"NOTE jsonlib {jsonlib}")
     meter = make_meter(n)
     # A long retry delay: the server's close frame after the burst must not reconnect first.
     streams = BinanceStreams(ws_url=url, ssl_context=ctx, retry_delay=30.0)
@@ -240,24 +248,25 @@ def child_rxbinance(url: str, n: int, ctx: ssl.SSLContext) -> None:
     _forever()
 
 
-def _rxbinance_json() -> str:
-    """Which JSON module rxbinance parses with, as far as this tree can say."""
+def _rxbinance_json() -> tuple[str, str]:
+    """Which JSON module rxbinance parses with, and whether this tree can choose at all."""
     try:
         jsonlib = importlib.import_module("rxbinance.protocol.jsonlib")
     except ImportError:
-        return "stdlib (this tree has no rxbinance.protocol.jsonlib yet: no choice to make)"
+        return "json", "absent"  # before rxbinance.protocol.jsonlib: always the standard one
     for name in ("BACKEND", "NAME", "backend", "name"):
         value = getattr(jsonlib, name, None)
         if isinstance(value, str):
-            return value
+            return ("orjson" if "orjson" in value else "json"), "present"
     loads = getattr(jsonlib, "loads", None)
     module = getattr(loads, "__module__", None) or type(loads).__module__
-    return "orjson" if "orjson" in str(module) else "stdlib"
+    return ("orjson" if "orjson" in str(module) else "json"), "present"
 
 
 def child_floor(url: str, n: int, ctx: ssl.SSLContext) -> None:
     import websocket
 
+    _say("NOTE json json")
     meter = make_meter(n)
     ws = websocket.create_connection(
         f"{url}/ws/{STREAM}", sslopt={"context": ctx}, skip_utf8_validation=True
@@ -270,6 +279,8 @@ def child_floor(url: str, n: int, ctx: ssl.SSLContext) -> None:
 
 def child_websockets(url: str, n: int, ctx: ssl.SSLContext) -> None:
     from websockets.asyncio.client import connect
+
+    _say("NOTE json json")
 
     async def main() -> None:
         meter = make_meter(n)
@@ -286,6 +297,7 @@ def child_websockets(url: str, n: int, ctx: ssl.SSLContext) -> None:
 def child_picows(url: str, n: int, ctx: ssl.SSLContext) -> None:
     from picows import WSListener, WSMsgType, ws_connect
 
+    _say("NOTE json json")
     meter = make_meter(n)
     loads = json.loads
 
@@ -307,6 +319,7 @@ def child_unicorn(url: str, n: int, ctx: ssl.SSLContext, library: str) -> None:
     # parent) makes its libraries' default context trust the benchmark's certificate.
     from unicorn_binance_websocket_api import BinanceWebSocketApiManager
 
+    _say("NOTE json orjson")  # unicorn parses with orjson, a dependency of it
     meter = make_meter(n)
     manager = BinanceWebSocketApiManager(
         exchange="binance.com",
@@ -324,7 +337,11 @@ def _python_binance_urls(url: str) -> None:
     """Point python-binance at the burst server: its URLs are class attributes, formatted with
     the top-level domain when a client is made (a URL without braces passes unchanged)."""
     from binance import AsyncClient
+    from binance.ws import reconnecting_websocket
     from binance.ws.streams import BinanceSocketManager
+
+    # python-binance parses with orjson whenever it can import it.
+    _say(f"NOTE json {'orjson' if reconnecting_websocket.orjson else 'json'}")
 
     https = url.replace("wss://", "https://").replace("ws://", "http://").rsplit("/", 1)[0]
     AsyncClient.API_URL = f"{https}/api"  # the REST ping and time AsyncClient.create makes
@@ -386,6 +403,8 @@ def child_python_binance_twm(
 def child_binance_sdk_spot(url: str, n: int, ctx: ssl.SSLContext) -> None:
     from binance_common.configuration import ConfigurationWebSocketStreams
     from binance_sdk_spot.spot import Spot
+
+    _say("NOTE json json")  # then pydantic validates each payload, re-serialized
 
     async def main() -> None:
         meter = make_meter(n)
@@ -576,33 +595,44 @@ def table_cells(tallies: dict[str, Tally], transport: str, n: int
         reverse=True,
     )
     top = measured[0].best.rate if measured and measured[0].best else None
-    cells = [["client", "transport", "delivers", "msgs/s", "CPU s / 100k msgs", "vs best"]]
+    cells = [
+        ["client", "transport", "delivers", "msgs/s", "CPU s / 100k msgs", "vs best",
+         "vs best, by CPU"]
+    ]  # fmt: skip
+    least_cpu = min((t.best.cpu_per_100k for t in measured if t.best), default=None)
     notes: list[str] = []
     for tally in measured:
         best = tally.best
         assert best is not None
         assert top is not None
-        cells.append([tally.client.label, transport, tally.client.delivers, f"{best.rate:,.0f}",
-                      f"{best.cpu_per_100k:.2f}", f"{best.rate / top:.2f}"])  # fmt: skip
+        cells.append([tally.client.label, transport, _delivers(tally), f"{best.rate:,.0f}",
+                      f"{best.cpu_per_100k:.2f}", f"{best.rate / top:.2f}",
+                      f"{least_cpu / best.cpu_per_100k:.2f}" if least_cpu else "-"])  # fmt: skip
     for tally in tallies.values():
         label = tally.client.label
         if tally.best is None and tally.stops:
             story = _stop_story(tally.stops[-1])
             counts = ", ".join(f"{o.received:,}" for o in tally.stops if o.received is not None)
             what = "overflow" if "Overflow" in story else "stopped"
-            cells.append([label, transport, tally.client.delivers, what, "-", "-"])
+            cells.append([label, transport, _delivers(tally), what, "-", "-", "-"])
             notes.append(f"{label}: its stream stopped in every run, after {counts} of "
                          f"{n:,} messages reached the callback: {story}")  # fmt: skip
         elif tally.best is None and tally.skip is not None:
-            cells.append([label, "-", tally.client.delivers, "skipped", "-", "-"])
+            cells.append([label, "-", tally.client.delivers, "skipped", "-", "-", "-"])
             notes.append(f"{label}: skipped: {tally.skip}")
         elif tally.best is None:
-            cells.append([label, transport, tally.client.delivers, "failed", "-", "-"])
+            cells.append([label, transport, _delivers(tally), "failed", "-", "-", "-"])
             notes.append(f"{label}: every run failed: {tally.errors[-1]}")
         elif tally.errors or tally.stops:
             notes.append(f"{label}: {len(tally.errors) + len(tally.stops)} of its runs "
                          "failed or stopped early (the best of the others is shown)")  # fmt: skip
     return cells, notes
+
+
+def _delivers(tally: Tally) -> str:
+    """What the callback gets, and (in brackets) the JSON module that made it."""
+    parser = tally.notes.get("json")
+    return f"{tally.client.delivers} ({parser})" if parser else tally.client.delivers
 
 
 def _stop_story(outcome: Outcome) -> str:
@@ -614,16 +644,21 @@ def json_notes(tallies: dict[str, Tally]) -> list[str]:
     notes = []
     speed, plain = tallies.get("rxbinance-speed"), tallies.get("rxbinance")
     if speed and plain and speed.best and plain.best:
-        a, b = speed.notes.get("json", "?"), plain.notes.get("json", "?")
-        if a == b:
-            notes.append(f"rxbinance with and without speed both parsed with {a}: the two rows "
+        if "absent" in (speed.notes.get("jsonlib"), plain.notes.get("jsonlib")):
+            notes.append("rxbinance: this tree has no rxbinance.protocol.jsonlib yet, so it "
+                         "parses with the standard json module whether or not orjson is "
+                         "installed: its two rows measure the same thing")  # fmt: skip
+        elif speed.notes.get("json") == plain.notes.get("json"):
+            notes.append(f"rxbinance parsed with {speed.notes.get('json')} in both rows: they "
                          "measure the same thing")  # fmt: skip
-        else:
-            notes.append(f"rxbinance parsed with {a} (speed) and {b} (RXBINANCE_JSON=stdlib)")
-    if "python-binance-bsm" in tallies or "python-binance-twm" in tallies:
-        notes.append("python-binance parses with orjson whenever it is importable "
-                     f"({'it is' if _installed('orjson') else 'it is not'} here); "
-                     "unicorn-binance-websocket-api always does")  # fmt: skip
+    if "python-binance-twm-queue" in tallies:
+        notes.append("python-binance ThreadedWebsocketManager, big queue: "
+                     "ThreadedWebsocketManager(max_queue_size=messages + 1), a queue that holds "
+                     "the whole burst (the default, 100, overflows)")  # fmt: skip
+    notes.append(
+        "(json) / (orjson): the JSON module that parsed each message; python-binance uses "
+        "orjson whenever it is importable, unicorn-binance-websocket-api always"
+    )
     return notes
 
 
@@ -644,26 +679,33 @@ def environment(clients: list[Client], n: int, repeats: int, tls: str) -> str:
 
 
 def draw(path: Path, cells: list[list[str]], title: str) -> None:
-    """A horizontal bar chart of the measured rows, fastest on top."""
+    """A horizontal bar chart of the measured rows, fastest on top; the rows without figures
+    (stopped, skipped, failed) are named under it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     rows = [r for r in cells[1:] if r[3].replace(",", "").isdigit()]
-    labels = [r[0] for r in rows][::-1]
+    story = {"overflow": "queue overflow, its stream stopped", "stopped": "its stream stopped"}
+    others = [f"{r[0]}: {story.get(r[3], r[3])}" for r in cells[1:] if r not in rows]
+    labels = [f"{r[0]} [{r[2]}]" for r in rows][::-1]
     rates = [float(r[3].replace(",", "")) for r in rows][::-1]
     colors = ["#d62728" if label.startswith("rxbinance") else "#7f7f7f" for label in labels]
-    figure, axes = plt.subplots(figsize=(9, 0.45 * len(rows) + 1.4))
+    figure, axes = plt.subplots(figsize=(10, 0.42 * len(rows) + 1.8 + 0.2 * len(others)))
     bars = axes.barh(labels, rates, color=colors)
     for bar, row in zip(bars, rows[::-1], strict=True):
         axes.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
                   f" {row[3]}/s ({row[5]}x)", va="center", fontsize=8)  # fmt: skip
     axes.set_xlabel("trade messages per second (higher is better)")
-    axes.set_xlim(0, max(rates, default=1) * 1.25)
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    axes.set_xlim(0, max(rates, default=1) * 1.3)
     axes.set_title(title, fontsize=9)
     axes.tick_params(axis="y", labelsize=8)
-    figure.tight_layout()
+    if others:
+        figure.text(0.01, 0.01, "No bar: " + "; ".join(others), fontsize=7.5, va="bottom")
+    figure.tight_layout(rect=(0, 0.03 * bool(others) + 0.15 * len(others) / len(cells), 1, 1))
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
@@ -756,8 +798,9 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(format_markdown(cells))
     if args.png:
-        title = (f"Binance trade stream clients, one loopback TLS flood of {n:,} messages "
-                 f"(best of {repeats}, {os.cpu_count()} CPUs)")  # fmt: skip
+        title = (f"Binance trade stream clients on one loopback TLS flood of {n:,} messages\n"
+                 f"best of {repeats} runs each, {os.cpu_count()} CPUs, Python "
+                 f"{platform.python_version()}; red: rxbinance")  # fmt: skip
         draw(args.png, cells, title)
         print(f"\nchart written to {args.png}")
     if args.json:
