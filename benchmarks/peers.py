@@ -672,6 +672,11 @@ def _installed(distribution: str) -> str | None:
 def environment(clients: list[Client], n: int, repeats: int, tls: str) -> str:
     versions = sorted({d for c in clients for d in c.distributions} | {"orjson"})
     found = ", ".join(f"{d} {_installed(d)}" for d in versions if _installed(d))
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "log", "-1", "--format=%h"], capture_output=True, text=True
+    ).stdout.strip()
+    if commit:
+        found = found.replace("rxbinance ", f"rxbinance (tree at {commit}) ", 1)
     return (
         f"Python {platform.python_version()}, {ssl.OPENSSL_VERSION}, {tls}, {os.cpu_count()} "
         f"CPUs; {n:,} trade messages per burst, best of {repeats}; {found}"
