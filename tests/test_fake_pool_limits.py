@@ -14,13 +14,14 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import websocket
 
 from rxbinance.errors import InvalidInputError
 from rxbinance.testing import FakeBinance
+from rxbinance.testing._control import handle_control
 from rxbinance.testing._records import ControlLogEntry
 from tests.test_fake_faults import TIMEOUT, Connect, closed, make_connect, recv_close
 
@@ -408,6 +409,32 @@ def test_fast_pings_need_a_matching_usdm_limit() -> None:
 
 
 # ---------------------------------------------------------------------- control statistics
+
+
+@pytest.mark.parametrize(
+    ("text", "method"),
+    [
+        ('{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":1}', "SUBSCRIBE"),
+        ('{"method":"SUBSCRIBE","params":["BAD"],"id":1}', "SUBSCRIBE"),  # refused, logged
+        ('{"method":"UNSUBSCRIBE","params":[],"id":1}', "UNSUBSCRIBE"),
+        ('{"method":"LIST_SUBSCRIPTIONS","id":1}', "LIST_SUBSCRIPTIONS"),
+        ('{"method":"SET_PROPERTY","params":["combined",1],"id":1}', "SET_PROPERTY"),
+        ('{"method":"GET_PROPERTY","params":["nope"],"id":1}', "GET_PROPERTY"),
+        ('{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":true}', "SUBSCRIBE"),
+        ('{"method":"subscribe","params":[],"id":1}', None),
+        ('{"method":["SUBSCRIBE"],"id":1}', None),
+        ('{"params":[],"id":1}', None),
+        ("[]", None),
+        ("{not json", None),
+    ],
+)
+def test_which_messages_name_a_control_method(text: str, method: str | None) -> None:
+    outcome = handle_control(text, streams=(), combined=False, classify=_classify, max_streams=1024)
+    assert outcome.method == method
+
+
+def _classify(name: str) -> Literal["ok", "retired", "invalid"]:
+    return "ok" if name.islower() else "invalid"
 
 
 def test_control_log_has_times_methods_params_and_ids(sockets: list[websocket.WebSocket]) -> None:

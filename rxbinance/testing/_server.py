@@ -30,7 +30,9 @@ depth), ``/market/...`` everything else, and ``/private/ws?listenKey=<key>[&even
 ``/private/stream?...``, wrapped as ``{"stream": <key>, "data": ...}``) the user data of an
 active listen key. Stream names there follow USD-M's grammar
 (:func:`rxbinance.protocol.names.validate_usdm_stream_name`). A stream on the wrong route
-connects (and SUBSCRIBE succeeds) but delivers nothing, as on Binance. A ``/private`` handshake
+connects (and SUBSCRIBE succeeds) but delivers nothing, as on Binance. USD-M connections have
+USD-M's own limits (10 incoming messages per second, 200 streams; ``usdm_max_...``), while the
+per-IP connection-attempt budget is shared by every stream route. A ``/private`` handshake
 with an unknown or ended listen key is refused: 400 ``{"code":-1125,"msg":"This listenKey does
 not exist."}``. When a listen key expires (:meth:`FakeBinance.expire_listen_key`), its
 connections get ``{"e":"listenKeyExpired","E":"<ms as a string>","listenKey":...}`` and nothing
@@ -313,7 +315,9 @@ class FakeBinance:
         max_streams: Streams one spot connection may hold (Binance: 1024): more in the URL
             is rejected at the handshake (HTTP 400, -1101); a SUBSCRIBE that would exceed it
             gets the nested error reply ``{"error":{"code":2,"msg":"Invalid request: too many
-            streams (max <n> per connection)"},"id":<id>}`` and subscribes nothing.
+            streams (max <n> per connection)"},"id":<id>}`` and subscribes nothing. (The
+            server reads request lines of at most 8 KiB, HTTP 414 beyond: 1024 names only fit
+            through SUBSCRIBE.)
         usdm_max_incoming_per_second: The same rule on the USD-M routes (``/public``,
             ``/market``, ``/private``). Binance: 10. The default is twice
             ``max_incoming_per_second`` (10 for the default 5, as on Binance; None when that
@@ -324,9 +328,10 @@ class FakeBinance:
         max_connection_attempts: ``(count, window_seconds)``: at most ``count`` WebSocket
             handshakes per client IP within any sliding ``window_seconds`` (Binance spot: 300
             per 5 minutes, the default). Counted: every market-stream handshake on every route
-            (spot and USD-M share one budget, as one process's connections do), accepted or
-            refused for any reason, refused by this limit included (hammering keeps an IP
-            locked out); WS API handshakes are not counted. Over it: HTTP 429
+            (spot and USD-M share one budget: binance-protocol.md gives 300 per 5 minutes
+            for spot and documents no USD-M figure, so one budget is the strict reading),
+            accepted or refused for any reason, refused by this limit included (hammering
+            keeps an IP locked out); WS API handshakes are not counted. Over it: HTTP 429
             ``{"code":-1003,"msg":"Too many requests; current limit is <count> connections
             per <window>."}`` at the handshake. Binance may also ban an IP that keeps
             violating its limits (HTTP 418 on REST); the fake does not model the ban. Small
@@ -1534,10 +1539,11 @@ class FakeBinance:
 
     @property
     def connection_attempts(self) -> tuple[float, ...]:
-        """Wall-clock times of every handshake counted against ``max_connection_attempts``,
-        oldest first: market-stream handshakes on every route, from every client IP, accepted
-        or refused (WS API handshakes are not counted). Recorded even when the limit is None,
-        so a test can check a client's own pacing of its connection attempts."""
+        """Wall-clock times (``time.time()``, when the request was read) of every handshake
+        counted against ``max_connection_attempts``, oldest first: market-stream handshakes
+        on every route, from every client IP, accepted or refused (WS API handshakes are not
+        counted). Recorded even when the limit is None, so a test can check a client's own
+        pacing of its connection attempts."""
         with self._lock:
             return tuple(self._counted_attempts)
 
