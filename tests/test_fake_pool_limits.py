@@ -123,12 +123,19 @@ def test_the_usdm_limit_defaults_to_twice_the_spot_one(
     sockets: list[websocket.WebSocket],
 ) -> None:
     with fake_with(max_incoming_per_second=2, ping_interval=None) as fake:
-        ws = make_connect(fake, sockets)("/public/ws")
+        connect = make_connect(fake, sockets)
+        ws = connect("/public/ws")
         (record,) = fake.wait_for_connections(1)
-        for i in range(5):
+        for i in range(4):  # twice the spot limit: all answered
             send(ws, "LIST_SUBSCRIPTIONS", i)
-        assert recv_close(ws) == (1008, "Too many requests")
-        assert closed(fake, record.id).close_cause == "rate_limit"
+        assert [json.loads(ws.recv())["id"] for _ in range(4)] == [0, 1, 2, 3]
+        assert fake.connection(record.id).is_open
+        ws2 = connect("/public/ws")
+        (record2,) = [c for c in fake.wait_for_connections(2) if c.id != record.id]
+        for i in range(5):  # one more than that: closed
+            send(ws2, "LIST_SUBSCRIPTIONS", i)
+        assert recv_close(ws2) == (1008, "Too many requests")
+        assert closed(fake, record2.id).close_cause == "rate_limit"
 
 
 # ---------------------------------------------------------------- streams per connection
