@@ -195,6 +195,18 @@ class ControlOutcome:
     unsubscribe: tuple[str, ...] = ()
     combined: bool | None = None
 
+    @property
+    def method(self) -> str | None:
+        """The control method the message named (one of the five), also when the reply is an
+        error; None when it named none (not JSON, not an object, no or an unknown ``method``).
+        What ``ConnectionRecord.control_log`` records."""
+        parsed = self.parsed
+        if isinstance(parsed, dict):
+            method = parsed.get("method")
+            if isinstance(method, str) and method in _METHODS:
+                return method
+        return None
+
 
 def _error(code: int, msg: str, request_id: Any, parsed: Any) -> ControlOutcome:
     return ControlOutcome({"error": {"code": code, "msg": msg}, "id": request_id}, parsed)
@@ -247,6 +259,15 @@ def handle_control(
        stream`` and nothing changes; SUBSCRIBE that would leave more than ``max_streams``
        streams: code 2 ``Invalid request: too many streams (max <n> per connection)`` and
        nothing changes. Re-subscribing or unsubscribing an absent stream is not an error.
+
+       One invalid name among many valid ones refuses the whole request: one error reply
+       with the request's id, none of its names (valid or not) subscribed or unsubscribed.
+       binance-protocol.md is silent on partial acceptance (a reply carries one ``id`` and
+       one ``error``, so there is no way to say which names were taken); refusing the whole
+       request is the reading that cannot leave a client believing a stream it never got.
+       The wording of the too-many-streams error is ours: the reference documents the limit
+       (1024 spot, 200 USD-M; pass the connection's own as ``max_streams``) but not the
+       reply; its shape (nested, code 2, id echoed) is the one every request error has.
        LIST_SUBSCRIPTIONS takes no params (code 2 ``too many parameters`` otherwise).
        SET_PROPERTY ``["combined", <bool>]`` / GET_PROPERTY ``["combined"]``: extra params:
        code 2 ``Invalid request: too many parameters``; name missing or not a string: code 2

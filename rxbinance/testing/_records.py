@@ -8,7 +8,7 @@ record without it changing under its feet, and compare records with ``==``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qsl
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "ConnectionAttempt",
     "ConnectionKind",
     "ConnectionRecord",
+    "ControlLogEntry",
     "RestRequest",
 ]
 
@@ -54,7 +55,8 @@ class ConnectionAttempt:
         time: Wall-clock time (``time.time()``) when the server answered.
         accepted: True when the handshake succeeded (HTTP 101).
         status: The HTTP status of the answer: 101, or 400 (invalid stream name, bad
-            ``timeUnit``, too many streams), 404 (unknown path), 503 (refused by
+            ``timeUnit``, too many streams), 404 (unknown path), 429 (over the per-IP
+            ``max_connection_attempts``), 503 (refused by
             :meth:`FakeBinance.refuse_connections`).
         body: The body of a rejection (Binance-style JSON ``{"code":..,"msg":..}``), else "".
         connection_id: The id of the :class:`ConnectionRecord` an accepted attempt opened.
@@ -66,6 +68,28 @@ class ConnectionAttempt:
     status: int
     body: str = ""
     connection_id: int | None = None
+
+
+class ControlLogEntry(NamedTuple):
+    """One control message a market-stream connection received, as the server read it.
+
+    A named tuple rather than a dataclass so that it also unpacks as the plain
+    ``(time, method, params, id)`` tuple tests write:
+    ``for sent_at, method, params, request_id in record.control_log: ...``.
+
+    Attributes:
+        time: Wall-clock time (``time.time()``, like ``opened_at``) the server read it.
+        method: ``"SUBSCRIBE"``, ``"UNSUBSCRIBE"``, ``"LIST_SUBSCRIPTIONS"``,
+            ``"SET_PROPERTY"`` or ``"GET_PROPERTY"``.
+        params: The ``params`` as sent (a list of stream names for (UN)SUBSCRIBE), None when
+            absent. Logged whether the request succeeded or got an error reply.
+        id: The request's ``id`` as sent (None when absent).
+    """
+
+    time: float
+    method: str
+    params: Any
+    id: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +119,11 @@ class ConnectionRecord:
         pongs_received: Pong frames received, solicited or not.
         control_messages: Every text or binary message the client sent, in order, as parsed
             JSON; a message that is not valid JSON is kept as the raw ``str`` (or ``bytes``).
+        control_log: Market streams only: each message naming one of the five control
+            methods, in arrival order, with the time it was read (:class:`ControlLogEntry`),
+            so a test can check pacing (no more than N in any second) and batching (streams
+            per SUBSCRIBE). Messages that are not JSON objects or name no known method are
+            only in ``control_messages``. Always empty for ``"ws-api"``.
     """
 
     id: int
@@ -112,6 +141,7 @@ class ConnectionRecord:
     pings_sent: int
     pongs_received: int
     control_messages: tuple[Any, ...]
+    control_log: tuple[ControlLogEntry, ...] = ()
 
     @property
     def is_open(self) -> bool:

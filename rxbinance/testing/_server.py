@@ -30,7 +30,9 @@ depth), ``/market/...`` everything else, and ``/private/ws?listenKey=<key>[&even
 ``/private/stream?...``, wrapped as ``{"stream": <key>, "data": ...}``) the user data of an
 active listen key. Stream names there follow USD-M's grammar
 (:func:`rxbinance.protocol.names.validate_usdm_stream_name`). A stream on the wrong route
-connects (and SUBSCRIBE succeeds) but delivers nothing, as on Binance. A ``/private`` handshake
+connects (and SUBSCRIBE succeeds) but delivers nothing, as on Binance. USD-M connections have
+USD-M's own limits (10 incoming messages per second, 200 streams; ``usdm_max_...``), while the
+per-IP connection-attempt budget is shared by every stream route. A ``/private`` handshake
 with an unknown or ended listen key is refused: 400 ``{"code":-1125,"msg":"This listenKey does
 not exist."}``. When a listen key expires (:meth:`FakeBinance.expire_listen_key`), its
 connections get ``{"e":"listenKeyExpired","E":"<ms as a string>","listenKey":...}`` and nothing
@@ -42,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import enum
 import json
 import threading
 import time
@@ -77,6 +80,7 @@ from ._records import (
     ConnectionAttempt,
     ConnectionKind,
     ConnectionRecord,
+    ControlLogEntry,
     RestRequest,
 )
 from ._rest import ApiKey, ApiKeys, ListenKeyRecord, ListenKeys, RestApp, RestFaults, RestServer
@@ -97,6 +101,20 @@ _POLL_INTERVAL = 0.01
 # ping/pong control frames (close frames do not; continuation frames belong to a message
 # whose first frame was already counted).
 _COUNTED = frozenset({Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG})
+
+# Binance's per-connection limits (binance-protocol.md 2 and 8.2): streams per connection and
+# incoming frames per second, spot and USD-M; connection attempts per IP (spot: 300 per 5 min).
+_SPOT_MAX_STREAMS = 1024
+_USDM_MAX_STREAMS = 200
+_SPOT_MAX_INCOMING = 5
+_MAX_CONNECTION_ATTEMPTS = (300, 300.0)
+
+
+class _Derived(enum.Enum):
+    """Default of ``usdm_max_incoming_per_second``: twice ``max_incoming_per_second``."""
+
+    TWICE_SPOT = "twice max_incoming_per_second"
+
 
 _REFUSED = Rejection(
     503,
@@ -231,6 +249,7 @@ class _Session:
     pings_sent: int = 0
     pongs_received: int = 0
     control_messages: list[Any] = field(default_factory=list)
+    control_log: list[ControlLogEntry] = field(default_factory=list)
 
     def record(self) -> ConnectionRecord:
         return ConnectionRecord(
@@ -249,6 +268,7 @@ class _Session:
             pings_sent=self.pings_sent,
             pongs_received=self.pongs_received,
             control_messages=tuple(self.control_messages),
+            control_log=tuple(self.control_log),
         )
 
 
@@ -286,14 +306,37 @@ class FakeBinance:
             (Going Away, empty reason, cause ``"max_age"``), like Binance's 24 h limit. None
             keeps connections forever.
         max_incoming_per_second: More incoming frames than this (text, binary, ping and pong
-            frames) within any one-second window on a market-stream connection closes it with
-            1008 "Too many requests" (cause ``"rate_limit"``). None disables the check. The WS
-            API is limited by request weight instead. Like on Binance, the pongs answering the
-            server's own pings count too, so ``ping_interval * max_incoming_per_second`` must
-            be above 1 (ValueError otherwise): for fast pings pass None or a higher limit.
-        max_streams: Streams one connection may hold: more in the URL is rejected at the
-            handshake (HTTP 400, -1101); a SUBSCRIBE that would exceed it gets an error reply
-            and subscribes nothing.
+            frames) within any one-second window on a spot market-stream connection (``/ws``,
+            ``/stream``) closes it with 1008 "Too many requests" (cause ``"rate_limit"``).
+            Binance: 5. None disables the check. The WS API is limited by request weight
+            instead. Like on Binance, the pongs answering the server's own pings count too, so
+            ``ping_interval * max_incoming_per_second`` must be above 1 (ValueError
+            otherwise): for fast pings pass None or a higher limit.
+        max_streams: Streams one spot connection may hold (Binance: 1024): more in the URL
+            is rejected at the handshake (HTTP 400, -1101); a SUBSCRIBE that would exceed it
+            gets the nested error reply ``{"error":{"code":2,"msg":"Invalid request: too many
+            streams (max <n> per connection)"},"id":<id>}`` and subscribes nothing. (The
+            server reads request lines of at most 8 KiB, HTTP 414 beyond: 1024 names only fit
+            through SUBSCRIBE.)
+        usdm_max_incoming_per_second: The same rule on the USD-M routes (``/public``,
+            ``/market``, ``/private``). Binance: 10. The default is twice
+            ``max_incoming_per_second`` (10 for the default 5, as on Binance; None when that
+            is None), so raising or disabling the spot limit for fast pings does the same for
+            USD-M; pass an int or None to set it on its own (same ping rule).
+        usdm_max_streams: Streams one USD-M connection may hold (Binance: 200), enforced like
+            ``max_streams``.
+        max_connection_attempts: ``(count, window_seconds)``: at most ``count`` WebSocket
+            handshakes per client IP within any sliding ``window_seconds`` (Binance spot: 300
+            per 5 minutes, the default). Counted: every market-stream handshake on every route
+            (spot and USD-M share one budget: binance-protocol.md gives 300 per 5 minutes
+            for spot and documents no USD-M figure, so one budget is the strict reading),
+            accepted or refused for any reason, refused by this limit included (hammering
+            keeps an IP locked out); WS API handshakes are not counted. Over it: HTTP 429
+            ``{"code":-1003,"msg":"Too many requests; current limit is <count> connections
+            per <window>."}`` at the handshake. Binance may also ban an IP that keeps
+            violating its limits (HTTP 418 on REST); the fake does not model the ban. Small
+            values make it testable, e.g. ``(5, 0.5)``; None disables it. The times are in
+            :attr:`connection_attempts`.
         rest_weight_limit: Request weight per wall-clock minute shared by REST and the WS API;
             over it: HTTP 429 (-1003) with ``Retry-After``.
         host: Interface to listen on; ports are picked free.
@@ -323,8 +366,11 @@ class FakeBinance:
         ping_interval: float | None = 20.0,
         pong_timeout: float | None = 60.0,
         max_connection_age: float | None = 86400.0,
-        max_incoming_per_second: int | None = 5,
-        max_streams: int = 1024,
+        max_incoming_per_second: int | None = _SPOT_MAX_INCOMING,
+        max_streams: int = _SPOT_MAX_STREAMS,
+        usdm_max_incoming_per_second: int | _Derived | None = _Derived.TWICE_SPOT,
+        usdm_max_streams: int = _USDM_MAX_STREAMS,
+        max_connection_attempts: tuple[int, float] | None = _MAX_CONNECTION_ATTEMPTS,
         rest_weight_limit: int = 6000,
         host: str = "127.0.0.1",
         close_timeout: float = 2.0,
@@ -333,17 +379,26 @@ class FakeBinance:
         api_keys: Mapping[str, str] | None = None,
         rest_history_ms: int | None = None,
     ) -> None:
-        if (
-            ping_interval is not None
-            and max_incoming_per_second is not None
-            and ping_interval * max_incoming_per_second <= 1
-        ):
-            # Fail loudly here rather than drop every well-behaved client for its pongs.
-            raise ValueError(
-                f"ping_interval={ping_interval} with max_incoming_per_second="
-                f"{max_incoming_per_second}: the client's pongs alone would exceed the rate "
-                "limit; pass max_incoming_per_second=None (or a higher limit)"
+        if usdm_max_incoming_per_second is _Derived.TWICE_SPOT:
+            usdm_max_incoming_per_second = (
+                None if max_incoming_per_second is None else 2 * max_incoming_per_second
             )
+        for name, limit in (
+            ("max_incoming_per_second", max_incoming_per_second),
+            ("usdm_max_incoming_per_second", usdm_max_incoming_per_second),
+        ):
+            if limit is not None:
+                _check_count(name, limit)
+            if ping_interval is not None and limit is not None and ping_interval * limit <= 1:
+                # Fail loudly here rather than drop every well-behaved client for its pongs.
+                raise ValueError(
+                    f"ping_interval={ping_interval} with {name}={limit}: the client's pongs "
+                    f"alone would exceed the rate limit; pass {name}=None (or a higher limit)"
+                )
+        _check_count("max_streams", max_streams)
+        _check_count("usdm_max_streams", usdm_max_streams)
+        if max_connection_attempts is not None:
+            max_connection_attempts = _check_attempt_limit(max_connection_attempts)
         if market is None:
             market = Market(symbols=tuple(symbols), seed=seed)
         if rest_history_ms is not None:
@@ -355,6 +410,9 @@ class FakeBinance:
         self._max_age = max_connection_age
         self._max_incoming = max_incoming_per_second
         self._max_streams = max_streams
+        self._usdm_max_incoming = usdm_max_incoming_per_second
+        self._usdm_max_streams = usdm_max_streams
+        self._max_attempts = max_connection_attempts
         self._host = host
         self._close_timeout = close_timeout
         self._max_send_buffer = max_send_buffer
@@ -371,6 +429,10 @@ class FakeBinance:
 
         # Observability (guarded by the lock).
         self._attempts: list[ConnectionAttempt] = []
+        # Handshakes counted against max_connection_attempts: wall-clock times of all of them
+        # (for tests), and per client IP the monotonic times still inside the window.
+        self._counted_attempts: list[float] = []
+        self._recent_attempts: dict[str, collections.deque[float]] = {}
         self._sessions: dict[int, _Session] = {}
         self._rest_requests: list[RestRequest] = []
         # Routing: stream name -> sessions subscribed to it, in subscription order.
@@ -818,6 +880,9 @@ class FakeBinance:
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         with self._lock:
+            over = self._count_attempt(conn, request.path)
+            if over is not None:
+                return self._reject(conn, request.path, over)
             if self._refuse is None or self._refuse > 0:
                 if self._refuse is not None:
                     self._refuse -= 1
@@ -828,7 +893,7 @@ class FakeBinance:
                 endpoint = self._private_endpoint(fake_conn, target)
             elif route is not None:
                 endpoint = parse_request_path(
-                    target, classify=self._classify_usdm, max_streams=self._max_streams
+                    target, classify=self._classify_usdm, max_streams=self._usdm_max_streams
                 )
                 if isinstance(endpoint, Endpoint) and endpoint.kind != "stream":
                     endpoint = Rejection(404, -1000, f"Unknown path: {request.path}")
@@ -841,6 +906,33 @@ class FakeBinance:
         fake_conn.route = route
         fake_conn.endpoint = endpoint
         return None
+
+    def _count_attempt(self, conn: ServerConnection, target: str) -> Rejection | None:
+        """Count a market-stream handshake against ``max_connection_attempts``; the 429 to
+        answer when its IP is over the limit, else None. Lock held, loop thread."""
+        path = unquote(urlsplit(target).path)
+        if path.startswith(("/ws-api/", "/ws-fapi/")) or path in ("/ws-api", "/ws-fapi"):
+            return None  # the WebSocket API is not a market-stream connection
+        self._counted_attempts.append(time.time())
+        self._cond.notify_all()
+        if self._max_attempts is None:
+            return None
+        count, window = self._max_attempts
+        remote = conn.remote_address
+        ip = str(remote[0]) if remote else ""
+        # Monotonic: the window must not stretch or shrink when the wall clock is set.
+        now = time.monotonic()
+        recent = self._recent_attempts.setdefault(ip, collections.deque())
+        recent.append(now)  # refused attempts count too: an IP that hammers stays out
+        while recent and recent[0] <= now - window:
+            recent.popleft()
+        if len(recent) <= count:
+            return None
+        return Rejection(
+            429,
+            -1003,
+            f"Too many requests; current limit is {count} connections per {_per(window)}.",
+        )
 
     def _private_endpoint(self, conn: _FakeConnection, target: str) -> Endpoint | Rejection:
         """``/private/ws?listenKey=..&events=..`` (or ``/private/stream?...``): USD-M user data
@@ -988,9 +1080,16 @@ class FakeBinance:
                 streams=session.streams,
                 combined=session.combined,
                 classify=self._classify if conn.route is None else self._classify_usdm,
-                max_streams=self._max_streams,
+                max_streams=self._max_streams if conn.route is None else self._usdm_max_streams,
             )
             session.control_messages.append(outcome.parsed)
+            if outcome.method is not None:
+                parsed = outcome.parsed
+                session.control_log.append(
+                    ControlLogEntry(
+                        time.time(), outcome.method, parsed.get("params"), parsed.get("id")
+                    )
+                )
             for name in outcome.subscribe:
                 session.streams.append(name)
                 if self._serves(conn, name):
@@ -1010,7 +1109,8 @@ class FakeBinance:
     # ------------------------------------------------------------------ connection rules
 
     def _on_incoming_frame(self, conn: _FakeConnection) -> None:
-        limit = self._max_incoming
+        # Un-routed paths are spot; the routed ones (/public, /market, /private) USD-M.
+        limit = self._max_incoming if conn.route is None else self._usdm_max_incoming
         endpoint = conn.endpoint
         if limit is None or endpoint is None or endpoint.kind != "stream":
             return
@@ -1438,6 +1538,22 @@ class FakeBinance:
             return tuple(self._attempts)
 
     @property
+    def connection_attempts(self) -> tuple[float, ...]:
+        """Wall-clock times (``time.time()``, when the request was read) of every handshake
+        counted against ``max_connection_attempts``, oldest first: market-stream handshakes
+        on every route, from every client IP, accepted or refused (WS API handshakes are not
+        counted). Recorded even when the limit is None, so a test can check a client's own
+        pacing of its connection attempts."""
+        with self._lock:
+            return tuple(self._counted_attempts)
+
+    def subscriptions(self) -> dict[int, tuple[str, ...]]:
+        """The streams of every open market-stream connection right now, by connection id
+        (in opening order): the server's view, as LIST_SUBSCRIPTIONS would answer it."""
+        with self._lock:
+            return {s.id: tuple(s.streams) for s in self._open_sessions("stream")}
+
+    @property
     def connections(self) -> tuple[ConnectionRecord, ...]:
         """Snapshots of every WebSocket connection ever opened, in opening order."""
         with self._lock:
@@ -1595,6 +1711,39 @@ def _as_futures(name: str, payload: Any, now_ms: int) -> Any:
     if kind == "24hrTicker":
         return {k: v for k, v in payload.items() if k not in ("x", "b", "B", "a", "A")}
     return payload
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"FakeBinance: {name}={value!r}: allowed is an int >= 1")
+
+
+def _check_attempt_limit(value: object) -> tuple[int, float]:
+    """``max_connection_attempts`` as ``(count, window_seconds)``, or InvalidInputError."""
+    if isinstance(value, tuple) and len(value) == 2:
+        count, window = value
+        if (
+            isinstance(count, int)
+            and not isinstance(count, bool)
+            and count >= 1
+            and isinstance(window, (int, float))
+            and not isinstance(window, bool)
+            and 0 < window < float("inf")
+        ):
+            return count, float(window)
+    raise InvalidInputError(
+        f"FakeBinance: max_connection_attempts={value!r}: allowed is None or "
+        "(count, window_seconds) with an int count >= 1 and a finite window > 0"
+    )
+
+
+def _per(window: float) -> str:
+    """``"5 minutes"`` for 300.0, ``"1 minute"``, ``"0.5 seconds"``: the window as Binance
+    words its limits."""
+    if window % 60 == 0:
+        minutes = int(window // 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{window:g} second{'s' if window != 1 else ''}"
 
 
 def _split_route(target: str) -> tuple[str | None, str]:
