@@ -419,3 +419,54 @@ def test_usdm_routes_get_pools_of_their_own() -> None:
         )
         for sub in subs:
             sub.dispose()
+
+
+def test_a_name_binance_refuses_among_many_ends_only_its_subscribers(fake: FakeBinance) -> None:
+    fake.refuse_streams("ethusdt@aggTrade")  # well formed: only the server knows it is refused
+    with BinanceStreams(ws_url=fake.ws_url, rest_url=fake.rest_url, pool=True, **FAST) as streams:
+        got = {s: Collector() for s in ("BTCUSDT", "ETHUSDT", "BNBBTC")}
+        for symbol, collector in got.items():
+            streams.agg_trades(symbol).subscribe(collector)
+        got["ETHUSDT"].wait_for(lambda c: bool(c.errors))
+        (error,) = got["ETHUSDT"].errors
+        assert isinstance(error, SubscriptionRefused)
+        assert error.stream == "ethusdt@aggTrade"
+        assert error.code == 2
+        assert "invalid stream" in error.msg
+        fake.wait_for(
+            lambda f: list(server_view(f).values()) == [{"btcusdt@aggTrade", "bnbbtc@aggTrade"}]
+        )
+        fake.step(20)
+        for symbol in ("BTCUSDT", "BNBBTC"):
+            got[symbol].wait_count(1)
+            assert not got[symbol].errors
+        (connection,) = fake.connections
+        # Found by halving the refused batch; no connection closed, no limit broken.
+        refused = [e for e in connection.control_log if e.params == ["ethusdt@aggTrade"]]
+        assert refused
+        assert connection.closed_at is None
+
+
+def test_pooled_control_messages_stay_under_binance_rate_as_the_server_logs_them() -> None:
+    symbols = [f"S{i:02d}USDT" for i in range(40)]
+    names = [f"{s.lower()}@{kind}" for s in symbols for kind in KINDS]
+    with (
+        FakeBinance(symbols=symbols, tick_interval=None) as fake,
+        BinanceStreams(ws_url=fake.ws_url, rest_url=fake.rest_url, pool=True, **FAST) as streams,
+    ):
+        rng = random.Random(7)
+        subs: dict[str, Any] = {}
+        for _ in range(600):  # churn from one thread: many small changes, fast
+            name = rng.choice(names)
+            if name in subs:
+                subs.pop(name).dispose()
+            else:
+                subs[name] = streams.stream(name).subscribe(lambda _: None)
+        fake.wait_for(lambda f: set().union(set(), *server_view(f).values()) == set(subs))
+        (connection,) = fake.connections
+        times = [entry.time for entry in connection.control_log]
+        assert len(times) >= 3
+        # Never more than 4 control messages in any one second (pongs take the 5th).
+        for i, start in enumerate(times):
+            assert len([t for t in times[i:] if t < start + 1.0]) <= 4
+        assert connection.close_cause != "rate_limit"

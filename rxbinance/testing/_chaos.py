@@ -286,6 +286,9 @@ def run_chaos(
         pong_timeout=max(5.0, 5 * stall_timeout),
         max_connection_age=max_connection_age,
         max_incoming_per_second=max(5, int(2 / ping) + 1),
+        # Every fault reconnects every socket: far more attempts than Binance would allow (the
+        # limit itself is tested in tests/test_fake_pool_limits.py and test_pool.py).
+        max_connection_attempts=None,
         close_timeout=0.5,
     )
     before = {t.ident for t in threading.enumerate()}

@@ -439,6 +439,7 @@ class FakeBinance:
         self._routes: dict[str, dict[int, _Session]] = {}
         self._classified: dict[str, Literal["ok", "retired", "invalid"]] = {}
         self._classified_usdm: dict[str, Literal["ok", "retired", "invalid"]] = {}
+        self._refused_names: frozenset[str] = frozenset()  # see refuse_streams()
         self._next_id = 0
         self._refuse: int | None = 0  # attempts still to refuse; None = all
         self._refusal = _REFUSED
@@ -711,6 +712,8 @@ class FakeBinance:
     def _classify_usdm(self, name: str) -> Literal["ok", "retired", "invalid"]:
         # USD-M names on the routed paths; the market simulates spot only, so USD-M-only
         # streams (markPrice, forceOrder...) deliver what publish() sends and nothing else.
+        if name in self._refused_names:
+            return "invalid"
         with self._lock:
             kind = self._classified_usdm.get(name)
             if kind is None:
@@ -735,6 +738,8 @@ class FakeBinance:
 
     def _classify(self, name: str) -> Literal["ok", "retired", "invalid"]:
         # A pure function of the name: cache it, the tick asks for every active stream.
+        if name in self._refused_names:
+            return "invalid"
         with self._lock:
             kind = self._classified.get(name)
             if kind is None:
@@ -1255,6 +1260,15 @@ class FakeBinance:
                 return len(sessions)
 
         return self._on_loop(run)
+
+    def refuse_streams(self, *names: str) -> None:
+        """From now on, treat ``names`` as invalid stream names, whatever their form: a
+        SUBSCRIBE naming one is refused whole (code 2 ``Invalid request: invalid stream``), and
+        so is a handshake with one in its URL, as Binance does with names it does not know.
+        ``refuse_streams()`` with no name accepts them again. For testing a client's handling
+        of a refusal its own name checks would not predict."""
+        with self._cond:
+            self._refused_names = frozenset(names)
 
     def refuse_connections(self, n: int | None = None, *, status: int = 503) -> None:
         """Refuse the next ``n`` connection attempts (None: all until :meth:`accept_connections`)
