@@ -4,8 +4,9 @@
 that speaks Binance spot's market streams, the WebSocket API envelope and the REST endpoints a
 streams library needs, fed by a deterministic synthetic market (seeded random walk, a full
 order book whose every change has an update id, trades, klines, tickers). It enforces Binance's
-connection rules (pings with a deadline for the pong, 5 incoming messages per second, 1024
-streams per connection, 24 h connection age; all configurable so tests run fast) and injects
+connection rules (pings with a deadline for the pong, 5 incoming messages per second and 1024
+streams per connection (10 and 200 on the USD-M routes), 300 connection attempts per 5 minutes
+per IP, 24 h connection age; all configurable so tests run fast) and injects
 faults on demand: dropped or refused connections, stalls, malformed frames, ``serverShutdown``,
 order-book gaps, HTTP 429/418. Everything it sees is recorded as frozen snapshots
 (``fake.connections``, ``fake.open_connections``, ``fake.attempts``, ``fake.rest_requests``),
@@ -76,8 +77,12 @@ Other faults: ``refuse_connections``, ``stall``, ``send_malformed``, ``server_sh
 ``inject_gap`` (order-book sequence gaps), ``rest_fault`` (HTTP 429/418); :func:`run_chaos`
 injects a seeded mix of all of them into rxbinance's own streams and counts what was lost
 against the market's true history (``benchmarks/chaos.py``). Rules are arguments:
-``FakeBinance(ping_interval=0.05, pong_timeout=0.3, max_connection_age=1.0)`` makes the 20 s /
-60 s / 24 h behaviours testable in a second.
+``FakeBinance(ping_interval=0.05, pong_timeout=0.3, max_connection_age=1.0,
+max_incoming_per_second=None)`` makes the 20 s / 60 s / 24 h behaviours testable in a second
+(pongs to pings that fast would break the 5 messages a second), and
+``fake.refuse_streams(name)`` refuses a well-formed name, as Binance refuses names it does not
+know; ``record.control_log`` (when each SUBSCRIBE / UNSUBSCRIBE came) and
+``fake.connection_attempts`` let a test check a client's pacing.
 
 User data and USD-M: ``FakeBinance(api_keys={"key": "secret"})`` (or ``fake.add_api_key``)
 configures accounts; the WebSocket API at ``fake.ws_api_url`` checks
