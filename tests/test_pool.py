@@ -354,10 +354,11 @@ def test_connection_attempts_wait_when_the_window_is_full() -> None:
     clock = [0.0]
     attempts = ConnectionAttempts(3, 10.0, clock=lambda: clock[0])
     assert [attempts.reserve() for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert attempts.reserve() == pytest.approx(10.0)  # the first frees up at t=10
+    # The first frees up at t=10.1: the window plus 1% (the server counts a moment later).
+    assert attempts.reserve() == pytest.approx(10.1)
     clock[0] = 4.0
-    assert attempts.reserve() == pytest.approx(6.0)
-    clock[0] = 10.0
+    assert attempts.reserve() == pytest.approx(6.1)
+    clock[0] = 10.1
     assert attempts.reserve() == 0.0
     assert (attempts.taken, attempts.delayed) == (4, 2)
 
@@ -470,3 +471,22 @@ def test_pooled_control_messages_stay_under_binance_rate_as_the_server_logs_them
         for i, start in enumerate(times):
             assert len([t for t in times[i:] if t < start + 1.0]) <= 4
         assert connection.close_cause != "rate_limit"
+
+
+def test_sockets_wait_for_the_attempt_budget_instead_of_being_refused() -> None:
+    # The server allows 4 handshakes a second per IP; the streams' budget is the same: eight
+    # sockets (one per stream, not pooled) all connect, none is refused with 429.
+    with (
+        FakeBinance(tick_interval=None, max_connection_attempts=(4, 1.0)) as fake,
+        BinanceStreams(
+            ws_url=fake.ws_url, rest_url=fake.rest_url, connection_attempts=(4, 1.0), **FAST
+        ) as streams,
+    ):
+        names = [f"{s}@{k}" for s in ("btcusdt", "ethusdt") for k in KINDS[:4]]
+        subs = [streams.stream(name).subscribe(lambda _: None) for name in names]
+        fake.wait_for(lambda f: len(f.open_connections) == 8, timeout=10)
+        assert len(fake.attempts) == 8  # no refusal, no retry
+        times = sorted(fake.connection_attempts)
+        assert times[4] - times[0] >= 1.0  # the fifth waited for the first to age out
+        for sub in subs:
+            sub.dispose()

@@ -144,10 +144,10 @@ def test_reconnects_wait_for_the_connection_attempt_budget() -> None:
     h.at(0, h.start)
     h.at(0.5, lambda: h.sockets[-1].fail(refused()))
     h.at(2.0, lambda: h.sockets[-1].fail(refused()))
-    h.scheduler.advance_to(59.9)
-    assert h.opened_at == [0, 1.5]  # the retry due at 4.0 waits
-    h.scheduler.advance_to(60.0)
-    assert h.opened_at == [0, 1.5, 60.0]
+    h.scheduler.advance_to(60.5)
+    assert h.opened_at == [0, 1.5]  # the retry due at 4.0 waits for 60 s (plus 1%)
+    h.scheduler.advance_to(60.6)
+    assert h.opened_at == [0, 1.5, pytest.approx(60.6)]
 
 
 def test_delay_is_capped() -> None:

@@ -26,6 +26,10 @@ class ConnectionAttempts:
 
     :meth:`reserve` takes an attempt now and returns 0, or, when the window is full, takes
     nothing and returns how many seconds until an attempt frees up. Thread-safe, never blocks.
+
+    An attempt is kept a little longer than ``window`` (1%, at least 50 ms): the server counts
+    it when the handshake arrives, a moment after it was taken here, and a first handshake
+    slower than a later one must not put one attempt too many in the server's window.
     """
 
     def __init__(
@@ -33,6 +37,7 @@ class ConnectionAttempts:
     ) -> None:
         self.limit = limit
         self.window = window
+        self._span = window + max(0.05, 0.01 * window)
         self._clock = clock
         self._lock = threading.Lock()
         self._times: deque[float] = deque()
@@ -43,14 +48,14 @@ class ConnectionAttempts:
         with self._lock:
             now = self._clock()
             times = self._times
-            while times and times[0] <= now - self.window:
+            while times and times[0] <= now - self._span:
                 times.popleft()
             if len(times) < self.limit:
                 times.append(now)
                 self.taken += 1
                 return 0.0
             self.delayed += 1
-            return max(0.001, times[0] + self.window - now)
+            return max(0.001, times[0] + self._span - now)
 
     def __repr__(self) -> str:
         return f"ConnectionAttempts({self.limit} per {self.window:g} s, taken={self.taken})"
