@@ -61,6 +61,16 @@ def caught_up(fake: FakeBinance) -> Callable[[Collector], bool]:
     )
 
 
+def miss_four_candles(fake: FakeBinance) -> None:
+    """The kline socket drops and stays down while four 1 s candles close, then comes back."""
+    first = max(c.id for c in fake.connections)
+    fake.refuse_connections()
+    fake.drop_connections()
+    fake.step(40)
+    fake.accept_connections()
+    fake.wait_for(lambda f: any(c.id > first and c.closed_at is None for c in f.connections))
+
+
 def check_series(fake: FakeBinance, emitted: list[Kline]) -> None:
     """No duplicate, no gap, never backwards, and every closed candle equals Binance's."""
     opens = [k.open_time for k in emitted]
@@ -147,12 +157,7 @@ def test_candles_missed_while_disconnected_are_fetched_again(
         out.wait_count(2)  # the history
         fake.step(15)
         out.wait_for(caught_up(fake))
-        first = max(c.id for c in fake.connections)
-        fake.refuse_connections()
-        fake.drop_connections()
-        fake.step(40)  # four candles close while nobody listens
-        fake.accept_connections()
-        fake.wait_for(lambda f: any(c.id > first and c.closed_at is None for c in f.connections))
+        miss_four_candles(fake)
         fake.step(25)
         out.wait_for(caught_up(fake))
     finally:
@@ -187,14 +192,7 @@ def test_a_hole_the_kline_stream_cannot_refill_is_its_gap_passed_on_in_place(
             out.wait_count(2)  # the history
             fake.step(15)
             out.wait_for(caught_up(fake))
-            first = max(c.id for c in fake.connections)
-            fake.refuse_connections()
-            fake.drop_connections()
-            fake.step(40)  # four candles close while nobody listens
-            fake.accept_connections()
-            fake.wait_for(
-                lambda f: any(c.id > first and c.closed_at is None for c in f.connections)
-            )
+            miss_four_candles(fake)
             fake.step(25)
             out.wait_for(lambda c: any(isinstance(k, Gap) for k in c.items))
             out.wait_for(caught_up(fake))
