@@ -369,6 +369,10 @@ class PooledConnection:
                     log.warning("%s: %s refused: %s %s", self.name, name, error_code, error_msg)
                 else:
                     log.warning("%s: %s failed: %r", self.name, method, error)
+                    if method == "UNSUBSCRIBE":
+                        # Not asked again and again: LIST_SUBSCRIPTIONS after the next
+                        # reconnect finds it if the server still carries it.
+                        self.confirmed.difference_update(names)
             elif method == "SUBSCRIBE":
                 self.confirmed.update(names)
             elif method == "UNSUBSCRIBE":
