@@ -387,24 +387,28 @@ class StreamSocket:
             frames = read(ws)
 
     def _read(self, ws: websocket.WebSocket) -> list[_Frame]:
-        """One read from the socket; the frames it completed (maybe none). Invalidates the
+        """The next frames: read from the socket until some are complete. Invalidates the
         payloads of the frames returned before."""
         reader = self._frames
         sock = ws.sock
         try:
-            if sock is None:
-                raise OSError("socket already closed")
-            n = sock.recv_into(reader.get_buffer())
-        except TimeoutError as exc:  # socket.timeout and ssl's "read operation timed out"
-            raise self._stalled() from exc
-        except OSError as exc:
-            raise self._lost(exc) from exc
-        if not n:
-            # EOF: the peer, or close()/fail() shutting the socket down to wake us.
-            raise self._lost(EOFError("the server closed the TCP connection"))
-        reader.buffer_updated(n)
-        try:
-            return reader.frames()
+            # First what is already buffered: normally nothing, but the frames a FrameError
+            # followed were handed out alone, and the error comes now, before any read.
+            frames = reader.frames()
+            while not frames:
+                try:
+                    if sock is None:
+                        raise OSError("socket already closed")
+                    n = sock.recv_into(reader.get_buffer())
+                except TimeoutError as exc:  # socket.timeout and ssl's "read operation timed out"
+                    raise self._stalled() from exc
+                except OSError as exc:
+                    raise self._lost(exc) from exc
+                if not n:
+                    # EOF: the peer, or close()/fail() shutting the socket down to wake us.
+                    raise self._lost(EOFError("the server closed the TCP connection"))
+                reader.buffer_updated(n)
+                frames = reader.frames()
         except FrameError as exc:
             # Fail the connection (RFC 6455 7.1.7): say why in a close frame, then drop it.
             with contextlib.suppress(Exception):
@@ -416,6 +420,7 @@ class StreamSocket:
                 url=self.url,
                 stream=self.key,
             ) from exc
+        return frames
 
     def _control_frame(self, ws: websocket.WebSocket, opcode: int, payload: memoryview) -> None:
         """Any frame but text: answer a ping, end on a close frame, report a binary one."""

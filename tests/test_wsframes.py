@@ -367,17 +367,25 @@ def test_at_max_size_is_still_accepted() -> None:
     assert reader.feed(text(payload)) == [(OP_TEXT, payload)]
 
 
-def test_frames_before_an_error_are_consumed_with_it() -> None:
+def test_frames_before_an_error_come_first_then_the_error_for_good() -> None:
     reader = FrameReader()
-    with pytest.raises(FrameError):
-        reader.feed(text(b"fine") + frame(OP_PING, b"x", fin=False))
+    bad = frame(OP_PING, b"x", fin=False)
+    assert reader.feed(text(b"one") + frame(OP_PING, b"p") + bad + text(b"never")) == [
+        (OP_TEXT, b"one"),
+        (OP_PING, b"p"),
+    ]
+    for _ in range(2):
+        with pytest.raises(FrameError, match="fragmented control"):
+            reader.frames()
+    with pytest.raises(FrameError, match="fragmented control"):
+        reader.feed(text(b"more"))
 
 
 @pytest.mark.parametrize(
     ("kwargs", "words"),
     [
         ({"buffer_size": 15}, "buffer_size must be at least 16 bytes, not 15"),
-        ({"max_size": 0}, "max_size must be at least 1 byte, not 0"),
+        ({"max_size": 124}, "max_size must be at least 125 bytes, not 124"),
     ],
 )
 def test_bad_settings_are_refused(kwargs: dict[str, int], words: str) -> None:

@@ -45,14 +45,26 @@ def _reject_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 
 
-_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+_decode = _decoder.decode
+# The C scanner under decode(): decode() adds two whitespace regex matches and a method call
+# around it, which cost as much again as scanning a Binance message (benchmarks/throughput.py).
+# (set by JSONDecoder.__init__ and documented there, missing from typeshed's stub)
+_scan: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
 
 
 def _stdlib_loads(data: Buffer) -> Any:
-    """The standard library's decoder over UTF-8 text (one decode, then one parse)."""
-    if isinstance(data, str):
-        return _decode(data)
-    return _decode(str(data, "utf-8"))  # UnicodeDecodeError is a ValueError too
+    """The standard library's decoder over UTF-8 text: exactly ``decode()``, taking its
+    scanner's short way when the text has no whitespace around the value (Binance's never
+    does)."""
+    text = data if isinstance(data, str) else str(data, "utf-8")  # UnicodeDecodeError: ValueError
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:  # no value at 0: leading whitespace, or not JSON (decode says which)
+        return _decode(text)
+    if end != len(text):  # trailing whitespace, or extra data (decode raises for that)
+        return _decode(text)
+    return value
 
 
 def _orjson_loads() -> Callable[[Buffer], Any] | None:

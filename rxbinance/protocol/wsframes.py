@@ -45,9 +45,10 @@ reserved bits set without an extension that defines them (none is negotiated), a
 a control frame that is fragmented or longer than 125 bytes, a continuation frame with no message
 to continue, a new message before the last one ended, a 64-bit length with its top bit set, a
 close frame with a 1-byte payload or a code no endpoint may send; 1007 for a close reason that is
-not UTF-8; 1009 for a message longer than ``max_size``. After a FrameError the reader is
-unusable: the connection is to be closed. Text payloads are not checked for UTF-8 here: the JSON
-decoder rejects invalid UTF-8 anyway, without a second pass over every byte.
+not UTF-8; 1009 for a message longer than ``max_size``. The frames before a FrameError are
+returned first; the error comes with the next call, and with every call after it: the connection
+is to be failed. Text payloads are not checked for UTF-8 here: the JSON decoder rejects invalid
+UTF-8 anyway, without a second pass over every byte.
 """
 
 from __future__ import annotations
@@ -82,7 +83,6 @@ DEFAULT_MAX_SIZE = 64 * 1024 * 1024
 
 _FIN = 0x80
 _RSV = 0x70
-_MASK = 0x80
 # The first byte of an unfragmented text or binary frame: FIN, no RSV bit, opcode 1 or 2. Every
 # other first byte takes the slow path, which validates it.
 _WHOLE = (_FIN | OP_TEXT, _FIN | OP_BINARY)
@@ -123,6 +123,7 @@ class FrameReader:
         "_buffer_size",
         "_closed",
         "_end",
+        "_error",
         "_max_size",
         "_message",
         "_message_opcode",
@@ -136,8 +137,8 @@ class FrameReader:
     ) -> None:
         if buffer_size < 16:
             raise ValueError(f"buffer_size must be at least 16 bytes, not {buffer_size!r}")
-        if max_size < 1:
-            raise ValueError(f"max_size must be at least 1 byte, not {max_size!r}")
+        if max_size < _CONTROL_MAX:
+            raise ValueError(f"max_size must be at least 125 bytes, not {max_size!r}")
         self._buffer_size = buffer_size
         self._max_size = max_size
         self._buffer = bytearray(buffer_size)
@@ -149,6 +150,7 @@ class FrameReader:
         self._message: bytearray | None = None  # the fragments of an unfinished message
         self._message_opcode = OP_TEXT
         self._closed = False  # a close frame was returned: nothing more will be
+        self._error: FrameError | None = None  # found after frames still to be returned
 
     @property
     def buffered(self) -> int:
@@ -194,14 +196,15 @@ class FrameReader:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, bytes]]:
         """Take ``data`` (any amount) and return the frames it completed, payloads copied:
-        the same as reading it through :meth:`get_buffer` and :meth:`frames`."""
+        the same as reading it through :meth:`get_buffer` and :meth:`frames`, errors included
+        (frames before an error are returned, the error raised by the next call)."""
         out: list[tuple[int, bytes]] = []
         source = memoryview(data).cast("B")
         done = 0
         while True:
             # Parse first, so that a partial frame's known length can make room below.
             out.extend((opcode, bytes(payload)) for opcode, payload in self.frames())
-            if done == len(source):
+            if done == len(source) or self._error is not None:
                 return out
             target = self.get_buffer()
             n = min(len(target), len(source) - done)
@@ -211,8 +214,15 @@ class FrameReader:
 
     def frames(self) -> list[tuple[int, memoryview]]:
         """Every frame completed by the bytes received so far, as ``(opcode, payload)``; see
-        the module docstring. Raises :class:`FrameError` for a frame a server must not send
-        (the frames before it were consumed with it: the connection is to be failed)."""
+        the module docstring.
+
+        Raises :class:`FrameError` for a frame a server must not send: at once if no frame
+        precedes it, else on the next call, after the frames before it were returned (they are
+        valid: deliver them, then fail the connection). Once raised, it is raised again by every
+        call.
+        """
+        if self._error is not None:
+            raise self._error
         if self._closed:
             self._start = self._end  # after the close frame nothing counts
             return []
@@ -223,45 +233,55 @@ class FrameReader:
         need = 0  # set when the loop stops inside a payload: the whole frame's length
         out: list[tuple[int, memoryview]] = []
         append = out.append
+        # While a fragmented message is open every frame takes the slow path.
+        whole = _WHOLE if self._message is None else ()
         try:
             while end - pos >= 2:
                 first = data[pos]
                 length = data[pos + 1]
-                if length & _MASK:
+                # The second byte is the mask bit and a 7-bit length: below 126 it is the whole
+                # length of an unmasked frame, the common case, decided by one comparison.
+                if length < 126:
+                    start = pos + 2
+                elif length == 126:
+                    if end - pos < 4:
+                        break
+                    length = (data[pos + 2] << 8) | data[pos + 3]
+                    start = pos + 4
+                elif length == 127:
+                    if end - pos < 10:
+                        break
+                    length = int.from_bytes(view[pos + 2 : pos + 10], "big")
+                    start = pos + 10
+                    if length >> 63:
+                        raise FrameError("a 64-bit frame length with its top bit set")
+                else:
                     raise FrameError("the server sent a masked frame (RFC 6455 5.1)")
-                head = 2
-                if length >= 126:
-                    if length == 126:
-                        if end - pos < 4:
-                            break
-                        length = (data[pos + 2] << 8) | data[pos + 3]
-                        head = 4
-                    else:
-                        if end - pos < 10:
-                            break
-                        length = int.from_bytes(view[pos + 2 : pos + 10], "big")
-                        head = 10
-                        if length >> 63:
-                            raise FrameError("a 64-bit frame length with its top bit set")
-                if length > max_size:
+                if length > max_size:  # (max_size is at least 125: a 7-bit length fits)
                     raise FrameError(
                         f"a frame of {length} bytes, over max_size ({max_size})", code=1009
                     )
-                total = head + length
-                if end - pos < total:
-                    if first not in _WHOLE:
+                stop = start + length
+                if stop > end:
+                    if first not in whole:
                         self._check(first, length)  # fail now, not after the payload came
-                    need = total
+                    need = stop - pos
                     break
-                payload = view[pos + head : pos + total]
-                pos += total
-                if first in _WHOLE and self._message is None:
-                    append((first & 0x0F, payload))  # the hot path: one whole message
-                elif self._slow(first, payload, out):  # a close frame: the last one
+                if first in whole:
+                    append((first & 0x0F, view[start:stop]))  # the hot path: a whole message
+                elif self._slow(first, view[start:stop], out):  # a close frame: the last one
                     pos = end
                     break
+                else:
+                    whole = _WHOLE if self._message is None else ()
+                pos = stop
             # A header cut short needs at most 10 bytes: get_buffer() always leaves more room.
             return out
+        except FrameError as exc:
+            self._error = exc
+            if out:
+                return out  # the error follows on the next call
+            raise
         finally:
             self._start = pos
             self._need = need
