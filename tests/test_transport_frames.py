@@ -15,11 +15,12 @@ import contextlib
 import datetime
 import hashlib
 import ipaddress
+import json
 import socket
 import ssl
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from rxbinance.protocol.wsframes import (
     OP_TEXT,
     FrameError,
 )
-from rxbinance.transport import StreamSocket
+from rxbinance.transport import Request, StreamSocket
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -151,7 +152,12 @@ class Client:
     """A StreamSocket to a RawServer, recording what it reports."""
 
     def __init__(
-        self, url: str, *, ssl_context: ssl.SSLContext | None = None, stall: float = 10.0
+        self,
+        url: str,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        stall: float = 10.0,
+        handshake: Callable[[Request], None] | None = None,
     ) -> None:
         self.messages: list[Any] = []
         self.events: list[ConnectionEvent] = []
@@ -166,6 +172,7 @@ class Client:
             on_closed=self._on_closed,
             ssl_context=ssl_context,
             stall_timeout=stall,
+            handshake=handshake,
         )
         self.socket.start()
 
@@ -294,6 +301,33 @@ def test_close_wakes_the_reader_and_says_goodbye(server: RawServer, client: Clie
     client.socket.close()  # the reader is blocked in recv_into: close() must wake it
     assert server.wait_for_frame(OP_CLOSE) == struct.pack("!H", 1000)
     assert client.failure() is None
+
+
+def test_frames_read_with_a_requests_reply_reach_the_read_loop(server: RawServer) -> None:
+    # The WebSocket API handshake reads until its reply; frames that came in the same read
+    # after the reply are not lost: the read loop delivers them, in order, after the hook.
+    replies: list[dict[str, Any]] = []
+
+    def handshake(request: Request) -> None:
+        replies.append(request({"id": 7, "method": "session.subscribe"}))
+
+    client = Client(server.url, handshake=handshake)
+    try:
+        sent = server.wait_for_frame(OP_TEXT)
+        assert json.loads(sent) == {"id": 7, "method": "session.subscribe"}
+        server.send(
+            frame(OP_TEXT, trade(1))  # before the reply: delivered while waiting
+            + frame(OP_TEXT, b'{"result":{"subscriptionId":0},"id":7}')
+            + frame(OP_TEXT, trade(2))
+            + frame(OP_PING, b"after")
+            + frame(OP_TEXT, trade(3))
+        )
+        assert [m["t"] for m in client.wait_messages(3)] == [1, 2, 3]
+        assert replies == [{"result": {"subscriptionId": 0}, "id": 7}]
+        assert server.wait_for_frame(OP_PONG) == b"after"
+    finally:
+        client.socket.close()
+        client.socket.join(5)
 
 
 # -- TLS ---------------------------------------------------------------------------------------
