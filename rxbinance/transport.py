@@ -356,7 +356,7 @@ class StreamSocket:
         while True:
             for opcode, payload in frames:
                 if opcode != OP_TEXT:
-                    self._control_frame(ws, opcode, payload)
+                    self._other_frame(ws, opcode, payload)
                     continue
                 try:
                     message = loads(payload)
@@ -422,7 +422,7 @@ class StreamSocket:
             ) from exc
         return frames
 
-    def _control_frame(self, ws: websocket.WebSocket, opcode: int, payload: memoryview) -> None:
+    def _other_frame(self, ws: websocket.WebSocket, opcode: int, payload: memoryview) -> None:
         """Any frame but text: answer a ping, end on a close frame, report a binary one."""
         if opcode == OP_PING:
             # Binance wants its payload echoed, soon. ws.send takes websocket-client's send
@@ -461,7 +461,7 @@ class StreamSocket:
             while True:
                 for index, (opcode, data) in enumerate(frames):
                     if opcode != OP_TEXT:
-                        self._control_frame(ws, opcode, data)
+                        self._other_frame(ws, opcode, data)
                         continue
                     try:
                         message = loads(data)

@@ -11,7 +11,7 @@ import struct
 
 import pytest
 
-from rxbinance.errors import ProtocolError
+from rxbinance.errors import InvalidInputError, ProtocolError
 from rxbinance.protocol.wsframes import (
     OP_BINARY,
     OP_CLOSE,
@@ -389,7 +389,7 @@ def test_frames_before_an_error_come_first_then_the_error_for_good() -> None:
     ],
 )
 def test_bad_settings_are_refused(kwargs: dict[str, int], words: str) -> None:
-    with pytest.raises(ValueError, match=words):
+    with pytest.raises(InvalidInputError, match=words):
         FrameReader(**kwargs)
 
 

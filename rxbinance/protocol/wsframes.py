@@ -53,7 +53,7 @@ UTF-8 anyway, without a second pass over every byte.
 
 from __future__ import annotations
 
-from rxbinance.errors import ProtocolError
+from rxbinance.errors import InvalidInputError, ProtocolError
 
 __all__ = [
     "DEFAULT_BUFFER_SIZE",
@@ -78,7 +78,8 @@ OP_PONG = 0xA
 
 #: Bytes of the reader's buffer: the most one read can bring.
 DEFAULT_BUFFER_SIZE = 256 * 1024
-#: The longest message accepted (Binance's largest, ``!ticker@arr``, is about 1 MiB).
+#: The longest message accepted: far above any Binance message, low enough that a corrupt or
+#: hostile length cannot make the reader allocate gigabytes.
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024
 
 _FIN = 0x80
@@ -136,9 +137,9 @@ class FrameReader:
         self, *, buffer_size: int = DEFAULT_BUFFER_SIZE, max_size: int = DEFAULT_MAX_SIZE
     ) -> None:
         if buffer_size < 16:
-            raise ValueError(f"buffer_size must be at least 16 bytes, not {buffer_size!r}")
+            raise InvalidInputError(f"buffer_size must be at least 16 bytes, not {buffer_size!r}")
         if max_size < _CONTROL_MAX:
-            raise ValueError(f"max_size must be at least 125 bytes, not {max_size!r}")
+            raise InvalidInputError(f"max_size must be at least 125 bytes, not {max_size!r}")
         self._buffer_size = buffer_size
         self._max_size = max_size
         self._buffer = bytearray(buffer_size)
