@@ -2,10 +2,12 @@
 
 :data:`loads` is chosen once, when this module is first imported:
 
-- orjson (``pip install 'rxbinance[speed]'``) parses UTF-8 bytes directly, about twice as fast
-  as the standard library on Binance's messages;
-- otherwise ``json.JSONDecoder().decode`` over the payload decoded to ``str`` (cheaper than
-  ``json.loads(bytes)``, which sniffs the encoding on every call).
+- orjson (``pip install 'rxbinance[speed]'``) parses the UTF-8 bytes (or a view of them)
+  directly, about twice as fast as the standard library on Binance's messages;
+- otherwise the standard library's C scanner (what ``json.JSONDecoder().decode`` runs) over the
+  payload decoded to ``str``: cheaper than ``json.loads(bytes)``, which sniffs the encoding on
+  every call, and than ``decode()``, whose whitespace handling around the value costs as much
+  again on a short message (see ``_stdlib_loads``).
 
 Setting the environment variable ``RXBINANCE_JSON`` before the import forces a choice:
 ``stdlib`` (the standard library even if orjson is installed), ``orjson`` (an ImportError naming
@@ -14,12 +16,12 @@ the extra if it is missing) or ``auto`` (the default). :data:`BACKEND` says whic
 Both give the same Python values for anything Binance sends (tests/test_json_paths.py decodes
 real captures both ways): dicts, lists, ``str`` (Binance sends prices and quantities as strings),
 ``int`` for integers, ``float`` for numbers with a fraction or an exponent, ``True``/``False``/
-``None``; a duplicate key keeps its last value. Both raise ValueError (a
-``json.JSONDecodeError``) for invalid JSON and for invalid UTF-8. Two differences are closed
-here: the standard library would accept ``NaN`` and ``Infinity``, which are not JSON and which
-orjson rejects, so it rejects them too. One stays, documented: an integer beyond 64 bits becomes
-a ``float`` with orjson and stays an ``int`` with the standard library (no Binance field comes
-near: ids and times are below 2**63).
+``None``; a duplicate key keeps its last value. Both raise ValueError for what is not JSON: a
+``json.JSONDecodeError`` (orjson's error is a subclass), or a ``UnicodeDecodeError`` for invalid
+UTF-8 on the standard path. The standard library alone would accept ``NaN``, ``Infinity`` and
+``-Infinity``, which are not JSON and which orjson rejects: here it rejects them too. One
+difference stays: an integer beyond 64 bits becomes a ``float`` with orjson and stays an ``int``
+with the standard library (no Binance field comes near: ids and times are below 2**63).
 """
 
 from __future__ import annotations
