@@ -5,11 +5,19 @@ ReactiveX: :class:`StreamSocket` calls plain callbacks, and the reactive layer
 (:mod:`rxbinance._reactive`) turns them into Observables. websocket-client's exceptions are mapped
 here to :mod:`rxbinance.errors` and chained.
 
-Why a hand-written read loop and not ``WebSocketApp.run_forever``: its dispatcher adds a
-``select`` call per frame, and its built-in reconnect hides failures from the caller
-(reactivex-notes 15). ``recv_data_frame`` answers server pings with a pong echoing the payload
-(Binance requires the echo) and, with ``control_frame=True``, returns the ping to us as well, so
-the socket timeout doubles as a stall detector: any frame, data or ping, re-arms it.
+websocket-client does what it does well: URL handling, proxies, TLS set-up, the opening
+handshake, and sending (its send lock serialises our pongs and close frames with any other
+sender). After the handshake we read the socket ourselves: one ``recv_into`` fills a 256 KiB
+buffer (:data:`READ_CHUNK`) and :class:`~rxbinance.protocol.wsframes.FrameReader` cuts it into
+frames in place, where websocket-client makes three or four system calls and a frame object per
+frame (most of the cost of a Binance message). A text frame's payload goes to the JSON decoder
+as a view of that buffer (:mod:`rxbinance.protocol.jsonlib`: orjson with the ``speed`` extra,
+else the standard library). We answer pings with a pong echoing the payload (Binance requires
+the echo), answer a close frame with one echoing its code, and report binary frames as
+malformed. The socket's timeout doubles as the stall detector: every read that brings bytes, of
+data or a ping, re-arms it. Why not ``WebSocketApp.run_forever``: its dispatcher adds a
+``select`` per frame, and its built-in reconnect hides failures from the caller
+(reactivex-notes 15).
 
 The same socket serves the WebSocket API's user data (``rxbinance._reactive.user_data``) through
 four optional hooks, none of which touches the market-stream hot path: ``prepare`` (run on the
@@ -29,7 +37,6 @@ import json
 import logging
 import socket
 import ssl
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -55,8 +62,18 @@ from rxbinance.events import (
     MalformedFrame,
     ShutdownAnnounced,
 )
+from rxbinance.protocol import jsonlib
 from rxbinance.protocol.frames import FrameKind, expected_event
 from rxbinance.protocol.frames import classify as classify_frame
+from rxbinance.protocol.wsframes import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_TEXT,
+    FrameError,
+    FrameReader,
+    close_status,
+)
 
 __all__ = [
     "Controllable",
@@ -75,12 +92,12 @@ Request = Callable[[dict[str, Any]], dict[str, Any]]
 
 log = logging.getLogger("rxbinance.transport")
 
-#: Bytes asked of the kernel per read once connected (see _BufferedRecv).
+#: Bytes asked of the kernel per read once connected: the frame reader's buffer. (Over TLS one
+#: read brings at most one record, 16 KiB.)
 READ_CHUNK = 256 * 1024
 
-_OPCODE_TEXT = websocket.ABNF.OPCODE_TEXT
-_OPCODE_BINARY = websocket.ABNF.OPCODE_BINARY
-_OPCODE_CLOSE = websocket.ABNF.OPCODE_CLOSE
+#: A received frame: its opcode and its payload, a view valid until the next read.
+_Frame = tuple[int, memoryview]
 
 
 class SocketLike(Protocol):
@@ -161,6 +178,12 @@ class StreamSocket:
       stall, ``serverShutdown``), or the :class:`~rxbinance.errors.RxBinanceError` a hook raised
       (Binance refused the user data subscription).
 
+    A frame that breaks RFC 6455 (a masked or reserved-bit frame, an unknown opcode, a message
+    over 64 MiB...) fails the connection: rxbinance sends a close frame with the code RFC 6455
+    asks for (1002, 1007 or 1009) and reports a
+    :class:`~rxbinance.errors.ConnectionDropped` with that code, chained to the
+    :class:`~rxbinance.protocol.wsframes.FrameError`.
+
     An exception raised by ``on_message`` is logged and the socket carries on: a subscriber's bug
     must not cost every other subscriber its data. Only a ``ConnectionFailure`` raised there ends
     the connection (the user data layer's way to resubscribe after ``eventStreamTerminated``).
@@ -209,6 +232,10 @@ class StreamSocket:
         self._failure: ConnectionFailure | None = None  # set by fail()
         self._lock = threading.Lock()  # guards _ws between the reader and close()
         self._ws: websocket.WebSocket | None = None
+        # Reader thread only: the connection's frame reader, and frames read past the reply a
+        # WebSocket API request waited for (the read loop handles them first).
+        self._frames = FrameReader(buffer_size=READ_CHUNK)
+        self._backlog: list[_Frame] = []
         self._thread = threading.Thread(target=self._run, name=f"rxbinance:{key}", daemon=True)
         self.messages = 0  # data frames handed to on_message: read by statistics, written here
         #: Told of each data message as it arrives (see :class:`Metered`).
@@ -346,8 +373,7 @@ class StreamSocket:
             raise ConnectError(
                 f"cannot connect to {self.url}: {exc}", url=self.url, stream=self.key
             ) from exc
-        ws.settimeout(self._stall_timeout)
-        _install_buffered_recv(ws)
+        ws.settimeout(self._stall_timeout)  # the stall timer: every read re-arms it
         with self._lock:
             self._ws = ws
         if self._closing.is_set():  # close() ran while we were connecting
@@ -363,33 +389,29 @@ class StreamSocket:
         wrapped, expect = self._wrapped, self._expect
         # Only the all-market streams (``!miniTicker@arr``...) carry lists of objects.
         arrays = not wrapped and "@arr" in self.key
-        # Decoding to str first and parsing with a bound decoder is measurably cheaper than
-        # json.loads(bytes), which sniffs the encoding on every call (benchmarks/throughput.py).
-        # Invalid UTF-8 raises UnicodeDecodeError, a ValueError: the malformed-frame path.
-        decode = json.JSONDecoder().decode
-        recv = ws.recv_data_frame
+        # Looked up per connection, not at import, so a test can run both decoders.
+        # Invalid JSON and invalid UTF-8 both raise ValueError: the malformed-frame path.
+        loads = jsonlib.loads
+        read = self._read
+        frames, self._backlog = self._backlog, []
         while True:
-            try:
-                opcode, frame = recv(True)
-            except websocket.WebSocketTimeoutException as exc:
-                raise self._stalled() from exc
-            except (OSError, websocket.WebSocketException) as exc:
-                raise self._lost(exc) from exc
-            if opcode == _OPCODE_TEXT:
-                data = frame.data
+            for opcode, payload in frames:
+                if opcode != OP_TEXT:
+                    self._other_frame(ws, opcode, payload)
+                    continue
                 try:
-                    message = decode(data.decode())
+                    message = loads(payload)
                 except ValueError as exc:
-                    self._malformed(data, f"invalid JSON: {exc}")
+                    self._malformed(payload, f"invalid JSON: {exc}")
                     continue
                 kind = classify(message)
                 if kind is FrameKind.DATA:
                     if type(message) is dict:
                         if wrapped:
-                            if not self._of_wrapped_stream(message, data):
+                            if not self._of_wrapped_stream(message, payload):
                                 continue
                         elif expect is not None and message.get("e", expect) != expect:
-                            self._wrong_kind(data, message["e"], expect)
+                            self._wrong_kind(payload, message["e"], expect)
                             continue
                     elif not (
                         type(message) is list
@@ -398,24 +420,74 @@ class StreamSocket:
                     ):
                         # A number, a string, null, or a list where objects come: valid
                         # JSON, but no payload of this stream.
-                        self._malformed(data, f"not a payload of this stream: {message!r:.40}")
+                        self._malformed(payload, f"not a payload of this stream: {message!r:.40}")
                         continue
                     deliver(message)
                 else:
                     self._not_data(kind, message)
-            elif opcode == _OPCODE_CLOSE:
-                raise self._server_closed(frame.data)
-            elif opcode == _OPCODE_BINARY:
-                self._malformed(frame.data, "unexpected binary frame")
-            # Ping and pong frames: websocket-client already answered the ping; receiving it
-            # re-armed the stall timer, which is all we need them for.
+            frames = read(ws)
+
+    def _read(self, ws: websocket.WebSocket) -> list[_Frame]:
+        """The next frames: read from the socket until some are complete. Invalidates the
+        payloads of the frames returned before."""
+        reader = self._frames
+        sock = ws.sock
+        try:
+            # First what is already buffered: normally nothing, but the frames a FrameError
+            # followed were handed out alone, and the error comes now, before any read.
+            frames = reader.frames()
+            while not frames:
+                try:
+                    if sock is None:
+                        raise OSError("socket already closed")
+                    n = sock.recv_into(reader.get_buffer())
+                except TimeoutError as exc:  # socket.timeout and ssl's "read operation timed out"
+                    raise self._stalled() from exc
+                except OSError as exc:
+                    raise self._lost(exc) from exc
+                if not n:
+                    # EOF: the peer, or close()/fail() shutting the socket down to wake us.
+                    raise self._lost(EOFError("the server closed the TCP connection"))
+                reader.buffer_updated(n)
+                frames = reader.frames()
+        except FrameError as exc:
+            # Fail the connection (RFC 6455 7.1.7): say why in a close frame, then drop it.
+            with contextlib.suppress(Exception):
+                ws.send_close(exc.code, str(exc)[:120].encode())
+            raise ConnectionDropped(
+                f"protocol error, closed with {exc.code}: {exc}",
+                code=exc.code,
+                reason=str(exc),
+                url=self.url,
+                stream=self.key,
+            ) from exc
+        return frames
+
+    def _other_frame(self, ws: websocket.WebSocket, opcode: int, payload: memoryview) -> None:
+        """Any frame but text: answer a ping, end on a close frame, report a binary one."""
+        if opcode == OP_PING:
+            # Binance wants its payload echoed, soon. ws.send takes websocket-client's send
+            # lock, so this pong never interleaves with a close() from another thread.
+            try:
+                ws.send(bytes(payload), websocket.ABNF.OPCODE_PONG)
+            except (OSError, websocket.WebSocketException) as exc:
+                raise self._lost(exc) from exc
+        elif opcode == OP_CLOSE:
+            # Answer with the server's code (RFC 6455 5.5.1; none if it sent none), then end.
+            with contextlib.suppress(Exception):  # it may be gone already: nothing to answer
+                ws.send(bytes(payload[:2]), websocket.ABNF.OPCODE_CLOSE)
+            raise self._server_closed(payload)
+        elif opcode == OP_BINARY:
+            self._malformed(payload, "unexpected binary frame")
+        # A pong (we send no pings): nothing to do; its read re-armed the stall timer.
 
     def _request(self, ws: websocket.WebSocket, payload: dict[str, Any]) -> dict[str, Any]:
         """Send ``payload`` and read frames until the reply with its ``id`` (see :data:`Request`).
 
         Frames that arrive meanwhile are handled as in the read loop: data is delivered,
         ``serverShutdown`` and close frames end the connection, other replies go to
-        ``on_control``. Not on the hot path: used once per connection by the handshake hook.
+        ``on_control``; frames read after the reply are left for the read loop. Not on the hot
+        path: used once per connection by the handshake hook.
         """
         request_id = payload.get("id")
         method = payload.get("method", "request")
@@ -423,10 +495,28 @@ class StreamSocket:
             ws.send(json.dumps(payload, separators=(",", ":")))
         except (OSError, websocket.WebSocketException) as exc:
             raise self._lost(exc) from exc
-        decode = json.JSONDecoder().decode
+        loads = jsonlib.loads
         deadline = time.monotonic() + self._request_timeout
+        frames, self._backlog = self._backlog, []
         try:
             while True:
+                for index, (opcode, data) in enumerate(frames):
+                    if opcode != OP_TEXT:
+                        self._other_frame(ws, opcode, data)
+                        continue
+                    try:
+                        message = loads(data)
+                    except ValueError as exc:
+                        self._malformed(data, f"invalid JSON: {exc}")
+                        continue
+                    kind = self._classify(message)
+                    if kind is FrameKind.CONTROL_REPLY and message.get("id") == request_id:
+                        self._backlog = frames[index + 1 :]
+                        return dict(message)
+                    if kind is FrameKind.DATA:
+                        self._deliver(message)
+                    else:
+                        self._not_data(kind, message)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise ConnectionFailure(
@@ -436,32 +526,11 @@ class StreamSocket:
                     )
                 ws.settimeout(min(self._stall_timeout, remaining))
                 try:
-                    opcode, frame = ws.recv_data_frame(True)
-                except websocket.WebSocketTimeoutException as exc:
+                    frames = self._read(ws)
+                except StallError:
                     if time.monotonic() < deadline:
-                        raise self._stalled() from exc
-                    continue  # the reply deadline passed: reported at the top of the loop
-                except (OSError, websocket.WebSocketException) as exc:
-                    raise self._lost(exc) from exc
-                if opcode == _OPCODE_CLOSE:
-                    raise self._server_closed(frame.data)
-                if opcode == _OPCODE_BINARY:
-                    self._malformed(frame.data, "unexpected binary frame")
-                    continue
-                if opcode != _OPCODE_TEXT:
-                    continue  # ping or pong: already answered
-                try:
-                    message = decode(frame.data.decode())
-                except ValueError as exc:
-                    self._malformed(frame.data, f"invalid JSON: {exc}")
-                    continue
-                kind = self._classify(message)
-                if kind is FrameKind.CONTROL_REPLY and message.get("id") == request_id:
-                    return dict(message)
-                if kind is FrameKind.DATA:
-                    self._deliver(message)
-                else:
-                    self._not_data(kind, message)
+                        raise
+                    frames = []  # the reply deadline passed: reported above
         finally:
             ws.settimeout(self._stall_timeout)
 
@@ -469,7 +538,7 @@ class StreamSocket:
     # is reported as malformed and skipped: subscribers and typed pipelines must never receive
     # it as data. A bare payload costs one dict lookup (inlined in the read loop).
 
-    def _of_wrapped_stream(self, message: dict[str, Any], data: bytes) -> bool:
+    def _of_wrapped_stream(self, message: dict[str, Any], data: memoryview) -> bool:
         inner = message.get("data")
         stream = message.get("stream")
         if type(inner) is not dict or "e" not in inner or not isinstance(stream, str):
@@ -483,7 +552,7 @@ class StreamSocket:
         self._wrong_kind(data, inner["e"], expect)
         return False
 
-    def _wrong_kind(self, data: bytes, event: Any, expect: str) -> None:
+    def _wrong_kind(self, data: memoryview, event: Any, expect: str) -> None:
         self._malformed(data, f"event type {event!r} on a stream of {expect!r} events")
 
     def _deliver(self, message: Any) -> None:
@@ -541,8 +610,8 @@ class StreamSocket:
             stream=self.key,
         )
 
-    def _server_closed(self, payload: bytes) -> ConnectionDropped:
-        code, reason = _close_status(payload)
+    def _server_closed(self, payload: memoryview) -> ConnectionDropped:
+        code, reason = close_status(payload)
         return ConnectionDropped(
             f"server closed the connection: {code} {reason}".rstrip(),
             code=code,
@@ -551,8 +620,8 @@ class StreamSocket:
             stream=self.key,
         )
 
-    def _malformed(self, data: bytes | str, error: str) -> None:
-        excerpt = data[:80] if isinstance(data, str) else data[:80].decode("utf-8", "replace")
+    def _malformed(self, data: memoryview, error: str) -> None:
+        excerpt = bytes(data[:80]).decode("utf-8", "replace")
         log.warning("%s: dropped a malformed frame (%s): %r", self.key, error, excerpt)
         self._emit_event(MalformedFrame(self.key, time.time(), excerpt=excerpt, error=error))
 
@@ -572,44 +641,6 @@ class StreamSocket:
             log.exception("connection event handler raised")
 
 
-class _BufferedRecv:
-    """websocket-client's frame reader with one large read per buffer instead of three per frame.
-
-    websocket-client reads every frame in pieces (2-byte header, extended length, payload), each
-    a ``recv`` system call, plus a ``poll`` when the socket has a timeout: at Binance's message
-    sizes that is most of the cost of a frame. This reader asks the socket for ``READ_CHUNK``
-    bytes and hands out slices. Only the source of bytes changes; framing, ping answers, close
-    handling and timeouts (the stall detector) stay websocket-client's, because the raw read it
-    wraps is websocket-client's own ``_recv``, called only when the buffer is empty.
-    """
-
-    __slots__ = ("_buffer", "_position", "_raw")
-
-    def __init__(self, raw: Callable[[int], bytes]) -> None:
-        self._raw = raw
-        self._buffer = b""
-        self._position = 0
-
-    def __call__(self, size: int) -> bytes:
-        if self._position >= len(self._buffer):
-            self._buffer = self._raw(READ_CHUNK)
-            self._position = 0
-        start = self._position
-        self._position = start + size
-        return self._buffer[start : self._position]
-
-
-def _install_buffered_recv(ws: websocket.WebSocket) -> None:
-    # frame_buffer.recv and WebSocket._recv are websocket-client internals (stable since 1.x;
-    # the dependency is pinned below 2). If they ever move, fall back to unbuffered reads.
-    frames = getattr(ws, "frame_buffer", None)
-    raw = getattr(ws, "_recv", None)
-    if frames is None or raw is None or not hasattr(frames, "recv"):
-        log.debug("websocket-client internals changed; reading unbuffered")
-        return
-    frames.recv = _BufferedRecv(raw)
-
-
 def _refusal_reason(body: bytes | None) -> str:
     """Binance's ``msg`` from a refused handshake's JSON body (``{"code":0,"msg":"Service
     unavailable from a restricted location..."}``), else "": it says why, which a status
@@ -622,11 +653,3 @@ def _refusal_reason(body: bytes | None) -> str:
         return ""
     msg = decoded.get("msg") if isinstance(decoded, dict) else None
     return msg[:300] if isinstance(msg, str) else ""
-
-
-def _close_status(payload: bytes) -> tuple[int, str]:
-    """Code and reason of a close frame; 1005 (no status) when the frame carries none."""
-    if len(payload) < 2:
-        return 1005, ""
-    (code,) = struct.unpack("!H", payload[:2])
-    return code, payload[2:].decode("utf-8", "replace")
