@@ -41,10 +41,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ]
 # Third-party packages each layer may use (the standard library is always fine).
 THIRD_PARTY = {
-    "protocol": {"cryptography"},  # optional, imported only for Ed25519/RSA keys
-    "io": {"cryptography", "websocket", "requests"},
+    # optional: cryptography only for Ed25519/RSA keys, orjson (the speed extra) for JSON
+    "protocol": {"cryptography", "orjson"},
+    "io": {"cryptography", "orjson", "websocket", "requests"},
 }
-OURS_OR_STDLIB_ONLY_BELOW = {"reactivex", "websocket", "requests", "websockets", "pandas"}
+OURS_OR_STDLIB_ONLY_BELOW = {
+    "reactivex", "websocket", "requests", "websockets", "pandas", "orjson",
+}  # fmt: skip
 # The simulator is for tests, demos and notebooks: only the faces that offer --sim/offline use it.
 MAY_IMPORT_TESTING = ("rxbinance.cli", "rxbinance.jupyter")
 
@@ -115,10 +118,7 @@ def test_imports_point_down(path: Path) -> None:
 # -- no module reads another's private attributes -------------------------------------------------
 
 # Private names of third-party objects that rxbinance reads on purpose, each with its reason.
-THIRD_PARTY_PRIVATE = {
-    # websocket-client's raw read, wrapped by transport._BufferedRecv (pinned below 2.0).
-    ("rxbinance.transport", "_recv"),
-}
+THIRD_PARTY_PRIVATE: set[tuple[str, str]] = set()
 
 
 def private_accesses(path: Path) -> list[str]:

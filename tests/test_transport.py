@@ -1,4 +1,4 @@
-"""The transport: buffered frame reads, big and many frames, pings keeping a quiet socket alive."""
+"""The transport: big and many frames, pings keeping a quiet socket alive."""
 
 from __future__ import annotations
 
@@ -7,26 +7,8 @@ import json
 from rxbinance import BinanceStreams
 from rxbinance.events import Disconnected
 from rxbinance.testing import FakeBinance
-from rxbinance.transport import READ_CHUNK, _BufferedRecv
+from rxbinance.transport import READ_CHUNK
 from tests.conftest import Collector
-
-
-def test_buffered_recv_hands_out_exactly_what_is_asked() -> None:
-    chunks = [b"abcdef", b"gh", b"ijklmnop"]
-    asked: list[int] = []
-
-    def raw(size: int) -> bytes:
-        asked.append(size)
-        return chunks.pop(0)
-
-    recv = _BufferedRecv(raw)
-    assert recv(2) == b"ab"
-    assert recv(3) == b"cde"
-    assert recv(5) == b"f"  # what is left; websocket-client loops for the rest
-    assert recv(5) == b"gh"
-    assert recv(4) == b"ijkl"
-    assert recv(100) == b"mnop"
-    assert asked == [READ_CHUNK] * 3
 
 
 def test_many_small_and_one_huge_frame_arrive_intact_and_in_order(

@@ -1,1 +1,2 @@
-"""The protocol layer: pure Binance knowledge (names, endpoints, frames, books); stdlib only."""
+"""The protocol layer: pure Binance knowledge (names, endpoints, frames, books, the WebSocket
+frame reader); the standard library only, with orjson when the ``speed`` extra is installed."""
