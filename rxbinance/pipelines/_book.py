@@ -52,80 +52,89 @@ class _Side:
         self.size = len(ordered)
 
     def apply(self, levels: Iterable[Level]) -> None:
-        # Copy-on-write. The outer lists are copied once per call; a chunk is copied the first
-        # time this call changes it, and the ids of the copies are remembered so later levels of
-        # the same call write into them directly. Id reuse cannot fool this: every chunk that is
-        # not ours is kept alive by the previous outer lists until the call returns.
-        prices = self.prices[:]
+        # Copy-on-write, all or nothing: the new state is built beside the old one and stored
+        # at the end. The quantities' outer list is copied once per call (nearly every call
+        # changes a quantity); the prices' outer list and maxes only when a level comes or
+        # goes. A chunk is copied the first time this call changes it, and the ids of the
+        # copies are remembered so later levels of the same call write into them directly. Id
+        # reuse cannot fool this: every chunk that is not ours is kept alive by the previous
+        # outer lists until the call returns.
+        prices = self.prices
+        maxes = self.maxes
         qtys = self.qtys[:]
-        maxes = self.maxes[:]
+        shared = True  # prices and maxes are still the published lists
         own_p: set[int] = set()
         own_q: set[int] = set()
+        last_q = None  # the quantity chunk the previous level wrote to: ours
         size = self.size
         for price, qty in levels:
             i = bisect_left(maxes, price)
-            if i == len(maxes):  # above every price of the side (or the side is empty)
+            if i != len(maxes):
+                cp = prices[i]
+                j = bisect_left(cp, price)  # j < len(cp): price <= maxes[i] == cp[-1]
+                if cp[j] == price:
+                    cq = qtys[i]
+                    # Most levels of an event land in the chunk of the one before (the top of
+                    # the book): an identity test spares the set lookup.
+                    if cq is not last_q:
+                        if id(cq) not in own_q:
+                            cq = qtys[i] = cq[:]
+                            own_q.add(id(cq))
+                        last_q = cq
+                    if qty:  # by far the most common case: a new quantity for a level
+                        cq[j] = qty
+                        continue
+                    # Quantity 0: the level goes.
+                    if shared:
+                        prices, maxes, shared = prices[:], maxes[:], False
+                    size -= 1
+                    if len(cp) == 1:
+                        del prices[i], qtys[i], maxes[i]
+                        continue
+                    if id(cp) not in own_p:
+                        cp = prices[i] = cp[:]
+                        own_p.add(id(cp))
+                    del cp[j], cq[j]
+                    if j == len(cp):
+                        maxes[i] = cp[-1]
+                    if len(cp) < _SMALL and len(prices) > 1:
+                        _merge(prices, qtys, maxes, i, own_p, own_q)
+                    continue
                 if not qty:
                     continue  # removing a level that is not there is normal
-                if not maxes:
-                    prices.append([price])
-                    qtys.append([qty])
-                    maxes.append(price)
-                    own_p.add(id(prices[-1]))
-                    own_q.add(id(qtys[-1]))
-                    size += 1
-                    continue
+            elif not qty:
+                continue  # above every price of the side (or the side is empty): same
+            elif not maxes:  # the first level of an empty side
+                if shared:
+                    prices, maxes, shared = prices[:], maxes[:], False
+                prices.append([price])
+                qtys.append([qty])
+                maxes.append(price)
+                own_p.add(id(prices[-1]))
+                own_q.add(id(qtys[-1]))
+                size += 1
+                continue
+            else:  # above every price: appended to the last chunk
                 i -= 1
                 cp = prices[i]
-                if id(cp) not in own_p:
-                    cp = prices[i] = cp[:]
-                    own_p.add(id(cp))
-                cq = qtys[i]
-                if id(cq) not in own_q:
-                    cq = qtys[i] = cq[:]
-                    own_q.add(id(cq))
-                cp.append(price)
-                cq.append(qty)
+                j = len(cp)
+            # A new level at cp[j].
+            if shared:
+                prices, maxes, shared = prices[:], maxes[:], False
+            if id(cp) not in own_p:
+                cp = prices[i] = cp[:]
+                own_p.add(id(cp))
+            cq = qtys[i]
+            if id(cq) not in own_q:
+                cq = qtys[i] = cq[:]
+                own_q.add(id(cq))
+            cp.insert(j, price)
+            cq.insert(j, qty)
+            if j == len(cp) - 1:
                 maxes[i] = price
-                size += 1
-                if len(cp) > 2 * _CHUNK:
-                    _split(prices, qtys, maxes, i, own_p, own_q)
-                continue
-            cp = prices[i]
-            j = bisect_left(cp, price)  # j < len(cp): price <= maxes[i] == cp[-1]
-            if cp[j] == price:
-                cq = qtys[i]
-                if id(cq) not in own_q:
-                    cq = qtys[i] = cq[:]
-                    own_q.add(id(cq))
-                if qty:  # the common case: a new quantity for an existing level
-                    cq[j] = qty
-                    continue
-                size -= 1
-                if len(cp) == 1:
-                    del prices[i], qtys[i], maxes[i]
-                    continue
-                if id(cp) not in own_p:
-                    cp = prices[i] = cp[:]
-                    own_p.add(id(cp))
-                del cp[j], cq[j]
-                if j == len(cp):
-                    maxes[i] = cp[-1]
-                if len(cp) < _SMALL and len(prices) > 1:
-                    _merge(prices, qtys, maxes, i, own_p, own_q)
-            elif qty:
-                if id(cp) not in own_p:
-                    cp = prices[i] = cp[:]
-                    own_p.add(id(cp))
-                cq = qtys[i]
-                if id(cq) not in own_q:
-                    cq = qtys[i] = cq[:]
-                    own_q.add(id(cq))
-                cp.insert(j, price)
-                cq.insert(j, qty)
-                size += 1
-                if len(cp) > 2 * _CHUNK:
-                    _split(prices, qtys, maxes, i, own_p, own_q)
+            size += 1
+            if len(cp) > 2 * _CHUNK:
+                _split(prices, qtys, maxes, i, own_p, own_q)
         self.prices = prices
         self.qtys = qtys
         self.maxes = maxes

@@ -44,7 +44,7 @@ from rxbinance.models import DepthUpdate, ParseError, parser_for
 from rxbinance.pipelines._book import Level, OrderBook, PersistentBook
 from rxbinance.pipelines._rest import DepthClient
 from rxbinance.protocol import names
-from rxbinance.protocol.book import BookSync, BookSyncStatistics, SyncAction
+from rxbinance.protocol.book import BookSync, BookSyncStatistics, SyncAction, read_diff
 from rxbinance.protocol.frames import give_up_error, is_give_up
 from rxbinance.protocol.limits import check_depth_limit, depth_weight
 
@@ -191,6 +191,7 @@ class _BookConnection:
         self._budget = budget
         self._weight = depth_weight(self.limit, "usdm" if futures else "spot")
         self._parse = parser_for(stream_name)
+        self._prices: dict[str, Decimal] = {}  # read_diff's cache, used on the reader thread
         self._lock = threading.RLock()  # guards everything below
         self._sink: Sink[OrderBook] | None = None
         self._sync = BookSync(self.symbol, futures=futures)
@@ -265,6 +266,26 @@ class _BookConnection:
     # -- sources -----------------------------------------------------------------------------
 
     def _on_depth(self, message: Any) -> None:
+        # The hot path: a plain depthUpdate of our symbol goes from the decoded dict straight
+        # into BookSync, with no model object in between. Anything else (a Gap, the give-up
+        # message, a malformed or unusual payload, another symbol) takes the model's path below,
+        # which handles it exactly as before.
+        if message.__class__ is dict:
+            fields = read_diff(message, self._prices)
+            if fields is not None and fields[0] == self.symbol:
+                _, event_time, first, final, prev_final, bids, asks = fields
+                with self._lock:
+                    if self._stopped:
+                        return
+                    self._last_event_time = event_time
+                    try:
+                        action = self._sync.on_update(first, final, prev_final, bids, asks)
+                    except ValueError as exc:  # futures event without pu
+                        log.warning("%s: %s", self.stream_name, exc)
+                        return
+                    self._act(action)
+                self._flush()
+                return
         if type(message) is Gap:
             return  # the next event shows BookSync the same hole: it resyncs from a snapshot
         if is_give_up(message):
@@ -290,14 +311,18 @@ class _BookConnection:
             except ValueError as exc:  # another symbol's event: cannot happen on this stream
                 log.warning("%s: %s", self.stream_name, exc)
                 return
-            if action is SyncAction.UPDATED:
-                self._publish()
-            elif action is SyncAction.FETCH_SNAPSHOT:
-                self._need_snapshot = True
-                self._ensure_worker()
-            elif action is SyncAction.RESYNC:
-                self._resync(self._sync.reason or "resync")
+            self._act(action)
         self._flush()
+
+    def _act(self, action: SyncAction) -> None:
+        """Do what BookSync asked after a diff event (under ``_lock``)."""
+        if action is SyncAction.UPDATED:
+            self._publish()
+        elif action is SyncAction.FETCH_SNAPSHOT:
+            self._need_snapshot = True
+            self._ensure_worker()
+        elif action is SyncAction.RESYNC:
+            self._resync(self._sync.reason or "resync")
 
     def _on_connection_event(self, event: ConnectionEvent) -> None:
         # Any thread; posts events to the outbox, never emits from here.

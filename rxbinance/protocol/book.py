@@ -24,15 +24,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 __all__ = [
     "BookSync",
     "BookSyncStatistics",
     "DiffEvent",
+    "DiffFields",
     "LocalBook",
     "SyncAction",
     "SyncState",
+    "read_diff",
 ]
 
 Level = tuple[Decimal, Decimal]
@@ -73,6 +75,85 @@ class DiffEvent(Protocol):
     def bids(self) -> Sequence[Level]: ...
     @property
     def asks(self) -> Sequence[Level]: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a diff event without a model
+
+DiffFields = tuple[str, int, int, int, "int | None", list[Level], list[Level]]
+"""What ``read_diff`` reads: (``s``, ``E``, ``U``, ``u``, ``pu`` or None, bids, asks)."""
+
+PRICE_CACHE_SIZE = 16384
+"""Most prices ``read_diff`` remembers per cache before it starts afresh."""
+
+
+def read_diff(message: dict[str, Any], prices: dict[str, Decimal]) -> DiffFields | None:
+    """The fields of a well-formed ``depthUpdate`` payload, or None when it is anything else.
+
+    The order book's hot path: the same values ``DepthUpdate.from_dict`` gives (levels as
+    ``(Decimal, Decimal)``), without making the model. It accepts only what the model accepts
+    too, and only in the plain form Binance sends (``E``, ``U``, ``u``, ``pu``, ``T`` integers,
+    levels a list of ``[price, quantity]`` string pairs parsing to finite decimals); for None,
+    the caller takes the model's path, which either parses the rarer forms the same way or
+    raises the ParseError naming the fault.
+
+    ``prices`` maps price strings to their Decimal, shared between calls: a book sees the same
+    few hundred prices over and over, and a dict lookup of a string costs about a third of
+    ``Decimal(str)``. It is cleared when it grows past ``PRICE_CACHE_SIZE`` (prices drift).
+    """
+    if len(prices) > PRICE_CACHE_SIZE:
+        prices.clear()
+    try:
+        symbol = message["s"]
+        event_time = message["E"]
+        first = message["U"]
+        final = message["u"]
+        # ``__class__ is int`` rejects bool, as the model does; pu and T are optional.
+        if (
+            message["e"] != "depthUpdate"
+            or symbol.__class__ is not str
+            or event_time.__class__ is not int
+            or first.__class__ is not int
+            or final.__class__ is not int
+        ):
+            return None
+        prev_final = message.get("pu")
+        if prev_final is not None and prev_final.__class__ is not int:
+            return None
+        transaction_time = message.get("T")
+        if transaction_time is not None and transaction_time.__class__ is not int:
+            return None
+        bids = _read_levels(message["b"], prices)
+        asks = _read_levels(message["a"], prices)
+    except (LookupError, TypeError, ValueError, ArithmeticError):
+        # A missing key, a non-pair level (unpacking), a non-string price that cannot be a
+        # dict key, a string Decimal refuses (InvalidOperation is an ArithmeticError).
+        return None
+    return symbol, event_time, first, final, prev_final, bids, asks
+
+
+def _read_levels(raw: Any, prices: dict[str, Decimal]) -> list[Level]:
+    if raw.__class__ is not list:
+        raise TypeError("levels are not a list")
+    get = prices.get
+    levels: list[Level] = []
+    append = levels.append
+    for p, q in raw:  # ValueError or TypeError unless each level is a pair
+        price = get(p)
+        if price is None:  # a price not seen lately; only str keys are ever stored
+            if p.__class__ is not str:
+                raise TypeError("price is not a string")
+            price = Decimal(p)
+            if not price.is_finite():
+                raise ValueError("price is not finite")
+            prices[p] = price
+        if q.__class__ is not str:
+            raise TypeError("quantity is not a string")
+        qty = Decimal(q)
+        if not qty.is_finite():
+            raise ValueError("quantity is not finite")
+        append((price, qty))
+    return levels
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,6 +271,10 @@ def _apply_side(
 # --------------------------------------------------------------------------------------------
 # BookSync
 
+# A buffered diff event: (U, u, pu, bids, asks), what the rules read of it. A tuple rather than
+# the event itself, so that on_update needs no event object.
+_Buffered = tuple[int, int, "int | None", Sequence[Level], Sequence[Level]]
+
 
 @dataclass(frozen=True, slots=True)
 class BookSyncStatistics:
@@ -272,7 +357,7 @@ class BookSync:
         self.book = LocalBook()
         """The local book; valid (consistent with Binance's) only while ``state == "synced"``."""
         self._state: SyncState = "waiting_for_event"
-        self._buffer: list[DiffEvent] = []
+        self._buffer: list[_Buffered] = []
         self._update_id: int | None = None
         # Futures: the snapshot is applied but no event has straddled its lastUpdateId yet, so
         # the next event is checked against the snapshot, not against a previous event's u.
@@ -329,12 +414,32 @@ class BookSync:
         """
         if event.symbol != self.symbol:
             raise ValueError(f"BookSync({self.symbol!r}) got an event for {event.symbol!r}")
-        if self.futures and event.prev_final_update_id is None:
+        return self.on_update(
+            event.first_update_id,
+            event.final_update_id,
+            event.prev_final_update_id,
+            event.bids,
+            event.asks,
+        )
+
+    def on_update(
+        self,
+        first_update_id: int,
+        final_update_id: int,
+        prev_final_update_id: int | None,
+        bids: Sequence[Level],
+        asks: Sequence[Level],
+    ) -> SyncAction:
+        """``on_event`` for a diff event given as its fields (``U``, ``u``, ``pu``, bids,
+        asks), already known to be of ``symbol``: the order book pipeline's hot path, which
+        makes no event object. Same rules, results and errors (ValueError for a futures event
+        without ``pu``)."""
+        if prev_final_update_id is None and self.futures:
             raise ValueError("a futures BookSync needs events with pu (prev_final_update_id)")
         self._events += 1
         if self._state == "synced":
-            return self._apply(event)
-        self._buffer.append(event)
+            return self._apply(first_update_id, final_update_id, prev_final_update_id, bids, asks)
+        self._buffer.append((first_update_id, final_update_id, prev_final_update_id, bids, asks))
         if self._state == "waiting_for_event":
             self._state = "waiting_for_snapshot"
             return SyncAction.FETCH_SNAPSHOT
@@ -357,7 +462,7 @@ class BookSync:
             return SyncAction.NOTHING
         pending = self._buffer
         if pending:
-            first = pending[0].first_update_id
+            first = pending[0][0]
             # Too old: events between the snapshot and the first buffered one were missed.
             # Spot: L + 1 < U (see the class docstring); futures: L < U (reference 5.2).
             too_old = last_update_id < first if self.futures else last_update_id + 1 < first
@@ -377,17 +482,22 @@ class BookSync:
         # The buffered events go through the same rule as live ones: the ones the snapshot
         # already contains are ignored, the first newer one must continue it.
         for i, event in enumerate(pending):
-            if self._apply(event) is SyncAction.RESYNC:
+            if self._apply(*event) is SyncAction.RESYNC:
                 self._buffer.extend(pending[i + 1 :])
                 return SyncAction.RESYNC
         return SyncAction.UPDATED
 
     # ----------------------------------------------------------------------------------------
 
-    def _apply(self, event: DiffEvent) -> SyncAction:
+    def _apply(
+        self,
+        first: int,
+        final: int,
+        prev_final: int | None,
+        bids: Sequence[Level],
+        asks: Sequence[Level],
+    ) -> SyncAction:
         """The update procedure for one event while synced."""
-        first = event.first_update_id
-        final = event.final_update_id
         local = self._update_id
         assert local is not None  # synced
         if not self.futures:
@@ -395,32 +505,38 @@ class BookSync:
                 self._ignored += 1
                 return SyncAction.NOTHING
             if first > local + 1:
-                return self._resync(f"gap: event U={first} after update id {local}", [event])
+                return self._resync(
+                    f"gap: event U={first} after update id {local}",
+                    [(first, final, prev_final, bids, asks)],
+                )
         elif self._awaiting_first:
             if final < local:  # already in the snapshot
                 self._ignored += 1
                 return SyncAction.NOTHING
             if first > local:
                 return self._resync(
-                    f"event U={first}..u={final} does not straddle snapshot {local}", [event]
+                    f"event U={first}..u={final} does not straddle snapshot {local}",
+                    [(first, final, prev_final, bids, asks)],
                 )
             self._awaiting_first = False
         else:
             if final <= local:  # stale or duplicate
                 self._ignored += 1
                 return SyncAction.NOTHING
-            if event.prev_final_update_id != local:
+            if prev_final != local:
                 return self._resync(
-                    f"gap: event pu={event.prev_final_update_id} after u={local}", [event]
+                    f"gap: event pu={prev_final} after u={local}",
+                    [(first, final, prev_final, bids, asks)],
                 )
-        self.book.apply(event.bids, event.asks)
+        book = self.book
+        book.apply(bids, asks)
         self._update_id = final
         self._applied += 1
-        if self.book.crossed:
+        if book.crossed:
             return self._resync(f"crossed book after event u={final}", [])
         return SyncAction.UPDATED
 
-    def _resync(self, reason: str, keep: list[DiffEvent]) -> SyncAction:
+    def _resync(self, reason: str, keep: list[_Buffered]) -> SyncAction:
         """Discard the book; ``keep`` becomes the buffer the next snapshot is lined up with."""
         self._resyncs += 1
         self._reason = reason
