@@ -57,6 +57,8 @@ log = logging.getLogger("rxbinance.pipelines")
 
 _BookKey = tuple[str, str, int, int]  # ("order_book", SYMBOL, limit, speed): a hub key
 
+_UPDATED = SyncAction.UPDATED  # a global's lookup is cheaper than an enum attribute's
+
 
 def order_book(
     streams: BinanceStreams,
@@ -283,8 +285,16 @@ class _BookConnection:
                     except ValueError as exc:  # futures event without pu
                         log.warning("%s: %s", self.stream_name, exc)
                         return
-                    self._act(action)
-                self._flush()
+                    if action is _UPDATED and self._announced:
+                        # The steady state, inlined: the book is at u, emit its view.
+                        sink = self._sink
+                        if sink is not None:
+                            sink.post(self._book.view(self.symbol, final, event_time), current=True)
+                    else:
+                        self._act(action)
+                sink = self._sink
+                if sink is not None:
+                    sink.flush()
                 return
         if type(message) is Gap:
             return  # the next event shows BookSync the same hole: it resyncs from a snapshot
