@@ -6,8 +6,8 @@ level updates per second on one core, against a floor measured in the same run:
 - floor: a bare ``dict[price] = quantity`` loop over already parsed levels;
 - from_dict + BookSync (LocalBook): parsing plus the sequencer on the mutable book;
 - from_dict + BookSync (PersistentBook): the same on the copy-on-write book order_book uses;
-- read_diff + on_update (PersistentBook): what order_book itself runs per event, minus the
-  delivery: the payload read without a model object, then the sequencer and the book;
+- read_diff + apply_json (PersistentBook): what order_book itself runs per event, minus the
+  delivery: the payload read without a model object, the levels parsed as they are applied;
 - order_book pipeline: what the depth socket's reader thread runs per decoded message inside
   ``order_book`` (give-up check, the stream's parser, the lock, ``BookSync.on_event``, a new
   immutable OrderBook, delivery to a subscriber reading ``best_bid``);
@@ -105,16 +105,17 @@ def main() -> int:
 
     def hot_path() -> None:
         sync = synced(True)
-        on_update = sync.on_update
         book = sync.book
         assert isinstance(book, PersistentBook)
-        view = book.view
-        prices: dict[str, Any] = {}
+        admits, applied, apply_json, view = sync.admits, sync.applied, book.apply_json, book.view
         for payload in payloads:
-            fields = read_diff(payload, prices)
+            fields = read_diff(payload)
             assert fields is not None
             _, event_time, first, final, prev_final, bids, asks = fields
-            on_update(first, final, prev_final, bids, asks)
+            if not admits(first, final, prev_final):
+                raise AssertionError("the simulated stream should apply cleanly")
+            apply_json(bids, asks)
+            applied(final)
             view("BTCUSDT", final, event_time)
 
     class Snapshot:
@@ -157,7 +158,7 @@ def main() -> int:
         ("floor: bare dict assignment", floor, fresh),
         ("from_dict + BookSync (LocalBook)", lambda: sequencer(False), fresh),
         ("from_dict + BookSync (Persistent)", lambda: sequencer(True), fresh),
-        ("read_diff + on_update (Persistent)", hot_path, fresh),
+        ("read_diff + apply_json (Persistent)", hot_path, fresh),
         ("order_book pipeline", pipeline, lambda: synced_pipeline(0)),
         ("pipeline + top 10 per side", pipeline, lambda: synced_pipeline(10)),
     ]

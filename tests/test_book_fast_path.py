@@ -1,9 +1,10 @@
 """The order book's hot path against the reference paths it replaces.
 
-``read_diff`` (a depthUpdate read without a model) against ``DepthUpdate.from_dict``;
-``BookSync.on_update`` against ``BookSync.on_event``; ``PersistentBook`` built up from and
-emptied down to nothing against ``LocalBook``; the pipeline fed through the fast path and
-through the model path at once, against the true book of FakeBinance.
+``read_diff`` plus ``PersistentBook.apply_json`` (a depthUpdate read and applied without a
+model) against ``DepthUpdate.from_dict`` plus ``apply``; ``BookSync.admits``/``applied`` and
+``on_update`` against ``on_event``; ``PersistentBook`` built up from and emptied down to
+nothing against ``LocalBook``; the pipeline fed through the fast path and through the model
+path at once, against a reference book.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import pytest
 from rxbinance import BinanceStreams, order_book
 from rxbinance.models import DepthUpdate, ParseError
 from rxbinance.pipelines import OrderBook
-from rxbinance.pipelines._book import PersistentBook
-from rxbinance.protocol.book import PRICE_CACHE_SIZE, BookSync, LocalBook, SyncAction, read_diff
+from rxbinance.pipelines._book import PRICE_CACHE_SIZE, PersistentBook
+from rxbinance.protocol.book import BookSync, LocalBook, SyncAction, read_diff
 from rxbinance.testing import ScriptedTransport
 
 D = Decimal
@@ -93,49 +94,75 @@ def fields_of(event: DepthUpdate) -> tuple[Any, ...]:
         event.first_update_id,
         event.final_update_id,
         event.prev_final_update_id,
-        list(event.bids),
-        list(event.asks),
     )
+
+
+def loaded() -> PersistentBook:
+    book = PersistentBook()
+    book.load([(D("0.0022"), D(1)), (D("0.0024"), D(3))], [(D("0.0027"), D(2))])
+    return book
+
+
+def everything(book: PersistentBook) -> tuple[list[Any], list[Any], int, int]:
+    view = book.view("X", 0, None)
+    return view.bids(), view.asks(), view.bid_levels, view.ask_levels
 
 
 @pytest.mark.parametrize("warm", [False, True], ids=["cold cache", "warm cache"])
 @pytest.mark.parametrize(("case", "message"), ACCEPTED, ids=[c for c, _ in ACCEPTED])
-def test_read_diff_gives_what_the_model_gives(
+def test_read_and_apply_json_give_what_the_model_gives(
     case: str, message: dict[str, Any], warm: bool
 ) -> None:
-    prices: dict[str, Decimal] = {}
-    if warm:
-        read_diff(message, prices)
-    fields = read_diff(message, prices)
+    model = DepthUpdate.from_dict(message)
+    fields = read_diff(message)
     assert fields is not None, case
-    assert fields == fields_of(DepthUpdate.from_dict(message))
-    for level in fields[5] + fields[6]:
+    assert fields[:5] == fields_of(model)
+    fast, reference = loaded(), loaded()
+    if warm:  # the same prices seen before: Decimals from the cache
+        fast.apply_json(fields[5], fields[6])
+        reference.apply(model.bids, model.asks)
+    fast.apply_json(fields[5], fields[6])
+    reference.apply(model.bids, model.asks)
+    assert everything(fast) == everything(reference)
+    for level in fast.top_bids(100) + fast.top_asks(100):
         assert [type(x) for x in level] == [Decimal, Decimal]
-    assert all(type(k) is str and v.is_finite() for k, v in prices.items())
 
 
 @pytest.mark.parametrize(("case", "message"), RARE, ids=[c for c, _ in RARE])
 def test_read_diff_leaves_rarer_forms_to_the_model(case: str, message: dict[str, Any]) -> None:
-    assert read_diff(message, {}) is None, case
+    assert read_diff(message) is None, case
     DepthUpdate.from_dict(message)  # the pipeline's slow path takes it
 
 
 @pytest.mark.parametrize(("case", "message"), DECLINED, ids=[c for c, _ in DECLINED])
-def test_read_diff_leaves_faults_to_the_model(case: str, message: Any) -> None:
-    prices: dict[str, Decimal] = {}
-    assert read_diff(message, prices) is None, case
-    assert all(v.is_finite() for v in prices.values())  # nothing bad was remembered
-    if message.get("e") == "depthUpdate":
+def test_faults_are_refused_whole_and_left_to_the_model(case: str, message: Any) -> None:
+    fields = read_diff(message)
+    if fields is not None:  # the fault is in a level: apply_json refuses the whole event
+        book = loaded()
+        before = everything(book)
+        with pytest.raises((ValueError, TypeError, ArithmeticError)):
+            book.apply_json(fields[5], fields[6])
+        assert everything(book) == before, case  # not even the good levels before the bad one
+        assert all(type(k) is str and v.is_finite() for k, v in book._prices.items())
+    if type(message) is dict and message.get("e") == "depthUpdate":
         with pytest.raises(ParseError):
             DepthUpdate.from_dict(message)
 
 
+def test_a_bad_ask_undoes_the_good_bids_before_it() -> None:
+    book = loaded()
+    before = everything(book)
+    with pytest.raises(ArithmeticError):
+        book.apply_json([["0.0024", "0"], ["0.0023", "5"]], [["0.0027", "1"], ["0.0028", "x"]])
+    assert everything(book) == before
+
+
 def test_the_price_cache_starts_afresh_when_full() -> None:
-    prices = {f"{i}.5": D(i) for i in range(PRICE_CACHE_SIZE + 1)}
-    fields = read_diff(payload(b=[["1.5", "1"]], a=[]), prices)
-    assert fields is not None
-    assert fields[5] == [(D("1.5"), D(1))]  # not the stale D(1) that was stored for "1.5"
-    assert prices == {"1.5": D("1.5")}
+    book = PersistentBook()
+    book._prices.update({f"{i}.5": D(i) for i in range(PRICE_CACHE_SIZE + 1)})
+    book.apply_json([["1.5", "1"]], [])
+    assert book.top_bids(5) == [(D("1.5"), D(1))]  # not the stale D(1) stored for "1.5"
+    assert book._prices == {"1.5": D("1.5")}
 
 
 # -- on_update against on_event --------------------------------------------------------------
@@ -174,30 +201,40 @@ def random_stream(rng: random.Random, futures: bool) -> list[Any]:
 
 @pytest.mark.parametrize("futures", [False, True], ids=["spot", "usdm"])
 @pytest.mark.parametrize("seed", range(5))
-def test_on_update_follows_the_same_rules_as_on_event(futures: bool, seed: int) -> None:
-    by_event, by_fields = BookSync("BNBBTC", futures=futures), BookSync("bnbbtc", futures=futures)
+def test_on_update_and_admits_follow_the_same_rules_as_on_event(futures: bool, seed: int) -> None:
+    by_event = BookSync("BNBBTC", futures=futures)
+    by_fields = BookSync("bnbbtc", futures=futures)
     by_fields.book = PersistentBook()
+    # As the pipeline does: levels applied by the caller when admitted, on_update otherwise.
+    by_admits = BookSync("BNBBTC", futures=futures)
+    by_admits.book = PersistentBook()
     seen = set()
+    admitted = 0
     for item in random_stream(random.Random(seed), futures):
         if isinstance(item, DepthUpdate):
             expected = by_event.on_event(item)
-            got = by_fields.on_update(
-                item.first_update_id,
-                item.final_update_id,
-                item.prev_final_update_id,
-                item.bids,
-                item.asks,
-            )
+            fields = (item.first_update_id, item.final_update_id, item.prev_final_update_id)
+            got = by_fields.on_update(*fields, item.bids, item.asks)
+            if by_admits.admits(*fields):
+                admitted += 1
+                by_admits.book.apply(item.bids, item.asks)
+                also = by_admits.applied(item.final_update_id)
+            else:
+                also = by_admits.on_update(*fields, item.bids, item.asks)
         else:
             expected = by_event.on_snapshot(*item)
             got = by_fields.on_snapshot(*item)
+            also = by_admits.on_snapshot(*item)
         assert got is expected
+        assert also is expected
         seen.add(got)
-        assert by_fields.statistics() == by_event.statistics()
-        assert by_fields.reason == by_event.reason
-        assert by_fields.book.top_bids(100) == by_event.book.top_bids(100)
-        assert by_fields.book.top_asks(100) == by_event.book.top_asks(100)
+        for sync in (by_fields, by_admits):
+            assert sync.statistics() == by_event.statistics()
+            assert sync.reason == by_event.reason
+            assert sync.book.top_bids(100) == by_event.book.top_bids(100)
+            assert sync.book.top_asks(100) == by_event.book.top_asks(100)
     assert seen == set(SyncAction)  # every branch was taken
+    assert 0 < admitted <= by_event.statistics().applied  # (the rest applied from the buffer)
 
 
 def test_on_update_refuses_a_futures_event_without_pu() -> None:

@@ -193,7 +193,6 @@ class _BookConnection:
         self._budget = budget
         self._weight = depth_weight(self.limit, "usdm" if futures else "spot")
         self._parse = parser_for(stream_name)
-        self._prices: dict[str, Decimal] = {}  # read_diff's cache, used on the reader thread
         self._lock = threading.RLock()  # guards everything below
         self._sink: Sink[OrderBook] | None = None
         self._sync = BookSync(self.symbol, futures=futures)
@@ -268,34 +267,42 @@ class _BookConnection:
     # -- sources -----------------------------------------------------------------------------
 
     def _on_depth(self, message: Any) -> None:
-        # The hot path: a plain depthUpdate of our symbol goes from the decoded dict straight
-        # into BookSync, with no model object in between. Anything else (a Gap, the give-up
-        # message, a malformed or unusual payload, another symbol) takes the model's path below,
-        # which handles it exactly as before.
+        # The hot path: a plain depthUpdate of our symbol that continues the synced book goes
+        # from the decoded dict straight into the book, its levels parsed as they are applied,
+        # with no model object in between. Everything else (a Gap, the give-up message, events
+        # buffered during a sync, stale or gapped ones, a malformed or unusual payload, another
+        # symbol) takes the model's path below, which handles it exactly as before.
         if message.__class__ is dict:
-            fields = read_diff(message, self._prices)
+            fields = read_diff(message)
             if fields is not None and fields[0] == self.symbol:
                 _, event_time, first, final, prev_final, bids, asks = fields
+                handled = False
                 with self._lock:
                     if self._stopped:
                         return
-                    self._last_event_time = event_time
-                    try:
-                        action = self._sync.on_update(first, final, prev_final, bids, asks)
-                    except ValueError as exc:  # futures event without pu
-                        log.warning("%s: %s", self.stream_name, exc)
-                        return
-                    if action is _UPDATED and self._announced:
-                        # The steady state, inlined: the book is at u, emit its view.
-                        sink = self._sink
-                        if sink is not None:
-                            sink.post(self._book.view(self.symbol, final, event_time), current=True)
-                    else:
-                        self._act(action)
-                sink = self._sink
-                if sink is not None:
-                    sink.flush()
-                return
+                    sync = self._sync
+                    if sync.admits(first, final, prev_final):
+                        try:
+                            self._book.apply_json(bids, asks)
+                        except (ValueError, TypeError, ArithmeticError):
+                            pass  # a bad level, nothing applied: the model's path names it
+                        else:
+                            self._last_event_time = event_time
+                            action = sync.applied(final)
+                            if action is _UPDATED and self._announced:
+                                # The steady state, inlined: the book is at u, emit its view.
+                                sink = self._sink
+                                if sink is not None:
+                                    view = self._book.view(self.symbol, final, event_time)
+                                    sink.post(view, current=True)
+                            else:
+                                self._act(action)
+                            handled = True
+                if handled:  # deliver what was posted, after the lock
+                    sink = self._sink
+                    if sink is not None:
+                        sink.flush()
+                    return
         if type(message) is Gap:
             return  # the next event shows BookSync the same hole: it resyncs from a snapshot
         if is_give_up(message):

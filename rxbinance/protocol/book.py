@@ -80,80 +80,49 @@ class DiffEvent(Protocol):
 # --------------------------------------------------------------------------------------------
 # Reading a diff event without a model
 
-DiffFields = tuple[str, int, int, int, "int | None", list[Level], list[Level]]
-"""What ``read_diff`` reads: (``s``, ``E``, ``U``, ``u``, ``pu`` or None, bids, asks)."""
-
-PRICE_CACHE_SIZE = 16384
-"""Most prices ``read_diff`` remembers per cache before it starts afresh."""
+DiffFields = tuple[str, int, int, int, "int | None", list[Any], list[Any]]
+"""What ``read_diff`` reads: (``s``, ``E``, ``U``, ``u``, ``pu`` or None, ``b``, ``a``), the
+levels as they came (lists, not yet parsed)."""
 
 
-def read_diff(message: dict[str, Any], prices: dict[str, Decimal]) -> DiffFields | None:
-    """The fields of a well-formed ``depthUpdate`` payload, or None when it is anything else.
+def read_diff(message: dict[str, Any]) -> DiffFields | None:
+    """The fields of a plain ``depthUpdate`` payload, or None when it is anything else.
 
-    The order book's hot path: the same values ``DepthUpdate.from_dict`` gives (levels as
-    ``(Decimal, Decimal)``), without making the model. It accepts only what the model accepts
-    too, and only in the plain form Binance sends (``E``, ``U``, ``u``, ``pu``, ``T`` integers,
-    levels a list of ``[price, quantity]`` string pairs parsing to finite decimals); for None,
-    the caller takes the model's path, which either parses the rarer forms the same way or
-    raises the ParseError naming the fault.
-
-    ``prices`` maps price strings to their Decimal, shared between calls: a book sees the same
-    few hundred prices over and over, and a dict lookup of a string costs about a third of
-    ``Decimal(str)``. It is cleared when it grows past ``PRICE_CACHE_SIZE`` (prices drift).
+    The order book's hot path: the values ``DepthUpdate.from_dict`` gives, without making the
+    model, for the form Binance sends (``E``, ``U``, ``u``, ``pu``, ``T`` integers, ``s`` a
+    string, ``b`` and ``a`` lists). The levels are returned as they are, to be parsed where
+    they are applied (``PersistentBook.apply_json`` parses them as the model does). For None,
+    the caller takes the model's path, which parses the rarer forms (``E`` as a string of
+    digits, levels in a tuple) the same way or raises the ParseError naming the fault.
     """
-    if len(prices) > PRICE_CACHE_SIZE:
-        prices.clear()
     try:
         symbol = message["s"]
         event_time = message["E"]
         first = message["U"]
         final = message["u"]
-        # ``__class__ is int`` rejects bool, as the model does; pu and T are optional.
-        if (
-            message["e"] != "depthUpdate"
-            or symbol.__class__ is not str
-            or event_time.__class__ is not int
-            or first.__class__ is not int
-            or final.__class__ is not int
-        ):
-            return None
-        prev_final = message.get("pu")
-        if prev_final is not None and prev_final.__class__ is not int:
-            return None
-        transaction_time = message.get("T")
-        if transaction_time is not None and transaction_time.__class__ is not int:
-            return None
-        bids = _read_levels(message["b"], prices)
-        asks = _read_levels(message["a"], prices)
-    except (LookupError, TypeError, ValueError, ArithmeticError):
-        # A missing key, a non-pair level (unpacking), a non-string price that cannot be a
-        # dict key, a string Decimal refuses (InvalidOperation is an ArithmeticError).
+        bids = message["b"]
+        asks = message["a"]
+        kind = message["e"]
+    except (LookupError, TypeError):
+        return None
+    # ``__class__ is int`` refuses bool, as the model does; pu and T are optional.
+    if (
+        kind != "depthUpdate"
+        or symbol.__class__ is not str
+        or event_time.__class__ is not int
+        or first.__class__ is not int
+        or final.__class__ is not int
+        or bids.__class__ is not list
+        or asks.__class__ is not list
+    ):
+        return None
+    prev_final = message.get("pu")
+    if prev_final is not None and prev_final.__class__ is not int:
+        return None
+    transaction_time = message.get("T")
+    if transaction_time is not None and transaction_time.__class__ is not int:
         return None
     return symbol, event_time, first, final, prev_final, bids, asks
-
-
-def _read_levels(raw: Any, prices: dict[str, Decimal]) -> list[Level]:
-    if raw.__class__ is not list:
-        raise TypeError("levels are not a list")
-    get = prices.get
-    levels: list[Level] = []
-    append = levels.append
-    for p, q in raw:  # ValueError or TypeError unless each level is a pair
-        price = get(p)
-        if price is None:  # a price not seen lately; only str keys are ever stored
-            if p.__class__ is not str:
-                raise TypeError("price is not a string")
-            price = Decimal(p)
-            if not price.is_finite():
-                raise ValueError("price is not finite")
-            prices[p] = price
-        if q.__class__ is not str:
-            raise TypeError("quantity is not a string")
-        qty = Decimal(q)
-        if not qty.is_finite():
-            raise ValueError("quantity is not finite")
-        append((price, qty))
-    return levels
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,6 +243,8 @@ def _apply_side(
 # A buffered diff event: (U, u, pu, bids, asks), what the rules read of it. A tuple rather than
 # the event itself, so that on_update needs no event object.
 _Buffered = tuple[int, int, "int | None", Sequence[Level], Sequence[Level]]
+
+_STALE = "stale"  # BookSync._admit: the book already contains the event (compared by identity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,6 +460,46 @@ class BookSync:
 
     # ----------------------------------------------------------------------------------------
 
+    def admits(
+        self, first_update_id: int, final_update_id: int, prev_final_update_id: int | None
+    ) -> bool:
+        """True when ``on_update`` would apply this event to ``book`` now: synced, and the
+        event continues the book. The caller may then apply its levels to ``book`` itself (the
+        order book pipeline parses them on the way) and must call ``applied`` next; for False,
+        feed the event to ``on_update`` or ``on_event`` as usual."""
+        if self._state != "synced" or (prev_final_update_id is None and self.futures):
+            return False
+        return self._admit(first_update_id, final_update_id, prev_final_update_id) is None
+
+    def applied(self, final_update_id: int) -> SyncAction:
+        """Record that the caller applied to ``book`` the levels of the event ``admits`` just
+        accepted: counts it as received and applied and moves the book to its ``u``. Returns
+        UPDATED, or RESYNC when the book is now crossed, as ``on_update`` would have."""
+        self._events += 1
+        return self._advance(final_update_id)
+
+    def _admit(self, first: int, final: int, prev_final: int | None) -> str | None:
+        """The update rule, while synced: None to apply the event, ``_STALE`` for an event the
+        book already contains, else the reason of a gap."""
+        local = self._update_id
+        assert local is not None  # synced
+        if not self.futures:
+            if final <= local:  # already in the book
+                return _STALE
+            if first > local + 1:
+                return f"gap: event U={first} after update id {local}"
+        elif self._awaiting_first:
+            if final < local:  # already in the snapshot
+                return _STALE
+            if first > local:
+                return f"event U={first}..u={final} does not straddle snapshot {local}"
+        else:
+            if final <= local:  # stale or duplicate
+                return _STALE
+            if prev_final != local:
+                return f"gap: event pu={prev_final} after u={local}"
+        return None
+
     def _apply(
         self,
         first: int,
@@ -498,41 +509,21 @@ class BookSync:
         asks: Sequence[Level],
     ) -> SyncAction:
         """The update procedure for one event while synced."""
-        local = self._update_id
-        assert local is not None  # synced
-        if not self.futures:
-            if final <= local:  # already in the book
-                self._ignored += 1
-                return SyncAction.NOTHING
-            if first > local + 1:
-                return self._resync(
-                    f"gap: event U={first} after update id {local}",
-                    [(first, final, prev_final, bids, asks)],
-                )
-        elif self._awaiting_first:
-            if final < local:  # already in the snapshot
-                self._ignored += 1
-                return SyncAction.NOTHING
-            if first > local:
-                return self._resync(
-                    f"event U={first}..u={final} does not straddle snapshot {local}",
-                    [(first, final, prev_final, bids, asks)],
-                )
-            self._awaiting_first = False
-        else:
-            if final <= local:  # stale or duplicate
-                self._ignored += 1
-                return SyncAction.NOTHING
-            if prev_final != local:
-                return self._resync(
-                    f"gap: event pu={prev_final} after u={local}",
-                    [(first, final, prev_final, bids, asks)],
-                )
-        book = self.book
-        book.apply(bids, asks)
+        verdict = self._admit(first, final, prev_final)
+        if verdict is _STALE:
+            self._ignored += 1
+            return SyncAction.NOTHING
+        if verdict is not None:
+            return self._resync(verdict, [(first, final, prev_final, bids, asks)])
+        self.book.apply(bids, asks)
+        return self._advance(final)
+
+    def _advance(self, final: int) -> SyncAction:
+        """After an event's levels were applied: the book is at its ``u``."""
+        self._awaiting_first = False  # (futures) the first event after the snapshot was applied
         self._update_id = final
         self._applied += 1
-        if book.crossed:
+        if self.book.crossed:
             return self._resync(f"crossed book after event u={final}", [])
         return SyncAction.UPDATED
 
