@@ -315,6 +315,8 @@ def _as_dict(side: _Side) -> dict[Decimal, Decimal]:
 
 
 def _top_bids(prices: list[list[Decimal]], qtys: list[list[Decimal]], n: int | None) -> list[Level]:
+    if n is not None and prices and 0 < n <= len(prices[-1]):  # the usual read: the top chunk
+        return list(zip(prices[-1][: -n - 1 : -1], qtys[-1][: -n - 1 : -1], strict=True))
     out: list[Level] = []
     for cp, cq in zip(reversed(prices), reversed(qtys), strict=True):
         need = len(cp) if n is None else n - len(out)
@@ -328,6 +330,8 @@ def _top_bids(prices: list[list[Decimal]], qtys: list[list[Decimal]], n: int | N
 
 
 def _top_asks(prices: list[list[Decimal]], qtys: list[list[Decimal]], n: int | None) -> list[Level]:
+    if n is not None and prices and 0 < n <= len(prices[0]):  # the usual read: the top chunk
+        return list(zip(prices[0][:n], qtys[0][:n], strict=True))
     out: list[Level] = []
     for cp, cq in zip(prices, qtys, strict=True):
         need = len(cp) if n is None else n - len(out)
