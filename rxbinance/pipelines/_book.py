@@ -213,7 +213,9 @@ class PersistentBook(LocalBook):
 
     Same operations and semantics as LocalBook (``BookSync`` drives it unchanged), stored as two
     chunked :class:`_Side` structures; :meth:`view` returns an immutable :class:`OrderBook` of
-    the current state in O(1).
+    the current state in O(1). :meth:`apply_json` takes a diff event's levels as decoded from
+    JSON and parses them in the loop that applies them (the order book pipeline's hot path).
+    Not thread-safe: its owner serialises calls (``order_book`` holds its lock).
     """
 
     __slots__ = ("_a", "_b", "_prices")

@@ -301,6 +301,11 @@ class BookSync:
     inconsistent: RESYNC. On RESYNC the book is discarded and the event that revealed a gap is
     kept as the first buffered event. A snapshot received while synced is ignored (NOTHING):
     it answers a request that has been superseded; call ``reset()`` to force a fresh sync.
+
+    A caller that applies levels to ``book`` itself (the order book pipeline parses them as it
+    applies them) asks ``admits(U, u, pu)`` first: True means the rules above would apply the
+    event now; it then applies the levels and calls ``applied(u)``. Any other event goes to
+    ``on_event`` or ``on_update``. The rules live in one place either way.
     """
 
     __slots__ = (
@@ -402,9 +407,8 @@ class BookSync:
         asks: Sequence[Level],
     ) -> SyncAction:
         """``on_event`` for a diff event given as its fields (``U``, ``u``, ``pu``, bids,
-        asks), already known to be of ``symbol``: the order book pipeline's hot path, which
-        makes no event object. Same rules, results and errors (ValueError for a futures event
-        without ``pu``)."""
+        asks), already known to be of ``symbol``, for callers that make no event object. Same
+        rules, results and errors (ValueError for a futures event without ``pu``)."""
         if prev_final_update_id is None and self.futures:
             raise ValueError("a futures BookSync needs events with pu (prev_final_update_id)")
         self._events += 1
