@@ -9,14 +9,15 @@ level updates per second on one core, against a floor measured in the same run:
 - read_diff + apply_json (PersistentBook): what order_book itself runs per event, minus the
   delivery: the payload read without a model object, the levels parsed as they are applied;
 - order_book pipeline: what the depth socket's reader thread runs per decoded message inside
-  ``order_book`` (give-up check, the stream's parser, the lock, ``BookSync.on_event``, a new
-  immutable OrderBook, delivery to a subscriber reading ``best_bid``);
+  ``order_book``, from ``ScriptedSocket.deliver`` on (the stream's sequence check and hub, the
+  lock, read_diff, ``BookSync.admits``, ``apply_json``, a new immutable OrderBook, delivery to
+  a subscriber reading ``best_bid``);
 - pipeline + top 10: the subscriber also reads ``bids(10)`` and ``asks(10)``.
 
 Not included: JSON decoding and the socket, which ``throughput.py`` measures. The target is
 1,000,000 level updates per second through the pipeline (issue 12). Options: ``--events N``
-(default 20000),
-``--repeat N`` (default 5, best run reported). Exit status 1 when the target is missed.
+(default 20000), ``--repeat N`` (default 5, best run reported). Exit status 1 when the target
+is missed.
 """
 
 from __future__ import annotations
