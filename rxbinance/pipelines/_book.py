@@ -24,8 +24,10 @@ from rxbinance.protocol.book import LocalBook
 
 __all__ = ["PRICE_CACHE_SIZE", "Level", "OrderBook", "PersistentBook"]
 
-PRICE_CACHE_SIZE = 16384
-"""Most price strings a PersistentBook remembers the Decimal of before it starts afresh."""
+PRICE_CACHE_SIZE = 4096
+"""Most price strings a PersistentBook remembers the Decimal of before it starts afresh: about
+twice the prices of a 1,000-level book, under 1 MB, and refilled at the cost of one Decimal
+per price when prices have drifted away."""
 
 _CHUNK = 64  # chunk size after a load or a split; a chunk splits above 2 * _CHUNK levels
 _SMALL = _CHUNK // 4  # a chunk shrunk below this is merged into a neighbour
