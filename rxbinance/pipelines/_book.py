@@ -17,11 +17,17 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import MappingProxyType
+from typing import Any
 
 from rxbinance.models import Level
 from rxbinance.protocol.book import LocalBook
 
-__all__ = ["Level", "OrderBook", "PersistentBook"]
+__all__ = ["PRICE_CACHE_SIZE", "Level", "OrderBook", "PersistentBook"]
+
+PRICE_CACHE_SIZE = 4096
+"""Most price strings a PersistentBook remembers the Decimal of before it starts afresh: about
+twice the prices of a 1,000-level book, under 1 MB, and refilled at the cost of one Decimal
+per price when prices have drifted away."""
 
 _CHUNK = 64  # chunk size after a load or a split; a chunk splits above 2 * _CHUNK levels
 _SMALL = _CHUNK // 4  # a chunk shrunk below this is merged into a neighbour
@@ -51,85 +57,121 @@ class _Side:
         self.maxes = [chunk[-1] for chunk in self.prices]
         self.size = len(ordered)
 
-    def apply(self, levels: Iterable[Level]) -> None:
-        # Copy-on-write. The outer lists are copied once per call; a chunk is copied the first
-        # time this call changes it, and the ids of the copies are remembered so later levels of
-        # the same call write into them directly. Id reuse cannot fool this: every chunk that is
-        # not ours is kept alive by the previous outer lists until the call returns.
-        prices = self.prices[:]
-        qtys = self.qtys[:]
-        maxes = self.maxes[:]
-        own_p: set[int] = set()
-        own_q: set[int] = set()
-        size = self.size
-        for price, qty in levels:
-            i = bisect_left(maxes, price)
-            if i == len(maxes):  # above every price of the side (or the side is empty)
-                if not qty:
-                    continue  # removing a level that is not there is normal
-                if not maxes:
-                    prices.append([price])
-                    qtys.append([qty])
-                    maxes.append(price)
-                    own_p.add(id(prices[-1]))
-                    own_q.add(id(qtys[-1]))
-                    size += 1
-                    continue
-                i -= 1
-                cp = prices[i]
-                if id(cp) not in own_p:
-                    cp = prices[i] = cp[:]
-                    own_p.add(id(cp))
-                cq = qtys[i]
-                if id(cq) not in own_q:
-                    cq = qtys[i] = cq[:]
-                    own_q.add(id(cq))
-                cp.append(price)
-                cq.append(qty)
-                maxes[i] = price
-                size += 1
-                if len(cp) > 2 * _CHUNK:
-                    _split(prices, qtys, maxes, i, own_p, own_q)
-                continue
+
+_State = tuple[list[list[Decimal]], list[list[Decimal]], list[Decimal], int]
+"""A side's (prices, qtys, maxes, size), as ``_applied`` computes it."""
+
+
+def _applied(side: _Side, levels: Iterable[Any], cache: dict[str, Decimal] | None) -> _State:
+    """The state of ``side`` after ``levels``, built beside it: ``side`` itself is unchanged.
+
+    With ``cache`` None the levels are ``(Decimal, Decimal)``. With a cache they are the JSON
+    ``[price, quantity]`` string pairs of a diff event, parsed here on the way, in the same loop
+    that applies them (a list of tuples made first and walked again costs about a fifth of
+    the whole): each must be a pair of strings parsing to finite decimals, as
+    ``DepthUpdate.from_dict`` requires, else ValueError, TypeError or InvalidOperation is
+    raised, and since nothing is stored before the end, the book is left as it was. The cache
+    maps price strings to their Decimal: a book sees the same prices over and over, and a dict
+    lookup costs a third of ``Decimal(str)``.
+
+    Copy-on-write: the quantities' outer list is copied once per call (nearly every call
+    changes a quantity); the prices' outer list and maxes only when a level comes or goes. A
+    chunk is copied the first time this call changes it and the ids of the copies remembered
+    in ``own``, so later levels of the same call write into them directly. Id reuse cannot fool
+    this: every chunk that is not ours is kept alive by the previous outer lists until the call
+    returns.
+    """
+    prices = side.prices
+    maxes = side.maxes
+    qtys = side.qtys[:]
+    shared = True  # prices and maxes are still the published lists
+    own: set[int] = set()
+    last_q = None  # the quantity chunk the previous level wrote to: ours
+    size = side.size
+    get = None if cache is None else cache.get
+    for price, qty in levels:  # a level that is not a pair raises here (ValueError, TypeError)
+        if get is not None:
+            if qty.__class__ is not str:
+                raise TypeError("the quantity is not a string")
+            qty = Decimal(qty)  # InvalidOperation unless a number
+            if not qty.is_finite():
+                raise ValueError("the quantity is not finite")
+            p = get(price)  # TypeError when unhashable; only strings are ever stored
+            if p is None:
+                if price.__class__ is not str:
+                    raise TypeError("the price is not a string")
+                p = Decimal(price)
+                if not p.is_finite():
+                    raise ValueError("the price is not finite")
+                cache[price] = p  # type: ignore[index]  # (cache is not None with get)
+            price = p
+        i = bisect_left(maxes, price)
+        if i != len(maxes):
             cp = prices[i]
             j = bisect_left(cp, price)  # j < len(cp): price <= maxes[i] == cp[-1]
             if cp[j] == price:
                 cq = qtys[i]
-                if id(cq) not in own_q:
-                    cq = qtys[i] = cq[:]
-                    own_q.add(id(cq))
-                if qty:  # the common case: a new quantity for an existing level
+                # Most levels of an event land in the chunk of the one before (the top of the
+                # book): an identity test spares the set lookup.
+                if cq is not last_q:
+                    if id(cq) not in own:
+                        cq = qtys[i] = cq[:]
+                        own.add(id(cq))
+                    last_q = cq
+                if qty:  # by far the most common case: a new quantity for a level
                     cq[j] = qty
                     continue
+                # Quantity 0 (any spelling: a Decimal zero is falsy): the level goes.
+                if shared:
+                    prices, maxes, shared = prices[:], maxes[:], False
                 size -= 1
                 if len(cp) == 1:
                     del prices[i], qtys[i], maxes[i]
                     continue
-                if id(cp) not in own_p:
+                if id(cp) not in own:
                     cp = prices[i] = cp[:]
-                    own_p.add(id(cp))
+                    own.add(id(cp))
                 del cp[j], cq[j]
                 if j == len(cp):
                     maxes[i] = cp[-1]
                 if len(cp) < _SMALL and len(prices) > 1:
-                    _merge(prices, qtys, maxes, i, own_p, own_q)
-            elif qty:
-                if id(cp) not in own_p:
-                    cp = prices[i] = cp[:]
-                    own_p.add(id(cp))
-                cq = qtys[i]
-                if id(cq) not in own_q:
-                    cq = qtys[i] = cq[:]
-                    own_q.add(id(cq))
-                cp.insert(j, price)
-                cq.insert(j, qty)
-                size += 1
-                if len(cp) > 2 * _CHUNK:
-                    _split(prices, qtys, maxes, i, own_p, own_q)
-        self.prices = prices
-        self.qtys = qtys
-        self.maxes = maxes
-        self.size = size
+                    _merge(prices, qtys, maxes, i, own)
+                continue
+            if not qty:
+                continue  # removing a level that is not there is normal
+        elif not qty:
+            continue  # above every price of the side (or the side is empty): the same
+        elif not maxes:  # the first level of an empty side
+            if shared:
+                prices, maxes, shared = prices[:], maxes[:], False
+            prices.append([price])
+            qtys.append([qty])
+            maxes.append(price)
+            own.update((id(prices[-1]), id(qtys[-1])))
+            size += 1
+            continue
+        else:  # above every price: appended to the last chunk
+            i -= 1
+            cp = prices[i]
+            j = len(cp)
+        # A new level at cp[j].
+        if shared:
+            prices, maxes, shared = prices[:], maxes[:], False
+        if id(cp) not in own:
+            cp = prices[i] = cp[:]
+            own.add(id(cp))
+        cq = qtys[i]
+        if id(cq) not in own:
+            cq = qtys[i] = cq[:]
+            own.add(id(cq))
+        cp.insert(j, price)
+        cq.insert(j, qty)
+        if j == len(cp) - 1:
+            maxes[i] = price
+        size += 1
+        if len(cp) > 2 * _CHUNK:
+            _split(prices, qtys, maxes, i, own)
+    return prices, qtys, maxes, size
 
 
 def _split(
@@ -137,8 +179,7 @@ def _split(
     qtys: list[list[Decimal]],
     maxes: list[Decimal],
     i: int,
-    own_p: set[int],
-    own_q: set[int],
+    own: set[int],
 ) -> None:
     cp, cq = prices[i], qtys[i]
     half = len(cp) // 2
@@ -146,8 +187,7 @@ def _split(
     prices[i : i + 1] = [low_p, high_p]
     qtys[i : i + 1] = [low_q, high_q]
     maxes[i : i + 1] = [low_p[-1], high_p[-1]]
-    own_p.update((id(low_p), id(high_p)))
-    own_q.update((id(low_q), id(high_q)))
+    own.update((id(low_p), id(high_p), id(low_q), id(high_q)))
 
 
 def _merge(
@@ -155,8 +195,7 @@ def _merge(
     qtys: list[list[Decimal]],
     maxes: list[Decimal],
     i: int,
-    own_p: set[int],
-    own_q: set[int],
+    own: set[int],
 ) -> None:
     # Merge chunk i with a neighbour so that removals cannot leave many tiny chunks behind
     # (the outer lists, copied on every event, would grow towards one chunk per level).
@@ -166,10 +205,9 @@ def _merge(
     prices[lo : lo + 2] = [merged_p]
     qtys[lo : lo + 2] = [merged_q]
     maxes[lo : lo + 2] = [merged_p[-1]]
-    own_p.add(id(merged_p))
-    own_q.add(id(merged_q))
+    own.update((id(merged_p), id(merged_q)))
     if len(merged_p) > 2 * _CHUNK:
-        _split(prices, qtys, maxes, lo, own_p, own_q)
+        _split(prices, qtys, maxes, lo, own)
 
 
 class PersistentBook(LocalBook):
@@ -177,15 +215,18 @@ class PersistentBook(LocalBook):
 
     Same operations and semantics as LocalBook (``BookSync`` drives it unchanged), stored as two
     chunked :class:`_Side` structures; :meth:`view` returns an immutable :class:`OrderBook` of
-    the current state in O(1).
+    the current state in O(1). :meth:`apply_json` takes a diff event's levels as decoded from
+    JSON and parses them in the loop that applies them (the order book pipeline's hot path).
+    Not thread-safe: its owner serialises calls (``order_book`` holds its lock).
     """
 
-    __slots__ = ("_a", "_b")
+    __slots__ = ("_a", "_b", "_prices")
 
     def __init__(self) -> None:
         super().__init__()  # LocalBook's own (unused) containers: a few empty objects
         self._b = _Side()
         self._a = _Side()
+        self._prices: dict[str, Decimal] = {}  # apply_json's price string -> Decimal cache
 
     @property
     def bids(self) -> Mapping[Decimal, Decimal]:
@@ -230,10 +271,30 @@ class PersistentBook(LocalBook):
         self._a.load(asks)
 
     def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
-        if bids:
-            self._b.apply(bids)
-        if asks:
-            self._a.apply(asks)
+        self._apply(bids, asks, None)
+
+    def apply_json(self, bids: list[Any], asks: list[Any]) -> None:
+        """``apply`` for the levels of a diff event as decoded from JSON (lists of
+        ``[price, quantity]`` strings), parsed on the way exactly as ``DepthUpdate.from_dict``
+        parses them. All or nothing: a level it would refuse raises ValueError, TypeError or
+        ``decimal.InvalidOperation`` and leaves the book as it was."""
+        cache = self._prices
+        if len(cache) > PRICE_CACHE_SIZE:
+            cache.clear()  # prices drift: start afresh rather than grow without end
+        self._apply(bids, asks, cache)
+
+    def _apply(
+        self, bids: Iterable[Any], asks: Iterable[Any], cache: dict[str, Decimal] | None
+    ) -> None:
+        # Both sides are computed before either is stored: all or nothing.
+        b = _applied(self._b, bids, cache) if bids else None
+        a = _applied(self._a, asks, cache) if asks else None
+        if b is not None:
+            side = self._b
+            side.prices, side.qtys, side.maxes, side.size = b
+        if a is not None:
+            side = self._a
+            side.prices, side.qtys, side.maxes, side.size = a
 
     def view(self, symbol: str, update_id: int, event_time: int | None) -> OrderBook:
         """The current state as an immutable OrderBook, in O(1)."""
@@ -258,6 +319,8 @@ def _as_dict(side: _Side) -> dict[Decimal, Decimal]:
 
 
 def _top_bids(prices: list[list[Decimal]], qtys: list[list[Decimal]], n: int | None) -> list[Level]:
+    if n is not None and prices and 0 < n <= len(prices[-1]):  # the usual read: the top chunk
+        return list(zip(prices[-1][: -n - 1 : -1], qtys[-1][: -n - 1 : -1], strict=True))
     out: list[Level] = []
     for cp, cq in zip(reversed(prices), reversed(qtys), strict=True):
         need = len(cp) if n is None else n - len(out)
@@ -271,6 +334,8 @@ def _top_bids(prices: list[list[Decimal]], qtys: list[list[Decimal]], n: int | N
 
 
 def _top_asks(prices: list[list[Decimal]], qtys: list[list[Decimal]], n: int | None) -> list[Level]:
+    if n is not None and prices and 0 < n <= len(prices[0]):  # the usual read: the top chunk
+        return list(zip(prices[0][:n], qtys[0][:n], strict=True))
     out: list[Level] = []
     for cp, cq in zip(prices, qtys, strict=True):
         need = len(cp) if n is None else n - len(out)

@@ -44,7 +44,7 @@ from rxbinance.models import DepthUpdate, ParseError, parser_for
 from rxbinance.pipelines._book import Level, OrderBook, PersistentBook
 from rxbinance.pipelines._rest import DepthClient
 from rxbinance.protocol import names
-from rxbinance.protocol.book import BookSync, BookSyncStatistics, SyncAction
+from rxbinance.protocol.book import BookSync, BookSyncStatistics, SyncAction, read_diff
 from rxbinance.protocol.frames import give_up_error, is_give_up
 from rxbinance.protocol.limits import check_depth_limit, depth_weight
 
@@ -56,6 +56,8 @@ __all__ = ["order_book", "order_book_statistics"]
 log = logging.getLogger("rxbinance.pipelines")
 
 _BookKey = tuple[str, str, int, int]  # ("order_book", SYMBOL, limit, speed): a hub key
+
+_UPDATED = SyncAction.UPDATED  # a global's lookup is cheaper than an enum attribute's
 
 
 def order_book(
@@ -265,6 +267,42 @@ class _BookConnection:
     # -- sources -----------------------------------------------------------------------------
 
     def _on_depth(self, message: Any) -> None:
+        # The hot path: a plain depthUpdate of our symbol that continues the synced book goes
+        # from the decoded dict straight into the book, its levels parsed as they are applied,
+        # with no model object in between. Everything else (a Gap, the give-up message, events
+        # buffered during a sync, stale or gapped ones, a malformed or unusual payload, another
+        # symbol) takes the model's path below, which handles it exactly as before.
+        if message.__class__ is dict:
+            fields = read_diff(message)
+            if fields is not None and fields[0] == self.symbol:
+                _, event_time, first, final, prev_final, bids, asks = fields
+                handled = False
+                with self._lock:
+                    if self._stopped:
+                        return
+                    sync = self._sync
+                    if sync.admits(first, final, prev_final):
+                        try:
+                            self._book.apply_json(bids, asks)
+                        except (ValueError, TypeError, ArithmeticError):
+                            pass  # a bad level, nothing applied: the model's path names it
+                        else:
+                            self._last_event_time = event_time
+                            action = sync.applied(final)
+                            if action is _UPDATED and self._announced:
+                                # The steady state, inlined: the book is at u, emit its view.
+                                sink = self._sink
+                                if sink is not None:
+                                    view = self._book.view(self.symbol, final, event_time)
+                                    sink.post(view, current=True)
+                            else:
+                                self._act(action)
+                            handled = True
+                if handled:  # deliver what was posted, after the lock
+                    sink = self._sink
+                    if sink is not None:
+                        sink.flush()
+                    return
         if type(message) is Gap:
             return  # the next event shows BookSync the same hole: it resyncs from a snapshot
         if is_give_up(message):
@@ -290,14 +328,18 @@ class _BookConnection:
             except ValueError as exc:  # another symbol's event: cannot happen on this stream
                 log.warning("%s: %s", self.stream_name, exc)
                 return
-            if action is SyncAction.UPDATED:
-                self._publish()
-            elif action is SyncAction.FETCH_SNAPSHOT:
-                self._need_snapshot = True
-                self._ensure_worker()
-            elif action is SyncAction.RESYNC:
-                self._resync(self._sync.reason or "resync")
+            self._act(action)
         self._flush()
+
+    def _act(self, action: SyncAction) -> None:
+        """Do what BookSync asked after a diff event (under ``_lock``)."""
+        if action is SyncAction.UPDATED:
+            self._publish()
+        elif action is SyncAction.FETCH_SNAPSHOT:
+            self._need_snapshot = True
+            self._ensure_worker()
+        elif action is SyncAction.RESYNC:
+            self._resync(self._sync.reason or "resync")
 
     def _on_connection_event(self, event: ConnectionEvent) -> None:
         # Any thread; posts events to the outbox, never emits from here.

@@ -24,15 +24,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 __all__ = [
     "BookSync",
     "BookSyncStatistics",
     "DiffEvent",
+    "DiffFields",
     "LocalBook",
     "SyncAction",
     "SyncState",
+    "read_diff",
 ]
 
 Level = tuple[Decimal, Decimal]
@@ -73,6 +75,54 @@ class DiffEvent(Protocol):
     def bids(self) -> Sequence[Level]: ...
     @property
     def asks(self) -> Sequence[Level]: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a diff event without a model
+
+DiffFields = tuple[str, int, int, int, "int | None", list[Any], list[Any]]
+"""What ``read_diff`` reads: (``s``, ``E``, ``U``, ``u``, ``pu`` or None, ``b``, ``a``), the
+levels as they came (lists, not yet parsed)."""
+
+
+def read_diff(message: dict[str, Any]) -> DiffFields | None:
+    """The fields of a plain ``depthUpdate`` payload, or None when it is anything else.
+
+    The order book's hot path: the values ``DepthUpdate.from_dict`` gives, without making the
+    model, for the form Binance sends (``E``, ``U``, ``u``, ``pu``, ``T`` integers, ``s`` a
+    string, ``b`` and ``a`` lists). The levels are returned as they are, to be parsed where
+    they are applied (``PersistentBook.apply_json`` parses them as the model does). For None,
+    the caller takes the model's path, which parses the rarer forms (``E`` as a string of
+    digits, levels in a tuple) the same way or raises the ParseError naming the fault.
+    """
+    try:
+        symbol = message["s"]
+        event_time = message["E"]
+        first = message["U"]
+        final = message["u"]
+        bids = message["b"]
+        asks = message["a"]
+        kind = message["e"]
+    except (LookupError, TypeError):
+        return None
+    # ``__class__ is int`` refuses bool, as the model does; pu and T are optional.
+    if (
+        kind != "depthUpdate"
+        or symbol.__class__ is not str
+        or event_time.__class__ is not int
+        or first.__class__ is not int
+        or final.__class__ is not int
+        or bids.__class__ is not list
+        or asks.__class__ is not list
+    ):
+        return None
+    prev_final = message.get("pu")
+    if prev_final is not None and prev_final.__class__ is not int:
+        return None
+    transaction_time = message.get("T")
+    if transaction_time is not None and transaction_time.__class__ is not int:
+        return None
+    return symbol, event_time, first, final, prev_final, bids, asks
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,6 +240,12 @@ def _apply_side(
 # --------------------------------------------------------------------------------------------
 # BookSync
 
+# A buffered diff event: (U, u, pu, bids, asks), what the rules read of it. A tuple rather than
+# the event itself, so that on_update needs no event object.
+_Buffered = tuple[int, int, "int | None", Sequence[Level], Sequence[Level]]
+
+_STALE = "stale"  # BookSync._admit: the book already contains the event (compared by identity)
+
 
 @dataclass(frozen=True, slots=True)
 class BookSyncStatistics:
@@ -245,6 +301,11 @@ class BookSync:
     inconsistent: RESYNC. On RESYNC the book is discarded and the event that revealed a gap is
     kept as the first buffered event. A snapshot received while synced is ignored (NOTHING):
     it answers a request that has been superseded; call ``reset()`` to force a fresh sync.
+
+    A caller that applies levels to ``book`` itself (the order book pipeline parses them as it
+    applies them) asks ``admits(U, u, pu)`` first: True means the rules above would apply the
+    event now; it then applies the levels and calls ``applied(u)``. Any other event goes to
+    ``on_event`` or ``on_update``. The rules live in one place either way.
     """
 
     __slots__ = (
@@ -272,7 +333,7 @@ class BookSync:
         self.book = LocalBook()
         """The local book; valid (consistent with Binance's) only while ``state == "synced"``."""
         self._state: SyncState = "waiting_for_event"
-        self._buffer: list[DiffEvent] = []
+        self._buffer: list[_Buffered] = []
         self._update_id: int | None = None
         # Futures: the snapshot is applied but no event has straddled its lastUpdateId yet, so
         # the next event is checked against the snapshot, not against a previous event's u.
@@ -329,12 +390,31 @@ class BookSync:
         """
         if event.symbol != self.symbol:
             raise ValueError(f"BookSync({self.symbol!r}) got an event for {event.symbol!r}")
-        if self.futures and event.prev_final_update_id is None:
+        return self.on_update(
+            event.first_update_id,
+            event.final_update_id,
+            event.prev_final_update_id,
+            event.bids,
+            event.asks,
+        )
+
+    def on_update(
+        self,
+        first_update_id: int,
+        final_update_id: int,
+        prev_final_update_id: int | None,
+        bids: Sequence[Level],
+        asks: Sequence[Level],
+    ) -> SyncAction:
+        """``on_event`` for a diff event given as its fields (``U``, ``u``, ``pu``, bids,
+        asks), already known to be of ``symbol``, for callers that make no event object. Same
+        rules, results and errors (ValueError for a futures event without ``pu``)."""
+        if prev_final_update_id is None and self.futures:
             raise ValueError("a futures BookSync needs events with pu (prev_final_update_id)")
         self._events += 1
         if self._state == "synced":
-            return self._apply(event)
-        self._buffer.append(event)
+            return self._apply(first_update_id, final_update_id, prev_final_update_id, bids, asks)
+        self._buffer.append((first_update_id, final_update_id, prev_final_update_id, bids, asks))
         if self._state == "waiting_for_event":
             self._state = "waiting_for_snapshot"
             return SyncAction.FETCH_SNAPSHOT
@@ -357,7 +437,7 @@ class BookSync:
             return SyncAction.NOTHING
         pending = self._buffer
         if pending:
-            first = pending[0].first_update_id
+            first = pending[0][0]
             # Too old: events between the snapshot and the first buffered one were missed.
             # Spot: L + 1 < U (see the class docstring); futures: L < U (reference 5.2).
             too_old = last_update_id < first if self.futures else last_update_id + 1 < first
@@ -377,50 +457,81 @@ class BookSync:
         # The buffered events go through the same rule as live ones: the ones the snapshot
         # already contains are ignored, the first newer one must continue it.
         for i, event in enumerate(pending):
-            if self._apply(event) is SyncAction.RESYNC:
+            if self._apply(*event) is SyncAction.RESYNC:
                 self._buffer.extend(pending[i + 1 :])
                 return SyncAction.RESYNC
         return SyncAction.UPDATED
 
     # ----------------------------------------------------------------------------------------
 
-    def _apply(self, event: DiffEvent) -> SyncAction:
-        """The update procedure for one event while synced."""
-        first = event.first_update_id
-        final = event.final_update_id
+    def admits(
+        self, first_update_id: int, final_update_id: int, prev_final_update_id: int | None
+    ) -> bool:
+        """True when ``on_update`` would apply this event to ``book`` now: synced, and the
+        event continues the book. The caller may then apply its levels to ``book`` itself (the
+        order book pipeline parses them on the way) and must call ``applied`` next; for False,
+        feed the event to ``on_update`` or ``on_event`` as usual."""
+        if self._state != "synced" or (prev_final_update_id is None and self.futures):
+            return False
+        return self._admit(first_update_id, final_update_id, prev_final_update_id) is None
+
+    def applied(self, final_update_id: int) -> SyncAction:
+        """Record that the caller applied to ``book`` the levels of the event ``admits`` just
+        accepted: counts it as received and applied and moves the book to its ``u``. Returns
+        UPDATED, or RESYNC when the book is now crossed, as ``on_update`` would have."""
+        self._events += 1
+        return self._advance(final_update_id)
+
+    def _admit(self, first: int, final: int, prev_final: int | None) -> str | None:
+        """The update rule, while synced: None to apply the event, ``_STALE`` for an event the
+        book already contains, else the reason of a gap."""
         local = self._update_id
         assert local is not None  # synced
         if not self.futures:
             if final <= local:  # already in the book
-                self._ignored += 1
-                return SyncAction.NOTHING
+                return _STALE
             if first > local + 1:
-                return self._resync(f"gap: event U={first} after update id {local}", [event])
+                return f"gap: event U={first} after update id {local}"
         elif self._awaiting_first:
             if final < local:  # already in the snapshot
-                self._ignored += 1
-                return SyncAction.NOTHING
+                return _STALE
             if first > local:
-                return self._resync(
-                    f"event U={first}..u={final} does not straddle snapshot {local}", [event]
-                )
-            self._awaiting_first = False
+                return f"event U={first}..u={final} does not straddle snapshot {local}"
         else:
             if final <= local:  # stale or duplicate
-                self._ignored += 1
-                return SyncAction.NOTHING
-            if event.prev_final_update_id != local:
-                return self._resync(
-                    f"gap: event pu={event.prev_final_update_id} after u={local}", [event]
-                )
-        self.book.apply(event.bids, event.asks)
+                return _STALE
+            if prev_final != local:
+                return f"gap: event pu={prev_final} after u={local}"
+        return None
+
+    def _apply(
+        self,
+        first: int,
+        final: int,
+        prev_final: int | None,
+        bids: Sequence[Level],
+        asks: Sequence[Level],
+    ) -> SyncAction:
+        """The update procedure for one event while synced."""
+        verdict = self._admit(first, final, prev_final)
+        if verdict is _STALE:
+            self._ignored += 1
+            return SyncAction.NOTHING
+        if verdict is not None:
+            return self._resync(verdict, [(first, final, prev_final, bids, asks)])
+        self.book.apply(bids, asks)
+        return self._advance(final)
+
+    def _advance(self, final: int) -> SyncAction:
+        """After an event's levels were applied: the book is at its ``u``."""
+        self._awaiting_first = False  # (futures) the first event after the snapshot was applied
         self._update_id = final
         self._applied += 1
         if self.book.crossed:
             return self._resync(f"crossed book after event u={final}", [])
         return SyncAction.UPDATED
 
-    def _resync(self, reason: str, keep: list[DiffEvent]) -> SyncAction:
+    def _resync(self, reason: str, keep: list[_Buffered]) -> SyncAction:
         """Discard the book; ``keep`` becomes the buffer the next snapshot is lined up with."""
         self._resyncs += 1
         self._reason = reason
