@@ -457,6 +457,7 @@ class _BookConnection:
             body = self._rest.depth(self.symbol, limit=self.limit)
             last_update_id, bids, asks = _parse_snapshot(body)
         except Exception as exc:
+            self._budget.refund(self._weight, exc)  # a refused connection costs no weight
             pause = retry_after(exc)
             if pause is not None:
                 self._budget.pause(pause)  # per IP: every book of these streams waits
