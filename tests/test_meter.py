@@ -33,7 +33,7 @@ def test_rates_count_the_last_whole_second_and_the_last_minute() -> None:
     for second in range(3):  # 10, 20, 30 messages in three consecutive seconds
         for i in range(10 * (second + 1)):
             clock.now = T + second + i / 100
-            meter.record(trade(clock.now * 1000 - 5))
+            meter.record(1, trade(clock.now * 1000 - 5))
     clock.now = T + 3.5
     reading = meter.reading()
     assert reading.rate_1s == 30  # the second T+2
@@ -52,7 +52,7 @@ def test_lag_is_sampled_a_bounded_number_of_times_a_second() -> None:
     meter = Meter(clock)
     for i in range(1000):
         clock.now = T + i / 1000
-        meter.record(trade(clock.now * 1000 - (1 if i < LAG_SAMPLES_PER_SECOND else 500)))
+        meter.record(1, trade(clock.now * 1000 - (1 if i < LAG_SAMPLES_PER_SECOND else 500)))
     clock.now = T + 1.2
     reading = meter.reading()
     assert reading.rate_1s == 1000
@@ -73,7 +73,7 @@ def test_lag_is_sampled_a_bounded_number_of_times_a_second() -> None:
 def test_lag_reads_e_of_payloads_and_wrappers(message: object, lag: float | None) -> None:
     clock = Clock(1.5)
     meter = Meter(clock)
-    meter.record(message)
+    meter.record(1, message)
     assert meter.reading().lag_p50_ms == lag
 
 
@@ -82,3 +82,13 @@ def test_combine_takes_the_busiest_rates_the_best_lag_and_the_freshest_message()
     b = MeterReading(12.0, 7.0, 3.0, 11.0, 0.2)
     c = MeterReading(0.0, 0.0, None, None, None)
     assert combine([a, b, c]) == MeterReading(12.0, 8.0, 3.0, 9.0, 0.2)
+
+
+def test_a_read_of_many_messages_counts_them_all_and_samples_one() -> None:
+    clock = Clock(T)
+    meter = Meter(clock)
+    meter.record(250, trade(T * 1000 - 7))  # one read brought 250 messages
+    clock.now = T + 1.5
+    reading = meter.reading()
+    assert reading.rate_1s == 250
+    assert reading.lag_p50_ms == pytest.approx(7, abs=0.01)

@@ -3,11 +3,11 @@ lag behind Binance's event time, the moment of the last message.
 
 A :class:`Meter` belongs to a stream key (its
 :class:`~rxbinance._reactive.connection.SharedConnection`) and outlives its sockets; each
-socket calls :meth:`Meter.record` for every data message it delivers (not for messages
-refilled from REST: their lag would be history, not delay). The hot path is one clock read,
-two stores and two comparisons; per-second bookkeeping happens once a second, and lag is
-sampled (at most :data:`LAG_SAMPLES_PER_SECOND` a second) so a busy stream pays for a few
-hundred samples, not for every message.
+socket calls :meth:`Meter.record` with the data messages of each read (not for messages
+refilled from REST: their lag would be history, not delay): at a busy stream's rate one read
+brings many messages, so the cost per message is next to nothing. A record is one clock read,
+a few stores and comparisons; per-second bookkeeping happens once a second, and lag is sampled
+(one message a read, at most :data:`LAG_SAMPLES_PER_SECOND` a second).
 """
 
 from __future__ import annotations
@@ -60,16 +60,17 @@ class Meter:
         # Closed seconds, oldest first: (second, messages, lag samples in ms).
         self._slots: deque[tuple[int, int, list[float]]] = deque(maxlen=_WINDOW)
 
-    def record(self, message: Any) -> None:
-        """One data message was received now (reader thread)."""
+    def record(self, count: int, sample: Any) -> None:
+        """``count`` data messages were received now, ``sample`` one of them (the reader
+        thread; a socket reports each read at once, so this runs once per read)."""
         now = self._clock()
         self.last_at = now
         if now >= self._slot_end:
             self._roll(now)
-        self._slot_count += 1
+        self._slot_count += count
         if self._samples_left:
             self._samples_left -= 1
-            event_time = _event_time(message)
+            event_time = _event_time(sample)
             if event_time is not None:
                 self._slot_lags.append(now * 1000.0 - event_time)
 

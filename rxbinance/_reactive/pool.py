@@ -253,7 +253,7 @@ class PooledConnection:
             return
         for member in members:
             member.messages += 1
-            member.meter.record(payload)
+            member.meter.record(1, payload)
             sink = member.sink
             if sink is not None:
                 sink.on_next(payload)

@@ -58,7 +58,7 @@ class ScriptedSocket:
         #: Where data messages go (replaceable, as on a real socket).
         self.on_message = on_message
         #: Told of each data message first, as on a real socket (stream statistics).
-        self.meter: Callable[[Any], None] | None = None
+        self.meter: Callable[[int, Any], None] | None = None
         #: Where control replies go (pooled streams set it), as on a real socket.
         self.on_control: Callable[[dict[str, Any]], None] | None = None
         #: The text frames the library sent (control messages), decoded, in order.
@@ -101,7 +101,7 @@ class ScriptedSocket:
         """One data message from the server (a decoded JSON value)."""
         self.messages += 1
         if self.meter is not None:
-            self.meter(message)
+            self.meter(1, message)
         self.on_message(message)
 
     def reply(self, message: dict[str, Any]) -> None:
