@@ -156,7 +156,9 @@ class StreamStatistics:
     :attr:`rest_weight` read it. ``dropped``: messages of this key dropped by bounded delivery
     (:func:`rxbinance.operators.observe_on_bounded` with ``streams=`` and ``stream=`` the key). With
     ``BinanceStreams(redundancy=...)``, ``redundancy``: per copy, how many messages it delivered
-    first and how many of its messages another copy had delivered already.
+    first and how many of its messages another copy had delivered already. With
+    ``BinanceStreams(pool=True)``, ``connection``: the pooled connection carrying the stream
+    (``"pool-1"``, ``"pool-market-2"``: also its reader thread's name after ``rxbinance:``).
     """
 
     key: str
@@ -173,6 +175,7 @@ class StreamStatistics:
     lag_p99_ms: float | None = None
     last_message_age: float | None = None
     dropped: int = 0
+    connection: str | None = None
 
     @property
     def gaps_repaired(self) -> int:
@@ -557,6 +560,7 @@ class BinanceStreams:
             lag_p99_ms=reading.lag_p99_ms,
             last_message_age=reading.last_message_age,
             dropped=self._context.drops.get(str(key)),
+            connection=None if member.connection is None else member.connection.name,
         )
 
     def _shared(

@@ -67,6 +67,7 @@ def test_streams_share_one_connection_and_leave_it_with_unsubscribe(fake: FakeBi
         fake.wait_for(lambda f: list(server_view(f).values()) == [wanted - {"ethusdt@aggTrade"}])
         stats = streams.statistics()
         assert set(stats) == wanted - {"ethusdt@aggTrade"}
+        assert {s.connection for s in stats.values()} == {"pool-1"}
         assert stats["btcusdt@aggTrade"].messages == len(got["BTCUSDT"].items)
         # The connection left without streams closes after a short grace period.
         for sub in [subs["BTCUSDT"], subs["BNBBTC"], book_sub]:
