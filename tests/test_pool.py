@@ -492,3 +492,26 @@ def test_sockets_wait_for_the_attempt_budget_instead_of_being_refused() -> None:
         assert times[4] - times[0] >= 1.0  # the fifth waited for the first to age out
         for sub in subs:
             sub.dispose()
+
+
+def test_a_stream_stopped_before_it_started_never_joins_a_connection() -> None:
+    from reactivex.scheduler import ImmediateScheduler
+
+    from rxbinance._reactive.pool import Pool, PooledStream
+
+    def make(key: str, open_socket: Any) -> Any:
+        raise AssertionError("no connection may be made")
+
+    pool = Pool(
+        name="pool",
+        url_for=lambda names: "ws://127.0.0.1:9/stream?streams=" + "/".join(names),
+        capacity=10,
+        open_socket=ScriptedTransport(),
+        make=make,
+        timers=ImmediateScheduler(),
+        emit_event=lambda _: None,
+    )
+    member = PooledStream(pool, "btcusdt@trade")
+    member.stop()  # the hub may stop a source before starting it
+    member.start(Collector())  # type: ignore[arg-type]
+    assert not pool.connections

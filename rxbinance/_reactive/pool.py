@@ -99,6 +99,7 @@ class PooledStream:
         self.meter = Meter()
         self.messages = 0  # payloads routed to this stream (reader threads)
         self.connection: PooledConnection | None = None  # set by the pool
+        self.stopped = False  # set by the pool (its lock held) when the stream leaves
 
     def start(self, sink: Sink[Any]) -> None:
         self.sink = self._wrap(sink) if self._wrap is not None else sink
@@ -443,6 +444,8 @@ class Pool:
         first with room, else a new one."""
         start: PooledConnection | None = None
         with self.lock:
+            if member.stopped:
+                return  # its last subscriber left before it started (the hub allows that)
             connection = next(
                 (c for c in self.connections if member.name in c.members), None
             ) or next((c for c in self.connections if c.size < self.capacity), None)
@@ -456,6 +459,7 @@ class Pool:
 
     def leave(self, member: PooledStream) -> None:
         with self.lock:
+            member.stopped = True
             connection = member.connection
             if connection is not None and not connection.closed:
                 connection.remove(member)
