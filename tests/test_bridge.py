@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import reactivex.operators as ops
 
 import rxbinance.operators as rbo
 from rxbinance import BinanceStreams, models

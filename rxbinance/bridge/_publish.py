@@ -176,6 +176,15 @@ class Publisher(abc.DisposableBase):
                 self._connected,
             )
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every message received so far is in Redis (True), or ``timeout``
+        seconds passed, or the writer stopped (False)."""
+        with self._cond:
+            return (
+                self._cond.wait_for(lambda: not self._buffer or self._closed.is_set(), timeout)
+                and not self._buffer
+            )
+
     def __enter__(self) -> Publisher:
         return self
 
@@ -212,7 +221,10 @@ class Publisher(abc.DisposableBase):
                 self._buffer.append(_Entry(key, hole.stream, number, now, hole))
                 gap = self._gap(hole, now)
             self._buffer.append(_Entry(key, stream, number, now, message))
-            self._cond.notify()
+            if len(self._buffer) <= 2:
+                # The writer only waits on an empty buffer: wake it on the way out of that
+                # (notify_all: flush() callers wait on the same condition).
+                self._cond.notify_all()
         if gap is not None:
             self._events.on_next(gap)
 
@@ -309,11 +321,14 @@ class Publisher(abc.DisposableBase):
                     for _ in batch:
                         self._buffer.popleft()
                     self._written += len(batch)
+                    self._cond.notify_all()  # flush() waiters
             self._abandon()
         finally:
             self._client.close()
             self._events.on_completed()
-            self._closed.set()
+            with self._cond:
+                self._closed.set()
+                self._cond.notify_all()
 
     def _abandon(self) -> None:
         """Closing with Redis still away: what is left becomes one Gap per key."""
