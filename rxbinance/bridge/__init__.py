@@ -9,15 +9,19 @@ groups to split one stream's work between machines.
 Needs redis-py: ``pip install 'rxbinance[redis]'``.
 """
 
+from rxbinance.bridge._codec import as_json
 from rxbinance.bridge._consume import consume
 from rxbinance.bridge._publish import DEFAULT_PREFIX, Publisher, PublishStatistics, publish
-from rxbinance.bridge._redis import BridgeError
+from rxbinance.bridge._redis import BridgeError, check_url, safe_url
 
 __all__ = [
     "DEFAULT_PREFIX",
     "BridgeError",
     "PublishStatistics",
     "Publisher",
+    "as_json",
+    "check_url",
     "consume",
     "publish",
+    "safe_url",
 ]

@@ -32,7 +32,7 @@ from rxbinance import models
 from rxbinance.errors import ProtocolError
 from rxbinance.events import Gap
 
-__all__ = ["Decoded", "decode", "encode_gap", "encode_message", "model_types"]
+__all__ = ["Decoded", "as_json", "decode", "encode_gap", "encode_message", "model_types"]
 
 #: Every dataclass exported by rxbinance.models, by class name: what ``m`` may name.
 _MODELS: dict[str, type[Any]] = {
@@ -61,6 +61,14 @@ def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     raise TypeError(f"cannot publish a {type(value).__name__} field value")
+
+
+def as_json(message: Any) -> Any:
+    """``message`` as JSON-ready data: a payload as it is, a typed model as its fields by
+    attribute (Decimals as exact strings), anything else unchanged."""
+    if dataclasses.is_dataclass(message) and not isinstance(message, type):
+        return _plain(message)
+    return message
 
 
 def encode_message(message: Any) -> tuple[bytes, bytes | None]:

@@ -38,6 +38,7 @@ from rxbinance.bridge._redis import (
     unreachable,
 )
 from rxbinance.errors import InvalidInputError, ProtocolError
+from rxbinance.events import Gap
 
 __all__ = ["RedisSource", "consume"]
 
@@ -197,6 +198,16 @@ class RedisSource:
         except ProtocolError as exc:
             log.warning("redis %s: skipped an entry: %s", self._spec.key, exc)
             return
+        if isinstance(decoded.message, Gap):
+            gap = decoded.message
+            log.warning(
+                "%s: the publisher lost %s %d..%d (%s)",
+                self._spec.key,
+                gap.stream,
+                gap.first,
+                gap.last,
+                gap.reason,
+            )
         sink.on_next(decoded.message)
 
     def _read(self, sink: Sink[Any]) -> None:
