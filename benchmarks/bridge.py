@@ -182,8 +182,9 @@ def main() -> None:
     verdict = "PASS" if best >= TARGET else "MISS"
     print(f"rxbinance.bridge, {platform.python_implementation()} {platform.python_version()}, "
           f"{os.cpu_count()} cores, redis-server on loopback")  # fmt: skip
+    every = ", ".join(f"{r:,.0f}" for r in rates)
     print(f"throughput: {best:,.0f} trade msgs/s end to end (best of {args.repeats}; "
-          f"all: {', '.join(f'{r:,.0f}' for r in rates)}) target {TARGET:,}: {verdict}")  # fmt: skip
+          f"all: {every}) target {TARGET:,}: {verdict}")  # fmt: skip
     best_run = p99s.index(min(p99s))
     print(f"added lag at {args.rate:,.0f} msgs/s: p50 {p50s[best_run]:.2f} ms, "
           f"p99 {p99s[best_run]:.2f} ms (run with the lowest p99 of {args.repeats})")  # fmt: skip
