@@ -71,12 +71,17 @@ def as_json(message: Any) -> Any:
     return message
 
 
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def encode_message(message: Any) -> tuple[bytes, bytes | None]:
     """``(d, m)`` for ``message``: its JSON, and its model name for a typed message."""
+    if message.__class__ is dict:
+        return _dumps(message).encode(), None
     name = message.__class__.__name__
     if name in _MODELS and message.__class__ is _MODELS[name]:
-        return json.dumps(_plain(message), separators=(",", ":")).encode(), name.encode()
-    return json.dumps(message, separators=(",", ":")).encode(), None
+        return _dumps(_plain(message)).encode(), name.encode()
+    return _dumps(message).encode(), None
 
 
 def encode_gap(first: int, last: int, reason: str) -> bytes:
