@@ -308,3 +308,38 @@ def test_keys_default_to_the_binance_stream_name(
     client = redis_client(redis_url)
     assert all(counts.values())
     assert {key: client.xlen(key) for key in sources} == counts
+
+
+def test_consumed_depth_events_keep_a_local_order_book_in_sync(
+    fake: FakeBinance, streams: BinanceStreams, redis_url: str, later: list[Any]
+) -> None:
+    # order_book() takes its depth stream from a BinanceStreams (no seam for another source
+    # yet): this feeds consumed diff events and a REST snapshot to the same state machine.
+    from rxbinance.protocol.book import BookSync, SyncAction
+
+    consumed = Collector()
+    key = "rxbinance:btcusdt@depth"
+    later.append(consume(redis_url, key).pipe(rbo.parse_as(models.DepthUpdate)).subscribe(consumed))
+    direct = Collector()
+    depth = streams.depth("BTCUSDT", speed=100)
+    with publish(depth, redis_url) as publisher:
+        depth.subscribe(direct)
+        fake.wait_for_connections(1)
+        step(fake, direct, 5)
+        snapshot = streams.rest.depth("BTCUSDT", limit=1000)
+        step(fake, direct, 5)
+        assert publisher.flush(10)
+    consumed.wait_count(len(direct.items))
+    sync = BookSync("BTCUSDT")
+    actions = [sync.on_event(event) for event in consumed.items]
+    assert actions[0] is SyncAction.FETCH_SNAPSHOT
+    levels = {
+        side: [(Decimal(p), Decimal(q)) for p, q in snapshot[side]] for side in ("bids", "asks")
+    }
+    action = sync.on_snapshot(snapshot["lastUpdateId"], levels["bids"], levels["asks"])
+    assert action is SyncAction.UPDATED
+    assert sync.state == "synced"
+    assert sync.update_id == consumed.items[-1].final_update_id
+    truth = fake.true_book("BTCUSDT", sync.update_id)
+    assert sync.book.top_bids(20) == list(truth.bids[:20])
+    assert sync.book.top_asks(20) == list(truth.asks[:20])
