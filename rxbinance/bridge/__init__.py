@@ -12,7 +12,7 @@ Needs redis-py: ``pip install 'rxbinance[redis]'``.
 from rxbinance.bridge._codec import as_json
 from rxbinance.bridge._consume import consume
 from rxbinance.bridge._publish import DEFAULT_PREFIX, Publisher, PublishStatistics, publish
-from rxbinance.bridge._redis import BridgeError, check_url, safe_url
+from rxbinance.bridge._redis import BridgeError
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -20,8 +20,6 @@ __all__ = [
     "PublishStatistics",
     "Publisher",
     "as_json",
-    "check_url",
     "consume",
     "publish",
-    "safe_url",
 ]

@@ -34,6 +34,7 @@ from rxbinance.bridge._redis import (
     check_url,
     connect,
     is_connection_error,
+    require_redis,
     safe_url,
     unreachable,
 )
@@ -321,6 +322,7 @@ def consume(
     consumer killed inside ``on_next`` has that entry redelivered to another: make the work
     idempotent where that matters.
     """
+    require_redis()
     check_url(redis_url)
     if not isinstance(key, str) or not key:
         raise InvalidInputError(f"key must be a non-empty string, got {key!r}")

@@ -37,6 +37,7 @@ from rxbinance.bridge._redis import (
     check_url,
     connect,
     is_connection_error,
+    require_redis,
     safe_url,
     unreachable,
 )
@@ -492,6 +493,7 @@ def publish(
     ``ValueError`` for a bad URL or setting. The publisher also stops, after flushing, when
     the source completes or errors.
     """
+    require_redis()
     check_url(redis_url)
     if key is not None and (not isinstance(key, str) or not key):
         raise InvalidInputError(f"key must be a non-empty string or None, got {key!r}")

@@ -19,7 +19,15 @@ try:
 except ImportError:  # pragma: no cover - exercised by users without the extra
     redis = None  # type: ignore[assignment]
 
-__all__ = ["BridgeError", "check_url", "connect", "is_connection_error", "safe_url"]
+__all__ = [
+    "BridgeError",
+    "check_url",
+    "connect",
+    "is_connection_error",
+    "require_redis",
+    "safe_url",
+    "unreachable",
+]
 
 _SCHEMES = ("redis", "rediss", "unix")
 
@@ -35,11 +43,10 @@ class BridgeError(RxBinanceError):
         self.unreachable = unreachable
 
 
-def _require_redis() -> None:
+def require_redis() -> None:
+    """Raise ImportError with the one line to run when redis-py is not installed."""
     if redis is None:
-        raise ImportError(
-            "rxbinance.bridge needs redis-py: pip install 'rxbinance[redis]'"
-        ) from None
+        raise ImportError("rxbinance.bridge needs redis-py: pip install 'rxbinance[redis]'")
 
 
 def safe_url(url: str) -> str:
@@ -75,7 +82,7 @@ def check_url(url: object) -> str:
 
 def connect(url: str, *, timeout: float = 5.0) -> Any:
     """A redis-py client for ``url`` (bytes in, bytes out; no retry of its own)."""
-    _require_redis()
+    require_redis()
     return redis.Redis.from_url(
         url,
         socket_connect_timeout=min(timeout, 2.0),

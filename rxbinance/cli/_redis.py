@@ -19,18 +19,36 @@ __all__ = ["publish_command", "watch_redis"]
 
 
 def _bridge() -> Any:
+    """rxbinance.bridge, or one line naming the extra to install."""
+    from rxbinance.bridge._redis import require_redis
+
     try:
-        import rxbinance.bridge as bridge
+        require_redis()
     except ImportError as exc:
-        raise CommandError(f"{exc}") from exc
+        raise CommandError(str(exc)) from exc
+    import rxbinance.bridge as bridge
+
     return bridge
 
 
-def _check_keys(bridge: Any, url: str, keys: list[str]) -> None:
-    """Fail now, in one line, for a key that holds something other than a stream."""
-    import redis
+def _check_url(url: str) -> str:
+    from rxbinance.bridge._redis import check_url
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+    return check_url(url)
+
+
+def _safe(url: str) -> str:
+    from rxbinance.bridge._redis import safe_url
+
+    return safe_url(url)
+
+
+def _check_keys(url: str, keys: list[str]) -> None:
+    """Fail now, in one line, when Redis does not answer or a key holds something other
+    than a stream."""
+    from rxbinance.bridge._redis import connect, is_connection_error, unreachable
+
+    client = connect(url)
     try:
         for key in keys:
             reply = client.type(key)
@@ -40,12 +58,12 @@ def _check_keys(bridge: Any, url: str, keys: list[str]) -> None:
                     f"Redis key {key!r} holds a {kind}, not a stream: "
                     "pick another key (or delete that one)"
                 )
-    except redis.RedisError as exc:
-        raise bridge.BridgeError(
-            f"Redis unreachable at {bridge.safe_url(url)}: {exc}",
-            url=bridge.safe_url(url),
-            unreachable=True,
-        ) from exc
+    except CommandError:
+        raise
+    except Exception as exc:
+        if is_connection_error(exc):
+            raise unreachable(url, exc) from exc
+        raise CommandError(f"Redis at {_safe(url)}: {exc}") from exc
     finally:
         client.close()
 
@@ -54,9 +72,9 @@ def publish_command(args: argparse.Namespace, status: Status, pump: Pump) -> int
     bridge = _bridge()
     names = list(dict.fromkeys(args.streams))
     validate_names(args.market, names)
-    url = bridge.check_url(args.redis)
+    url = _check_url(args.redis)
     keys = [args.key] if args.key else [bridge.DEFAULT_PREFIX + name for name in names]
-    _check_keys(bridge, url, keys)
+    _check_keys(url, keys)
     with ExitStack() as stack:
         # The pump hands each message over on the main thread: --limit N publishes exactly N.
         handoff: Subject[Any] = Subject()
@@ -72,9 +90,7 @@ def publish_command(args: argparse.Namespace, status: Status, pump: Pump) -> int
         pump.watch_events(streams.events)
         pump.subscribe(streams.multiplex(names))  # wrappers name each message's stream
         where = ", ".join(keys) if args.key else f"{bridge.DEFAULT_PREFIX}<stream>"
-        status.info(
-            f"publishing {', '.join(names)} to {bridge.safe_url(url)} as {where} (Ctrl-C to stop)"
-        )
+        status.info(f"publishing {', '.join(names)} to {_safe(url)} as {where} (Ctrl-C to stop)")
 
         def handle(message: Any, received: float) -> None:
             if publisher.error is not None:
@@ -99,8 +115,8 @@ def watch_redis(args: argparse.Namespace, status: Status, pump: Pump) -> int:
     if args.pretty:
         raise CommandError("--pretty is not available with --redis (JSON lines only)", status=2)
     keys = list(dict.fromkeys(args.streams))
-    url = bridge.check_url(args.redis)
-    _check_keys(bridge, url, keys)
+    url = _check_url(args.redis)
+    _check_keys(url, keys)
     combined = len(keys) > 1
     out = sys.stdout
     try:
@@ -112,7 +128,7 @@ def watch_redis(args: argparse.Namespace, status: Status, pump: Pump) -> int:
                 stream = key.removeprefix(bridge.DEFAULT_PREFIX)
                 source = source.pipe(_wrap(stream))
             pump.subscribe(source)
-        status.info(f"reading {', '.join(keys)} from {bridge.safe_url(url)} (Ctrl-C to stop)")
+        status.info(f"reading {', '.join(keys)} from {_safe(url)} (Ctrl-C to stop)")
 
         def show(message: Any, received: float) -> None:
             out.write(json_line(bridge.as_json(message)) + "\n")
