@@ -185,3 +185,27 @@ def test_subscribers_of_one_group_consumer_ack_after_on_next(server: RedisServer
             thread.join(5)
     assert pending_inside == [1]
     assert client.xpending("q", "g")["pending"] == 0
+
+
+def test_a_program_that_falls_off_its_end_exits(server: RedisServer) -> None:
+    # Neither the publisher nor the consumer is disposed: their daemon threads must not keep
+    # the interpreter alive (the subprocess timeout is only a guard against a hang).
+    program = (
+        "import sys, reactivex\n"
+        "from rxbinance.bridge import consume, publish\n"
+        "url = sys.argv[1]\n"
+        "consume(url, 'k').subscribe(print)\n"
+        "consume(url, 'k', group='g').subscribe(print)\n"
+        "publish(reactivex.never(), url, key='k')\n"
+        "print('END', flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "END\n"

@@ -138,6 +138,7 @@ class Publisher(abc.DisposableBase):
         self._connected = False
         self._closing = False
         self._closed = threading.Event()
+        self._stopping = threading.Event()  # dispose() began: cut a backoff wait short
         self._source: abc.DisposableBase = Disposable()
         #: Why the writer stopped before dispose(), when Redis refused a write (not when it
         #: was unreachable: that is retried); None otherwise.
@@ -275,6 +276,7 @@ class Publisher(abc.DisposableBase):
                     gaps.append(self._gap(hole, now))
                 self._holes.clear()
                 self._cond.notify_all()
+                self._stopping.set()
         for gap in gaps:
             self._events.on_next(gap)
         if threading.current_thread() is not self._writer and self._writer.is_alive():
@@ -316,7 +318,9 @@ class Publisher(abc.DisposableBase):
                     with self._cond:
                         self._connected = False
                         self._reconnects += 1
-                        self._cond.wait(self._policy.delay(attempt))
+                    # Not on the condition: new messages notify it, and must not cut the
+                    # backoff short; dispose() does (it has a flush deadline to keep).
+                    self._stopping.wait(self._policy.delay(attempt))
                     continue
                 attempt = 0
                 with self._cond:
