@@ -124,3 +124,37 @@ def test_a_group_consumer_resumes_after_a_restart(
         assert publisher.flush(10)
     assert [m["t"] for m in consumed.items] == list(range(1, 21))
     subscription.dispose()
+
+
+def test_closing_with_redis_away_reports_what_is_left_as_a_gap(
+    server: RedisServer, no_threads_left: None
+) -> None:
+    source: Subject[Any] = Subject()
+    publisher = publish(source, server.url, flush_timeout=0.2, **FAST)
+    gaps = Collector()
+    publisher.events.subscribe(gaps)
+    source.on_next(trade(1))
+    assert publisher.flush(10)
+    server.kill()
+    for i in range(2, 7):
+        source.on_next(trade(i))
+    publisher.dispose()  # waits flush_timeout for Redis, then gives up on 2..6
+    assert [(g.stream, g.first, g.last) for g in gaps.items] == [("btcusdt@trade", 2, 6)]
+    assert "publisher closed with Redis unreachable" in gaps.items[0].reason
+    assert gaps.completed
+    assert publisher.statistics().dropped == 5
+    assert publisher.is_disposed
+
+
+def test_maxlen_trims_approximately(server: RedisServer, no_threads_left: None) -> None:
+    source: Subject[Any] = Subject()
+    with publish(source, server.url, key="trimmed", maxlen=100) as publisher:
+        for i in range(1, 3001):
+            source.on_next(trade(i))
+        assert publisher.flush(10)
+    length = server.client().xlen("trimmed")
+    # MAXLEN ~ trims whole macro nodes (100 entries each by default): at least 100 kept,
+    # never the 3,000 written.
+    assert 100 <= length <= 300
+    newest = server.client().xrevrange("trimmed", count=1)[0][1]
+    assert b'"t":3000' in newest[b"d"]
