@@ -37,7 +37,16 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "rxbinance.aio",
         ),
     ),
-    ("faces", ("rxbinance.websockets", "rxbinance.cli", "rxbinance.jupyter", "rxbinance")),
+    (
+        "faces",
+        (
+            "rxbinance.websockets",
+            "rxbinance.cli",
+            "rxbinance.jupyter",
+            "rxbinance.bridge",
+            "rxbinance",
+        ),
+    ),
 ]
 # Third-party packages each layer may use (the standard library is always fine).
 THIRD_PARTY = {

@@ -1,4 +1,4 @@
-"""The commands: watch, book, record, replay, demo. Each returns the exit status."""
+"""The commands: watch, book, record, replay, demo, publish. Each returns the exit status."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from rxbinance.protocol.names import normalize_symbol, normalize_usdm_symbol
 from rxbinance.recording import Recorder, open_recording, replay
 from rxbinance.streams import BinanceStreams
 
-__all__ = ["book", "demo", "record", "replay_file", "watch"]
+__all__ = ["book", "demo", "publish", "record", "replay_file", "watch"]
 
 
 def _say(text: str) -> None:
@@ -150,6 +150,11 @@ def _start(
 
 
 def watch(args: argparse.Namespace) -> int:
+    if args.redis is not None:
+        from rxbinance.cli._redis import watch_redis
+
+        status = _status(args)
+        return watch_redis(args, status, _network_pump(args, status))
     names = _unique(args.streams)
     status = _status(args)
     out = sys.stdout
@@ -169,6 +174,16 @@ def watch(args: argparse.Namespace) -> int:
         pump.run(printer, out.flush)
         out.flush()
     return 0
+
+
+def publish(args: argparse.Namespace) -> int:
+    from rxbinance.cli._redis import publish_command
+
+    status = _status(args)
+    streams: list[BinanceStreams] = []
+    return publish_command(
+        args, status, _network_pump(args, status, noun="messages published", streams=streams)
+    )
 
 
 def record(args: argparse.Namespace) -> int:

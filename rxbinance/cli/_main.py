@@ -51,6 +51,8 @@ examples:
   rxbinance book BTCUSDT --depth 15               a live order book ladder
   rxbinance record btcusdt@depth@100ms -o book.jsonl.gz
   rxbinance replay book.jsonl.gz --speed 10
+  rxbinance publish btcusdt@trade --redis redis://localhost:6379   fan out through Redis
+  rxbinance watch --redis redis://localhost:6379 rxbinance:btcusdt@trade
 
 Add --sim to any network command to run it against the built-in simulated market
 (BTCUSDT, ETHUSDT, BNBBTC): no network needed.
@@ -203,11 +205,30 @@ def build_parser() -> argparse.ArgumentParser:
         "multiplex socket, each message wrapped as {stream, data})",
     )
     watch.add_argument("--pretty", action="store_true", help="a readable table, not JSON lines")
+    from_redis = watch.add_argument_group(
+        "from Redis (what `rxbinance publish` wrote; needs the redis extra)"
+    )
+    from_redis.add_argument(
+        "--redis",
+        metavar="URL",
+        help="read these Redis stream KEYs instead of Binance (e.g. rxbinance:btcusdt@trade)",
+    )
+    from_redis.add_argument(
+        "--start",
+        default="$",
+        metavar="ID",
+        help="'$' new entries (default), '0' everything kept, or after an entry id",
+    )
+    from_redis.add_argument("--group", metavar="NAME", help="share the entries in this group")
+    from_redis.add_argument(
+        "--consumer", metavar="NAME", help="this reader's name in --group (default host-pid)"
+    )
     watch.epilog = (
         "JSON lines on stdout (one message a line), status on stderr. With --pretty, prices "
         "have the symbol's precision (from exchangeInfo; as sent with --no-check), and "
         "payloads without an event time (spot bookTicker, partial depth) show their receive "
-        "time."
+        "time. With --redis URL the arguments are Redis keys and messages come from Redis "
+        "(typed models print as their fields)."
     )
     watch.set_defaults(run=_commands.watch)
 
@@ -254,6 +275,28 @@ def build_parser() -> argparse.ArgumentParser:
         "-n", "--limit", type=_positive_int, metavar="N", help="stop after N messages"
     )
     replay.set_defaults(run=_commands.replay_file)
+
+    publish = add("publish", "publish Binance streams to Redis streams", [common, network, stop])
+    publish.add_argument("streams", nargs="+", metavar="STREAM", help="Binance stream names")
+    publish.add_argument(
+        "--redis", required=True, metavar="URL", help="e.g. redis://localhost:6379/0"
+    )
+    publish.add_argument(
+        "--key", metavar="KEY", help="one Redis key for all (default: rxbinance:<stream>)"
+    )
+    publish.add_argument(
+        "--maxlen",
+        type=_positive_int,
+        metavar="N",
+        help="keep about N entries per key (XADD MAXLEN ~ N; default: all)",
+    )
+    publish.epilog = (
+        "Each message is one entry (XADD) with its stream name and receive time; read them "
+        "with `rxbinance watch --redis URL KEY` or rxbinance.bridge.consume() on any machine. "
+        "While Redis is away messages are buffered and resent; what the buffer cannot hold is "
+        "reported as lost (a Gap)."
+    )
+    publish.set_defaults(run=_commands.publish)
 
     demo = add("demo", "stream trades from the built-in simulated market", [common])
     demo.add_argument("--count", type=_positive_int, default=15, help="trades to show (15)")
