@@ -29,6 +29,8 @@
     │                                         ``line``)
     ├── QueueOverflow                         a consumer fell ``maxsize`` items behind (``aiter``,
     │                                         ``observe_on_bounded`` with overflow="error")
+    ├── BridgeError                           Redis unreachable or refusing (``rxbinance.bridge``;
+    │                                         ``url`` without its password)
     ├── StreamsClosed (also RuntimeError)     subscribed to a BinanceStreams after ``close()``
     └── InternalError                         a bug in rxbinance itself (a reader crashed): never
                                               retried as if it were a network drop
@@ -44,6 +46,7 @@ from typing import Any
 
 __all__ = [
     "BinanceAPIError",
+    "BridgeError",
     "ConnectError",
     "ConnectionDropped",
     "ConnectionFailure",
@@ -301,6 +304,17 @@ class QueueOverflow(RxBinanceError):
             "items)"
         )
         self.maxsize = maxsize
+
+
+class BridgeError(RxBinanceError):
+    """Redis refused or could not serve the bridge (:mod:`rxbinance.bridge`): unreachable
+    (``unreachable`` True), a key holding something other than a stream, a consumer group that
+    cannot be made. Carries the URL without its password."""
+
+    def __init__(self, message: str, *, url: str, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.url = url
+        self.unreachable = unreachable
 
 
 class StreamsClosed(RxBinanceError, RuntimeError):

@@ -53,7 +53,17 @@ EXPECTED = {
     },
     "rxbinance.websockets": {"BinanceSocketManager"},
     "rxbinance.rest": {"Client"},
+    "rxbinance.bridge": {
+        "BridgeError",
+        "DEFAULT_PREFIX",
+        "PublishStatistics",
+        "Publisher",
+        "as_json",
+        "consume",
+        "publish",
+    },
     "rxbinance.errors": {
+        "BridgeError",
         "InternalError",
         "StreamsClosed",
         "SubscriptionRefused",

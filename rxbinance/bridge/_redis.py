@@ -10,7 +10,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-from rxbinance.errors import InvalidInputError, RxBinanceError
+from rxbinance.errors import BridgeError, InvalidInputError
 
 try:
     import redis
@@ -30,17 +30,6 @@ __all__ = [
 ]
 
 _SCHEMES = ("redis", "rediss", "unix")
-
-
-class BridgeError(RxBinanceError):
-    """Redis refused or could not serve the bridge: unreachable (``unreachable`` True), a key
-    holding something other than a stream, a consumer group that cannot be made. Carries the
-    URL without its password."""
-
-    def __init__(self, message: str, *, url: str, unreachable: bool = False) -> None:
-        super().__init__(message)
-        self.url = url
-        self.unreachable = unreachable
 
 
 def require_redis() -> None:
