@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import rxbinance.operators as rbo
-from rxbinance import BinanceStreams, models
+from rxbinance import BinanceStreams, models, order_book_statistics
 from rxbinance.bridge import BridgeError, consume, publish
 from rxbinance.errors import InvalidInputError
 from rxbinance.events import Gap
@@ -311,36 +311,36 @@ def test_keys_default_to_the_binance_stream_name(
     assert {key: client.xlen(key) for key in sources} == counts
 
 
-def test_consumed_depth_events_keep_a_local_order_book_in_sync(
+def test_an_order_book_follows_consumed_depth_events(
     fake: FakeBinance, streams: BinanceStreams, redis_url: str, later: list[Any]
 ) -> None:
-    # order_book() takes its depth stream from a BinanceStreams (no seam for another source
-    # yet): this feeds consumed diff events and a REST snapshot to the same state machine.
-    from rxbinance.protocol.book import BookSync, SyncAction
+    # The collector publishes the diff depth stream; the book follows the consumed copy, with
+    # its snapshots from REST, and every book equals FakeBinance's true book.
+    from rxbinance import order_book
 
-    consumed = Collector()
-    key = "rxbinance:btcusdt@depth"
-    later.append(consume(redis_url, key).pipe(rbo.parse_as(models.DepthUpdate)).subscribe(consumed))
+    consumed = consume(redis_url, "rxbinance:btcusdt@depth")
+    books = Collector()
+    later.append(order_book(streams, "BTCUSDT", depth=consumed).subscribe(books))
     direct = Collector()
     depth = streams.depth("BTCUSDT", speed=100)
     with publish(depth, redis_url) as publisher:
-        depth.subscribe(direct)
-        fake.wait_for_connections(1)
-        step(fake, direct, 5)
-        snapshot = streams.rest.depth("BTCUSDT", limit=1000)
-        step(fake, direct, 5)
+        later.append(depth.subscribe(direct))
+        fake.wait_for_connections(1, stream="btcusdt@depth@100ms")
+        for _ in range(300):  # the snapshot is fetched off the reader: step until synced
+            if books.items:
+                break
+            step(fake, direct, 1)
+        books.wait_count(1)
+        step(fake, direct, 10)
         assert publisher.flush(10)
-    consumed.wait_count(len(direct.items))
-    sync = BookSync("BTCUSDT")
-    actions = [sync.on_event(event) for event in consumed.items]
-    assert actions[0] is SyncAction.FETCH_SNAPSHOT
-    levels = {
-        side: [(Decimal(p), Decimal(q)) for p, q in snapshot[side]] for side in ("bids", "asks")
-    }
-    action = sync.on_snapshot(snapshot["lastUpdateId"], levels["bids"], levels["asks"])
-    assert action is SyncAction.UPDATED
-    assert sync.state == "synced"
-    assert sync.update_id == consumed.items[-1].final_update_id
-    truth = fake.true_book("BTCUSDT", sync.update_id)
-    assert sync.book.top_bids(20) == list(truth.bids[:20])
-    assert sync.book.top_asks(20) == list(truth.asks[:20])
+        last = fake.with_market(lambda m: m.last_update_id("BTCUSDT"))
+        books.wait_for(lambda c: c.items[-1].update_id == last)
+    assert not books.errors
+    ids = [book.update_id for book in books.items]
+    assert ids == sorted(set(ids))
+    for book in books.items:
+        truth = fake.true_book("BTCUSDT", book.update_id)
+        assert book.bids(20) == list(truth.bids[:20])
+        assert book.asks(20) == list(truth.asks[:20])
+    # Its own book, not the one of the streams' own depth socket.
+    assert list(order_book_statistics(streams)) == ["BTCUSDT/1000/100/1"]

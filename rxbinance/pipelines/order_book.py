@@ -55,7 +55,9 @@ __all__ = ["order_book", "order_book_statistics"]
 
 log = logging.getLogger("rxbinance.pipelines")
 
-_BookKey = tuple[str, str, int, int]  # ("order_book", SYMBOL, limit, speed): a hub key
+# A hub key: ("order_book", SYMBOL, limit, speed), and the depth source when it is not the
+# streams' own socket.
+_BookKey = tuple[Any, ...]
 
 _UPDATED = SyncAction.UPDATED  # a global's lookup is cheaper than an enum attribute's
 
@@ -68,6 +70,7 @@ def order_book(
     *,
     rest: DepthClient | None = None,
     budget: WeightBudget | None = None,
+    depth: Observable[Any] | None = None,
 ) -> Observable[OrderBook]:
     """The local order book of ``symbol``: an Observable of :class:`OrderBook`, one per change.
 
@@ -115,6 +118,13 @@ def order_book(
     time, or on the streams' ``scheduler`` if it has one. A subscriber that raises is logged
     and stays subscribed.
 
+    **Another source.** ``depth``: the diff depth messages to follow instead of the streams'
+    own ``<symbol>@depth`` socket, e.g. consumed from Redis
+    (``rxbinance.bridge.consume(url, "rxbinance:btcusdt@depth")``, raw payloads): the
+    algorithm, snapshots (from ``rest``) and events are the same; a message the source missed
+    (a ``Gap`` in it, or a hole in the update ids) resyncs the book. Such a book is shared per
+    source Observable, not per symbol.
+
     ``limit``: snapshot depth, spot 1-5000 (1000 covers what most strategies look at; levels
     beyond the snapshot are unknown until they change), USD-M 5/10/20/50/100/500/1000.
     ``speed``: the diff stream's period in ms: spot 100 or 1000, USD-M 100, 250 or 500. Bad
@@ -129,7 +139,12 @@ def order_book(
     check_depth_limit(limit, context.product)
     upper = stream_name.partition("@")[0].upper()
     key: _BookKey = ("order_book", upper, limit, speed)
-    depth = streams.depth(upper, speed=speed)
+    if depth is None:
+        depth = streams.depth(upper, speed=speed)
+    else:
+        key = (*key, depth)  # one book per source
+
+    source = depth
 
     def make() -> _BookConnection:
         # Runs for the first subscriber: a REST client that cannot be had (no rest_url) fails
@@ -137,7 +152,7 @@ def order_book(
         return _BookConnection(
             context,
             key,
-            depth=depth,
+            depth=source,
             stream_name=stream_name,
             futures=futures,
             rest=rest if rest is not None else context.rest(),
@@ -149,14 +164,20 @@ def order_book(
 
 def order_book_statistics(streams: BinanceStreams) -> dict[str, BookSyncStatistics]:
     """A snapshot of the counters of every live book of ``streams``, keyed
-    ``"<SYMBOL>/<limit>/<speed>"`` (``"BTCUSDT/1000/100"``): state, update id, events received,
-    applied and ignored, snapshots fetched and rejected, resyncs."""
+    ``"<SYMBOL>/<limit>/<speed>"`` (``"BTCUSDT/1000/100"``; ``"BTCUSDT/1000/100/<n>"`` for
+    books of another ``depth`` source, numbered): state, update id, events received, applied
+    and ignored, snapshots fetched and rejected, resyncs."""
     result = {}
+    others = 0
     for entry in streams.context.hub.entries():
         book = entry.source
         if isinstance(book, _BookConnection):
-            _, symbol, limit, speed = book.key
-            result[f"{symbol}/{limit}/{speed}"] = book.statistics()
+            _, symbol, limit, speed, *source = book.key
+            name = f"{symbol}/{limit}/{speed}"
+            if source:
+                others += 1
+                name = f"{name}/{others}"
+            result[name] = book.statistics()
     return result
 
 
@@ -185,7 +206,7 @@ class _BookConnection:
         budget: WeightBudget,
     ) -> None:
         self.key = key
-        _, self.symbol, self.limit, _speed = key
+        _, self.symbol, self.limit, _speed, *_source = key
         self.stream_name = stream_name
         self._context = context
         self._depth = depth
