@@ -344,3 +344,22 @@ def test_an_order_book_follows_consumed_depth_events(
         assert book.asks(20) == list(truth.asks[:20])
     # Its own book, not the one of the streams' own depth socket.
     assert list(order_book_statistics(streams)) == ["BTCUSDT/1000/100/1"]
+
+
+def test_a_buffer_outrun_by_the_stream_says_so_in_its_gap(redis_url: str, later: list[Any]) -> None:
+    # Redis is up but a burst outruns the writer: what is dropped is a Gap saying why.
+    from reactivex.subject import Subject
+
+    source: Subject[Any] = Subject()
+    publisher = publish(source, redis_url, key="outrun", buffer=5)
+    later.append(publisher)
+    gaps: list[Gap] = []
+    publisher.events.subscribe(gaps.append)
+    assert publisher.flush(10)  # connected before the burst
+    for trade_id in range(1, 20_001):
+        source.on_next({"e": "trade", "E": 1, "s": "BTCUSDT", "t": trade_id, "p": "1", "q": "1",
+                        "T": 1, "m": True, "M": True})  # fmt: skip
+    assert publisher.flush(10)
+    assert gaps
+    assert all(g.reason.startswith("Redis slower than the stream") for g in gaps)
+    assert all("trade ids" in g.reason for g in gaps)

@@ -31,6 +31,7 @@ from typing import Any
 from rxbinance import models
 from rxbinance.errors import ProtocolError
 from rxbinance.events import Gap
+from rxbinance.protocol.jsonlib import loads
 
 __all__ = ["Decoded", "as_json", "decode", "encode_gap", "encode_message", "model_types"]
 
@@ -142,7 +143,7 @@ def decode(fields: dict[bytes, bytes]) -> Decoded:
             bounds = json.loads(gap)
             message: Any = Gap(stream, time, bounds["first"], bounds["last"], bounds["reason"])
             return Decoded(stream, time, number, message)
-        data = json.loads(fields[b"d"])
+        data = loads(fields[b"d"])  # orjson with the speed extra: what the sockets use too
         model = fields.get(b"m")
         if model is not None:
             data = _rebuild(_MODELS[model.decode()], data)

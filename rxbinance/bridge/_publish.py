@@ -83,6 +83,7 @@ class _Hole:
     last: int
     count: int
     by_id: bool  # first/last are Binance trade ids, not message numbers
+    redis_down: bool = True  # at the first drop: Redis unreachable (else only slower)
 
 
 def _binance_id(message: Any) -> int | None:
@@ -239,7 +240,7 @@ class Publisher(abc.DisposableBase):
         if hole is None:
             by_id = ident is not None
             first = ident if ident is not None else number
-            self._holes[key] = _Hole(stream, first, first, 1, by_id)
+            self._holes[key] = _Hole(stream, first, first, 1, by_id, not self._connected)
             return
         hole.count += 1
         if hole.by_id and ident is not None:
@@ -441,7 +442,12 @@ class Publisher(abc.DisposableBase):
 
 def _reason(hole: _Hole, closing: bool = False) -> str:
     what = "trade ids" if hole.by_id else "publisher message numbers"
-    why = "publisher closed with Redis unreachable" if closing else "Redis unreachable"
+    if closing:
+        why = "publisher closed with Redis unreachable"
+    elif hole.redis_down:
+        why = "Redis unreachable"
+    else:
+        why = "Redis slower than the stream"
     return f"{why}: {hole.count} messages dropped, publish buffer full ({what})"
 
 
