@@ -205,3 +205,20 @@ def test_a_real_socket_delivers_the_same_values_with_either_decoder(
     assert len(malformed) == 1
     assert malformed[0].excerpt == "{not json"
     assert closed == [None]
+
+
+def test_both_encoders_write_the_same_bytes_for_captured_payloads_and_models() -> None:
+    from rxbinance import models
+    from rxbinance.bridge import as_json
+
+    stdlib, fast = jsonlib.ENCODERS["stdlib"], jsonlib.ENCODERS["orjson"]
+    for frame in capture_frames():
+        payload = jsonlib.BACKENDS["stdlib"](frame)
+        assert fast(payload) == stdlib(payload)
+        inner = payload.get("data", payload) if isinstance(payload, dict) else payload
+        if isinstance(inner, dict) and "e" in inner:
+            model = as_json(models.parse(inner))  # a typed model's fields, as the bridge writes
+            assert fast(model) == stdlib(model)
+    # What orjson cannot encode goes to the standard library: the same text, no error.
+    odd = {1: "int key", "big": 2**70}
+    assert fast(odd) == stdlib(odd) == b'{"1":"int key","big":1180591620717411303424}'

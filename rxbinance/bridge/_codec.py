@@ -31,7 +31,7 @@ from typing import Any
 from rxbinance import models
 from rxbinance.errors import ProtocolError
 from rxbinance.events import Gap
-from rxbinance.protocol.jsonlib import loads
+from rxbinance.protocol.jsonlib import dumps, loads
 
 __all__ = ["Decoded", "as_json", "decode", "encode_gap", "encode_message", "model_types"]
 
@@ -72,17 +72,14 @@ def as_json(message: Any) -> Any:
     return message
 
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
-
-
 def encode_message(message: Any) -> tuple[bytes, bytes | None]:
     """``(d, m)`` for ``message``: its JSON, and its model name for a typed message."""
     if message.__class__ is dict:
-        return _dumps(message).encode(), None
+        return dumps(message), None
     name = message.__class__.__name__
     if name in _MODELS and message.__class__ is _MODELS[name]:
-        return _dumps(_plain(message)).encode(), name.encode()
-    return _dumps(message).encode(), None
+        return dumps(_plain(message)), name.encode()
+    return dumps(message), None
 
 
 def encode_gap(first: int, last: int, reason: str) -> bytes:

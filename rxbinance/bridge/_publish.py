@@ -148,6 +148,10 @@ class Publisher(abc.DisposableBase):
         self._client = connect(redis_url)
         self._conn: Any = None  # the writer's own connection, taken from the client's pool
         self._trim: tuple[bytes, ...] = () if maxlen is None else (b"MAXLEN", b"~", b"%d" % maxlen)
+        # Cached parts of the XADD commands (see _send): per key, and per stream name.
+        self._head_args = 2 + len(self._trim)
+        self._heads: dict[str, bytes] = {}
+        self._stream_fields: dict[str, bytes] = {}
         try:
             self._client.ping()
         except Exception as exc:
@@ -382,34 +386,49 @@ class Publisher(abc.DisposableBase):
         conn = self._conn
         parts: list[bytes] = []
         append = parts.append
+        heads, streams = self._heads, self._stream_fields
         for entry in batch:
             if not entry.id:
                 entry.id = self._next_id(entry)
+            # The RESP command, from parts that repeat cached: "XADD <key> [MAXLEN ~ n]" per
+            # key and "s <stream>" per stream; the rest formatted once per entry.
+            head = heads.get(entry.key)
+            if head is None:
+                head = heads[entry.key] = b"".join(
+                    _bulk(arg) for arg in (b"XADD", entry.key.encode(), *self._trim)
+                )
+            stream = streams.get(entry.stream)
+            if stream is None:
+                stream = streams[entry.stream] = _bulk(b"s") + _bulk(entry.stream.encode())
             if isinstance(entry.message, _Hole):
                 hole = entry.message
-                fields: tuple[bytes, ...] = (
-                    b"g",
-                    encode_gap(hole.first, hole.last, _reason(hole)),
-                )
+                fields = _bulk(b"g") + _bulk(encode_gap(hole.first, hole.last, _reason(hole)))
+                count = 2
             else:
                 data, model = encode_message(entry.message)
-                fields = (b"d", data) if model is None else (b"d", data, b"m", model)
-            args = (
-                b"XADD",
-                entry.key.encode(),
-                *self._trim,
-                entry.id.encode(),
-                *fields,
-                b"s",
-                entry.stream.encode(),
-                b"t",
-                repr(entry.time).encode(),
-                b"n",
-                b"%d" % entry.number,
+                fields = b"$1\r\nd\r\n$%d\r\n%b\r\n" % (len(data), data)
+                count = 2
+                if model is not None:
+                    fields += _bulk(b"m") + _bulk(model)
+                    count = 4
+            ident = entry.id.encode()
+            moment = repr(entry.time).encode()
+            number = b"%d" % entry.number
+            append(
+                b"*%d\r\n%b$%d\r\n%b\r\n%b%b$1\r\nt\r\n$%d\r\n%b\r\n$1\r\nn\r\n$%d\r\n%b\r\n"
+                % (
+                    self._head_args + 1 + count + 6,
+                    head,
+                    len(ident),
+                    ident,
+                    fields,
+                    stream,
+                    len(moment),
+                    moment,
+                    len(number),
+                    number,
+                )
             )
-            append(b"*%d\r\n" % len(args))
-            for arg in args:
-                append(b"$%d\r\n%b\r\n" % (len(arg), arg))
         try:
             conn.send_packed_command([b"".join(parts)], check_health=False)
             refusals: list[tuple[_Entry, Exception]] = []
@@ -438,6 +457,11 @@ class Publisher(abc.DisposableBase):
         if conn is not None:
             conn.disconnect()
             self._client.connection_pool.release(conn)
+
+
+def _bulk(arg: bytes) -> bytes:
+    """One RESP bulk string."""
+    return b"$%d\r\n%b\r\n" % (len(arg), arg)
 
 
 def _reason(hole: _Hole, closing: bool = False) -> str:

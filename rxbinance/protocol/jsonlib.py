@@ -33,7 +33,7 @@ from typing import Any
 
 from rxbinance.errors import InvalidInputError
 
-__all__ = ["BACKEND", "BACKENDS", "ENV_VAR", "Buffer", "loads", "select"]
+__all__ = ["BACKEND", "BACKENDS", "ENCODERS", "ENV_VAR", "Buffer", "dumps", "loads", "select"]
 
 #: What :data:`loads` takes: a frame's payload as bytes, a bytearray or a memoryview of one
 #: (:mod:`rxbinance.protocol.wsframes` hands out views), or already decoded text.
@@ -108,3 +108,34 @@ BACKEND: str
 #: can swap it for one of :data:`BACKENDS`.
 loads: Callable[[Buffer], Any]
 BACKEND, loads = select(os.environ.get(ENV_VAR))
+
+_stdlib_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _stdlib_dumps(value: Any) -> bytes:
+    return _stdlib_encode(value).encode()
+
+
+def _dumps_of(backend: str) -> Callable[[Any], bytes]:
+    """Compact JSON as UTF-8 bytes: orjson's when that is the backend (what it cannot encode,
+    a non-str key or an integer beyond 64 bits, goes to the standard library instead), else
+    the standard library's. Both write the same text for Binance payloads."""
+    if backend != "orjson":
+        return _stdlib_dumps
+    import orjson  # type: ignore[import-not-found, unused-ignore]  # present: it is the backend
+
+    fast: Callable[[Any], bytes] = orjson.dumps
+
+    def dumps(value: Any) -> bytes:
+        try:
+            return fast(value)
+        except TypeError:  # orjson.JSONEncodeError
+            return _stdlib_dumps(value)
+
+    return dumps
+
+
+#: The encoders by backend name, like :data:`BACKENDS`.
+ENCODERS: dict[str, Callable[[Any], bytes]] = {name: _dumps_of(name) for name in BACKENDS}
+#: Encode one value as compact JSON (UTF-8 bytes) with the backend in use (the bridge's writer).
+dumps: Callable[[Any], bytes] = ENCODERS[BACKEND]
