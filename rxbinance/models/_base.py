@@ -235,6 +235,10 @@ def _levels_fast(value: Any) -> Levels:
         and (price := Decimal(p)).is_finite()
         and (qty := Decimal(q)).is_finite()
     ]
+    # A two-character string unpacks as a pair ("12" -> "1", "2"): not a level. Checked once
+    # per event, not per level: only a str entry can do that.
+    if str in map(type, value):
+        raise ValueError("a level that is a string")
     if len(out) != len(value):
         raise ValueError("bad level")
     return tuple(out)

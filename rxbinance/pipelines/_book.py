@@ -278,6 +278,9 @@ class PersistentBook(LocalBook):
         ``[price, quantity]`` strings), parsed on the way exactly as ``DepthUpdate.from_dict``
         parses them. All or nothing: a level it would refuse raises ValueError, TypeError or
         ``decimal.InvalidOperation`` and leaves the book as it was."""
+        if str in map(type, bids) or str in map(type, asks):
+            # A two-character string would unpack as a pair ("12": price "1", quantity "2").
+            raise TypeError("a level is a string, not a [price, quantity] array")
         cache = self._prices
         if len(cache) > PRICE_CACHE_SIZE:
             cache.clear()  # prices drift: start afresh rather than grow without end
