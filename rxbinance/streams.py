@@ -356,11 +356,8 @@ class BinanceStreams:
         if not repair_timeout > 0:
             raise InvalidInputError(f"repair_timeout must be > 0 seconds, got {repair_timeout!r}")
         self._repair_timeout = float(repair_timeout)
-        most = (
-            MAX_USDM_STREAMS_PER_CONNECTION
-            if self.product == "usdm"
-            else (MAX_STREAMS_PER_CONNECTION)
-        )
+        usdm = self.product == "usdm"
+        most = MAX_USDM_STREAMS_PER_CONNECTION if usdm else MAX_STREAMS_PER_CONNECTION
         if streams_per_connection is None:
             streams_per_connection = most
         if (
@@ -788,7 +785,7 @@ class BinanceStreams:
 
             pool = self._pools[route] = Pool(
                 name=f"pool-{route}" if route else "pool",
-                url_for=lambda names: combined_url(base, names),
+                url_for=lambda listed: combined_url(base, listed),
                 capacity=self._streams_per_connection,
                 open_socket=self._transport,
                 make=make,
