@@ -791,6 +791,7 @@ class BinanceStreams:
                 make=make,
                 timers=self._timers,
                 emit_event=self._events.on_next,
+                silence_timeout=self._silence_timeout,
             )
             return pool
 

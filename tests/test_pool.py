@@ -17,7 +17,7 @@ from rxbinance import BinanceStreams, order_book
 from rxbinance._reactive.attempts import ConnectionAttempts
 from rxbinance._reactive.pool import CONTROL_SPACING
 from rxbinance.errors import SubscriptionRefused
-from rxbinance.events import SubscriptionsCorrected
+from rxbinance.events import Silent, SubscriptionsCorrected
 from rxbinance.protocol.frames import GIVE_UP_MESSAGE
 from rxbinance.testing import FakeBinance, ScriptedSocket, ScriptedTransport
 from tests.conftest import Collector
@@ -515,3 +515,37 @@ def test_a_stream_stopped_before_it_started_never_joins_a_connection() -> None:
     member.stop()  # the hub may stop a source before starting it
     member.start(Collector())  # type: ignore[arg-type]
     assert not pool.connections
+
+
+def test_a_quiet_pooled_stream_is_reported_silent_on_its_own(fake: FakeBinance) -> None:
+    with BinanceStreams(
+        ws_url=fake.ws_url, rest_url=fake.rest_url, pool=True, silence_timeout=0.3, **FAST
+    ) as streams:
+        silent = Collector()
+        streams.events.pipe(ops.filter(lambda e: isinstance(e, Silent))).subscribe(silent)
+        busy = Collector()
+        streams.stream("xrpusdt@trade").subscribe(lambda _: None)  # not traded: never a message
+        streams.stream("btcusdt@trade").subscribe(busy)
+        fake.wait_for(
+            lambda f: (
+                set().union(set(), *server_view(f).values()) == {"xrpusdt@trade", "btcusdt@trade"}
+            )
+        )
+        # Trades keep flowing on the same connection while the other stream stays quiet.
+        stop = threading.Event()
+
+        def trade_on() -> None:
+            while not stop.wait(0.02):
+                fake.step(1)
+
+        stepper = threading.Thread(target=trade_on)
+        stepper.start()
+        try:
+            silent.wait_count(1)
+            busy.wait_for(lambda c: len(c.items) > 10)
+        finally:
+            stop.set()
+            stepper.join()
+    (event,) = silent.items
+    assert event.stream == "xrpusdt@trade"
+    assert 0.3 <= event.seconds < 2.0

@@ -30,6 +30,9 @@ stream. What it adds:
   server's view, and a mismatch is corrected and reported
   (:class:`~rxbinance.events.SubscriptionsCorrected`). What each sequenced stream missed is
   refilled by its repairing sink, as on a socket of its own.
+- **Silence**: with ``silence_timeout``, a stream that delivers nothing for that long while its
+  connection is up gets its own :class:`~rxbinance.events.Silent` event, as on a socket of its
+  own (one timer for the whole pool).
 
 Threads: routing runs on the connection's reader thread (``rxbinance:pool-<n>``), control
 messages are sent from the streams' timer thread, replies are handled on the reader thread.
@@ -54,7 +57,7 @@ from rxbinance._reactive.hub import Sink
 from rxbinance._reactive.meter import Meter, MeterReading
 from rxbinance._reactive.repair import RepairingSink
 from rxbinance.errors import RxBinanceError, SubscriptionRefused
-from rxbinance.events import Connected, ConnectionEvent, SubscriptionsCorrected
+from rxbinance.events import Connected, ConnectionEvent, Silent, SubscriptionsCorrected
 from rxbinance.transport import Controllable, SocketFactory, SocketLike
 
 __all__ = [
@@ -100,6 +103,11 @@ class PooledStream:
         self.messages = 0  # payloads routed to this stream (reader threads)
         self.connection: PooledConnection | None = None  # set by the pool
         self.stopped = False  # set by the pool (its lock held) when the stream leaves
+        # Silence (the pool's timer, its lock held): the count at the last check, since when
+        # it has not changed while the connection was up, and whether this spell was reported.
+        self.heard = -1
+        self.quiet_since = 0.0
+        self.reported = False
 
     def start(self, sink: Sink[Any]) -> None:
         self.sink = self._wrap(sink) if self._wrap is not None else sink
@@ -154,6 +162,11 @@ class PooledConnection:
     @property
     def size(self) -> int:
         return len(self.members)
+
+    @property
+    def ready(self) -> bool:
+        """Connected, its streams flowing (lock held)."""
+        return self._ready and not self.closed
 
     def add(self, member: PooledStream) -> None:
         members = self.members.get(member.name, ())
@@ -427,6 +440,7 @@ class Pool:
         make: ConnectionMaker,
         timers: abc.SchedulerBase,
         emit_event: Callable[[ConnectionEvent], None],
+        silence_timeout: float | None = None,
     ) -> None:
         self.name = name
         self.url_for = url_for
@@ -438,6 +452,12 @@ class Pool:
         self.lock = threading.RLock()
         self.connections: list[PooledConnection] = []
         self._numbers = itertools.count(1)
+        # Per stream, as on sockets of their own: a stream whose connection is up but which
+        # delivers nothing for silence_timeout gets a Silent event, once per quiet spell,
+        # checked every quarter of the timeout by one timer for the whole pool.
+        self._silence = silence_timeout
+        self._silence_timer: abc.DisposableBase | None = None
+        self._closed = False
 
     def join(self, member: PooledStream) -> None:
         """Put ``member``'s stream on a connection: the one carrying it already, else the
@@ -456,6 +476,39 @@ class Pool:
             connection.add(member)
         if start is not None:
             start.shared.start(start)
+        with self.lock:
+            if self._silence is not None and self._silence_timer is None and not self._closed:
+                self._silence_timer = self.timers.schedule_relative(self._silence / 4, self._listen)
+
+    def _listen(self, _scheduler: Any = None, _state: Any = None) -> None:
+        """Timer: report the streams that have been silent for ``silence_timeout`` while
+        their connection was up."""
+        assert self._silence is not None
+        now = time.monotonic()
+        silent: list[Silent] = []
+        with self.lock:
+            if self._closed:
+                return
+            for connection in self.connections:
+                up = connection.ready
+                for group in connection.members.values():
+                    for member in group:
+                        if member.messages != member.heard or not up:
+                            member.heard, member.quiet_since = member.messages, now
+                            member.reported = False
+                        elif now - member.quiet_since >= self._silence and not member.reported:
+                            member.reported = True
+                            silent.append(
+                                Silent(member.name, time.time(), seconds=now - member.quiet_since)
+                            )
+            # Rescheduled while the pool has connections; the next join() starts it again.
+            self._silence_timer = (
+                self.timers.schedule_relative(self._silence / 4, self._listen)
+                if self.connections
+                else None
+            )
+        for event in silent:
+            self.emit_event(event)
 
     def leave(self, member: PooledStream) -> None:
         with self.lock:
@@ -471,7 +524,11 @@ class Pool:
 
     def close(self) -> None:
         with self.lock:
+            self._closed = True
+            timer, self._silence_timer = self._silence_timer, None
             connections, self.connections = self.connections, []
+        if timer is not None:
+            timer.dispose()
         for connection in connections:
             connection.stop()
 
