@@ -778,7 +778,10 @@ class BinanceStreams:
                     timer_scheduler=self._timers,
                     emit_event=self._events.on_next,
                     track=self._track_socket,
-                    rollover_after=None,  # reconnected instead, and repaired (pool.py)
+                    # Reconnected instead, and repaired (pool.py): one connection's overlap
+                    # cannot be de-duplicated across all of its streams.
+                    rollover_after=None,
+                    make_before_break=False,
                     attempts=self._attempts,
                     metered=False,  # each stream is metered as it is routed
                 )

@@ -549,3 +549,30 @@ def test_a_quiet_pooled_stream_is_reported_silent_on_its_own(fake: FakeBinance) 
     (event,) = silent.items
     assert event.stream == "xrpusdt@trade"
     assert 0.3 <= event.seconds < 2.0
+
+
+def test_a_server_shutdown_replaces_a_pooled_connection_and_loses_nothing(
+    fake: FakeBinance,
+) -> None:
+    with BinanceStreams(ws_url=fake.ws_url, rest_url=fake.rest_url, pool=True, **FAST) as streams:
+        trades = {s: Collector() for s in ("BTCUSDT", "ETHUSDT")}
+        for symbol, collector in trades.items():
+            streams.agg_trades(symbol).subscribe(collector)
+        quotes = Collector()
+        streams.book_ticker("BTCUSDT").subscribe(quotes)
+        wanted = {"btcusdt@aggTrade", "ethusdt@aggTrade", "btcusdt@bookTicker"}
+        fake.wait_for(lambda f: list(server_view(f).values()) == [wanted])
+        fake.step(20)
+        fake.server_shutdown()
+        fake.wait_for(
+            lambda f: len(f.connections) == 2 and list(server_view(f).values()) == [wanted]
+        )
+        fake.step(20)
+        for symbol, collector in trades.items():
+            final = int(fake.with_market(lambda m, s=symbol: m.agg_trade_history(s))[-1]["a"])
+            collector.wait_for(lambda c, f=final: bool(c.items) and c.items[-1]["a"] == f)
+            ids = [m["a"] for m in collector.items]
+            assert ids == list(range(ids[0], final + 1))  # every id once, the gap refilled
+        updates = [m["u"] for m in quotes.items]
+        assert updates == sorted(set(updates))  # never a repeat, never backwards
+        assert streams.statistics()["btcusdt@aggTrade"].rollovers == 0

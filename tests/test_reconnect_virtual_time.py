@@ -40,6 +40,7 @@ class Harness:
         policy: ReconnectPolicy,
         rollover_after: float | None = None,
         attempts: Callable[[TestScheduler], ConnectionAttempts] | None = None,
+        make_before_break: bool = True,
     ) -> None:
         self.scheduler = TestScheduler()
         self.opened_at: list[float] = []
@@ -65,6 +66,7 @@ class Harness:
                 emit_event=self.events.append,
                 rollover_after=rollover_after,
                 attempts=None if attempts is None else attempts(self.scheduler),
+                make_before_break=make_before_break,
             )
 
         self.observable = self.hub.observable(KEY, make)
@@ -419,6 +421,24 @@ def test_a_shutdown_notice_rolls_over_at_once_and_the_old_close_is_not_a_failure
     assert not h.completed
     assert not [e for e in h.events if isinstance(e, Reconnecting)]
     assert [e.reason for e in h.events if isinstance(e, RolledOver)] == ["serverShutdown"]
+
+
+def test_without_make_before_break_a_shutdown_notice_replaces_the_socket_at_once() -> None:
+    # A pooled connection's way: no overlap (it could not be de-duplicated across streams).
+    h = Harness(no_jitter(max_retries=0), make_before_break=False)
+    h.at(0, h.start)
+    h.scheduler.advance_to(1.0)
+    old = h.sockets[0]
+    old.deliver(agg(1))
+    old.announce_shutdown()
+    assert old.closed  # closed at once, before Binance does
+    h.scheduler.advance_to(1.001)  # the reconnect was due at once, not after a delay
+    old2, new = h.sockets
+    assert old2 is old
+    new.deliver(agg(2))
+    assert [m["a"] for m in h.received] == [1, 2]
+    assert not h.completed  # max_retries=0, yet nothing was counted
+    assert not [e for e in h.events if isinstance(e, (Reconnecting, RolledOver))]
 
 
 def test_a_replacement_that_fails_leaves_the_old_socket_delivering() -> None:

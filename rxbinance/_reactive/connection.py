@@ -85,6 +85,7 @@ class SharedConnection:
         rollover_after: float | None = None,
         attempts: ConnectionAttempts | None = None,
         metered: bool = True,
+        make_before_break: bool = True,
     ) -> None:
         self.key = key
         self.url = url
@@ -106,6 +107,9 @@ class SharedConnection:
         # Make-before-break: a socket older than this (or one Binance announced a shutdown on)
         # is replaced by a new one that takes over once it delivers (see _Rollover).
         self._rollover_after = rollover_after
+        # False: a serverShutdown notice replaces the socket at once instead (a pooled
+        # connection, whose overlap could not be de-duplicated across its streams).
+        self._make_before_break = make_before_break
         self._age_timer: abc.DisposableBase | None = None
         self._rolling: _Rollover | None = None
         self.rollovers = 0  # switches made, for statistics
@@ -231,8 +235,21 @@ class SharedConnection:
 
     def _on_event(self, sock: SocketLike, event: ConnectionEvent) -> None:
         if isinstance(event, ShutdownAnnounced):
-            self._roll(sock, "serverShutdown")
+            if self._make_before_break:
+                self._roll(sock, "serverShutdown")
+            else:
+                self._replace_now(sock)
         self._emit_event(event)
+
+    def _replace_now(self, sock: SocketLike) -> None:
+        """Close ``sock`` and connect again at once: not a failure, no retry counted."""
+        with self._lock:
+            if self._stopped or self._socket is not sock:
+                return
+            self._socket = None  # so its end is not taken for a failure (see _closed)
+            self.messages_before += sock.messages
+            self._timer = self._timers.schedule_relative(0.0, self._open)
+        sock.close()
 
     def _roll(self, old: SocketLike, reason: str) -> None:
         """Open the replacement of ``old`` (make-before-break; see the class docstring)."""
