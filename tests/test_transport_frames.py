@@ -38,25 +38,9 @@ from rxbinance.protocol.wsframes import (
     FrameError,
 )
 from rxbinance.transport import Request, StreamSocket
+from tests.test_wsframes import frame
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-def frame(opcode: int, payload: bytes = b"", *, fin: bool = True, mask: bool = False) -> bytes:
-    first = (0x80 if fin else 0) | opcode
-    n = len(payload)
-    bit = 0x80 if mask else 0
-    if n < 126:
-        header = bytes([first, bit | n])
-    elif n < 1 << 16:
-        header = bytes([first, bit | 126]) + struct.pack("!H", n)
-    else:
-        header = bytes([first, bit | 127]) + struct.pack("!Q", n)
-    if mask:
-        key = b"\x01\x02\x03\x04"
-        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-        header += key
-    return header + payload
 
 
 class RawServer:
@@ -273,7 +257,7 @@ def test_a_binary_frame_is_reported_not_decoded(server: RawServer, client: Clien
 @pytest.mark.parametrize(
     ("data", "code", "words"),
     [
-        (frame(OP_TEXT, trade(1), mask=True), 1002, "masked"),
+        (frame(OP_TEXT, trade(1), mask=b"\x01\x02\x03\x04"), 1002, "masked"),
         (bytes([0xC1, 0x02]) + b"{}", 1002, "reserved bits"),
         (bytes([0x83, 0x02]) + b"{}", 1002, "unknown data opcode"),
         (frame(OP_CONTINUATION, b"x"), 1002, "no message to continue"),
