@@ -576,3 +576,20 @@ def test_a_server_shutdown_replaces_a_pooled_connection_and_loses_nothing(
         updates = [m["u"] for m in quotes.items]
         assert updates == sorted(set(updates))  # never a repeat, never backwards
         assert streams.statistics()["btcusdt@aggTrade"].rollovers == 0
+
+
+def test_the_attempt_budget_is_shared_by_every_binancestreams_of_the_process() -> None:
+    # Two BinanceStreams, four sockets each, against a fake allowing 4 handshakes a second per
+    # IP: the budget is the process's, so the second one's sockets wait instead of being refused.
+    with FakeBinance(tick_interval=None, max_connection_attempts=(4, 1.0)) as fake:
+        settings: dict[str, Any] = {"ws_url": fake.ws_url, "connection_attempts": (4, 1.0), **FAST}
+        with BinanceStreams(**settings) as first, BinanceStreams(**settings) as second:
+            subs = [
+                streams.stream(f"{symbol}@{kind}").subscribe(lambda _: None)
+                for streams, symbol in ((first, "btcusdt"), (second, "ethusdt"))
+                for kind in KINDS[:4]
+            ]
+            fake.wait_for(lambda f: len(f.open_connections) == 8, timeout=10)
+            assert len(fake.attempts) == 8  # none refused, none retried
+            for sub in subs:
+                sub.dispose()
