@@ -474,11 +474,10 @@ class Pool:
                 connection = start = PooledConnection(self, key, self._make)
                 self.connections.append(connection)
             connection.add(member)
-        if start is not None:
-            start.shared.start(start)
-        with self.lock:
             if self._silence is not None and self._silence_timer is None and not self._closed:
                 self._silence_timer = self.timers.schedule_relative(self._silence / 4, self._listen)
+        if start is not None:
+            start.shared.start(start)  # outside the lock: it opens a socket
 
     def _listen(self, _scheduler: Any = None, _state: Any = None) -> None:
         """Timer: report the streams that have been silent for ``silence_timeout`` while
