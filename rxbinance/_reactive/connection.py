@@ -234,12 +234,14 @@ class SharedConnection:
             )
 
     def _on_event(self, sock: SocketLike, event: ConnectionEvent) -> None:
+        # The event goes out before its consequence: subscribers see ShutdownAnnounced before
+        # the replacement's Connecting/Connected (which come from another thread).
+        self._emit_event(event)
         if isinstance(event, ShutdownAnnounced):
             if self._make_before_break:
                 self._roll(sock, "serverShutdown")
             else:
                 self._replace_now(sock)
-        self._emit_event(event)
 
     def _replace_now(self, sock: SocketLike) -> None:
         """Close ``sock`` and connect again at once: not a failure, no retry counted."""
