@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,12 +38,20 @@ def test_the_fakebinance_example_runs() -> None:
 
 
 def test_the_typed_pipelines_example_runs() -> None:
-    from rxbinance.testing import FakeBinance
+    from rxbinance.testing import FakeBinance, Market
     from tests.conftest import Collector
 
     (example,) = [b for b in code_blocks("python") if "rxbinance.klines_with_history(" in b]
     lines = Collector()
-    with FakeBinance(tick_interval=0.01) as fake, fake.streams() as streams:
+    # A market with a minute of history ending 2 s before a minute boundary: the 1s candles of
+    # that minute come from REST and the live stream closes it, so resample("1m") prints within
+    # about 0.2 s (at tick_interval=0.01, ten market seconds a second) instead of after a whole
+    # new minute.
+    minute = int(time.time() * 1000) // 60_000 * 60_000
+    market = Market(start_time_ms=minute - 62_000)
+    for _ in range(600):  # 100 ms ticks
+        market.step(())
+    with FakeBinance(tick_interval=0.01, market=market) as fake, fake.streams() as streams:
         namespace: dict[str, object] = {
             "streams": streams,
             "print": lambda *args: lines.on_next(" ".join(map(str, args))),
