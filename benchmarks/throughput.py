@@ -101,8 +101,48 @@ def floor_run(server: BurstServer, n: int, ctx: ssl.SSLContext | None, *, fast: 
     return Run(n - 1, wall1 - wall0, cpu1 - cpu0)
 
 
+def counter(n: int, counts: list[int], index: int, on_first: Callable[[], None] | None,
+            on_last: Callable[[], None] | None) -> Callable[[object], None]:  # fmt: skip
+    """A benchmark subscriber: counts to ``n``, then stores the count at ``counts[index]``."""
+    count = 0
+
+    def on_next(_: object) -> None:
+        nonlocal count
+        count += 1
+        if count == n:
+            counts[index] = count
+            if on_last is not None:
+                on_last()
+        elif count == 1 and on_first is not None:
+            on_first()
+
+    return on_next
+
+
+def subscribers_alone(n: int, subscribers: int, repeats: int) -> float:
+    """CPU seconds per message that ``subscribers`` counting subscribers cost on their own:
+    each called once per message by a plain loop, minus the same loop calling nothing (so the
+    loop's own iteration, which the library's fan-out also pays, is not taken out). Best of
+    ``repeats``."""
+    message = object()
+    best = float("inf")
+    for _ in range(repeats):
+        fns = [counter(n + 1, [0] * subscribers, i, None, None) for i in range(subscribers)]
+        cpu0 = time.process_time()
+        for _ in range(n):
+            for fn in fns:
+                fn(message)
+        cpu1 = time.process_time()
+        for _ in range(n):
+            for _fn in fns:
+                pass
+        cpu2 = time.process_time()
+        best = min(best, ((cpu1 - cpu0) - (cpu2 - cpu1)) / n)
+    return best
+
+
 def streams_run(
-    server: BurstServer, n: int, ctx: ssl.SSLContext | None, *, subscribers: int
+    server: BurstServer, n: int, ctx: ssl.SSLContext | None, *, subscribers: int, no_ops: int = 0
 ) -> Run:
     """``subscribers`` counting subscribers of ``BinanceStreams.trades``, until each saw ``n``.
 
@@ -121,22 +161,6 @@ def streams_run(
 
     counts = [0] * subscribers
 
-    def counter(index: int, on_first: Callable[[], None] | None, on_last: Callable[[], None] | None
-                ) -> Callable[[object], None]:  # fmt: skip
-        count = 0
-
-        def on_next(_: object) -> None:
-            nonlocal count
-            count += 1
-            if count == n:
-                counts[index] = count
-                if on_last is not None:
-                    on_last()
-            elif count == 1 and on_first is not None:
-                on_first()
-
-        return on_next
-
     # A long retry delay: the server's close frame after the burst must not reconnect before
     # the dispose below (it does not affect the measured span).
     url, go = server.run_url()
@@ -153,9 +177,14 @@ def streams_run(
         trades = streams.trades("BTCUSDT")
         # The first subscribe opens the socket; on a busy machine its reader can be connected
         # and reading before the tenth subscribe, so the burst waits for go() below.
-        subscriptions = [
+        # The no-op subscribers (the builtin ``id``: a C function, the cheapest callable there
+        # is) come first, so the last counter still marks the end of the fan-out.
+        subscriptions = [trades.subscribe(on_next=id) for _ in range(no_ops)]
+        subscriptions += [
             trades.subscribe(
                 on_next=counter(
+                    n,
+                    counts,
                     i,
                     start if i == 0 else None,
                     end if i == subscribers - 1 else None,
@@ -198,6 +227,11 @@ CASES = (
         "c",
         "(c) trades(), 10 subscribers",
         lambda server, n, ctx: streams_run(server, n, ctx, subscribers=10),
+    ),
+    Case(
+        "d",
+        "(d) trades(), 9 no-op + 1 counting",
+        lambda server, n, ctx: streams_run(server, n, ctx, subscribers=1, no_ops=9),
     ),
 )
 
@@ -279,6 +313,29 @@ def verdicts(rows: list[Row]) -> list[str]:
     return out
 
 
+def fan_out_verdicts(rows: list[Row], own: dict[int, float]) -> list[str]:
+    """Ten subscribers against one, in CPU per message (issue 12's target: at most 1.25x).
+
+    (d) over (b) is what the fan-out itself costs: nine more subscribers that do nothing (a C
+    builtin). (c) over (b) adds the nine counting subscribers' own Python code, whose cost
+    alone (``own``: CPU seconds per message of 1 and of 10 of them called by a plain loop) is
+    printed beside it."""
+    out = []
+    for transport in dict.fromkeys(row.transport for row in rows):
+        by_key = {row.case.key: row.best for row in rows if row.transport == transport}
+        if not {"b", "c", "d"} <= by_key.keys():
+            continue
+        one, ten, no_ops = (by_key[k].cpu / by_key[k].messages for k in ("b", "c", "d"))
+        verdict = "PASS" if no_ops / one <= 1.25 else "MISS"
+        out.append(
+            f"{verdict}  {transport}:// ten subscribers: the fan-out to nine more (no-op) costs "
+            f"{no_ops / one:.2f}x the CPU per message of one (target <= 1.25); with nine more "
+            f"counting ones, {ten / one:.2f}x (their counting alone: {own[10] * 1e9:.0f} ns a "
+            f"message for ten, {own[1] * 1e9:.0f} ns for one)"
+        )
+    return out
+
+
 def environment(n: int, repeats: int, ctx: ssl.SSLContext, port: int) -> str:
     # A bare TLS handshake (no upgrade, so no burst) to learn what the two ends negotiate.
     with (
@@ -324,13 +381,16 @@ def main(argv: list[str] | None = None) -> int:
                 Row(transport, case, best[case.key], floor) for case in CASES if case.key in best
             ]
 
+    # The subscribers' own cost, measured in this run, so the fan-out's can be told apart.
+    own = {k: subscribers_alone(args.messages, k, args.repeats) for k in (1, 10)}
+
     cells = table_rows(rows)
     print()
     print(f"{about}, {os.getloadavg()[0]:.2f} after")
     print()
     print(format_plain(cells))
     print()
-    print("\n".join(verdicts(rows)))
+    print("\n".join(verdicts(rows) + fan_out_verdicts(rows, own)))
     if args.rst:
         print()
         print(format_rst(cells))

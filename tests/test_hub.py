@@ -6,6 +6,7 @@ repeat the point over real loopback sockets to FakeBinance.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -108,6 +109,40 @@ def test_close_does_not_complete_a_subscriber_while_it_is_inside_on_next() -> No
     # The completion was handed to the thread that was inside, after on_next returned.
     assert calls == [("next", "fake-reader"), ("completed", "fake-reader")]
     assert overlap == []
+
+
+# -- a raising subscriber costs nobody else anything -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("count", "raising"),
+    [(1, {0}), (2, {0}), (2, {1}), (10, {0}), (10, {9}), (10, {2, 3, 7}), (10, set(range(10)))],
+)
+def test_the_fan_out_calls_every_subscriber_in_order_whichever_raise(
+    count: int, raising: set[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    streams, transport = scripted()
+    calls: list[tuple[int, int]] = []
+
+    def subscriber(index: int) -> Any:
+        def on_next(message: Any) -> None:
+            calls.append((index, message["t"]))
+            if index in raising:
+                raise RuntimeError(f"subscriber {index}")
+
+        return on_next
+
+    for index in range(count):
+        streams.trades("BTCUSDT").subscribe(subscriber(index))
+    with caplog.at_level(logging.ERROR, logger="rxbinance.streams"):
+        for t in range(1, 4):
+            transport.sockets[0].deliver({**TRADE, "t": t})
+    # Every subscriber, raising or not, got every message, in subscription order.
+    assert calls == [(index, t) for t in range(1, 4) for index in range(count)]
+    # Each raising subscriber was reported for its own exception: the first in full.
+    reported = [r.exc_info[1] for r in caplog.records if r.exc_info is not None]
+    assert [str(e) for e in reported] == [f"subscriber {i}" for i in sorted(raising)]
+    streams.close()
 
 
 # -- terminal events reach everyone ---------------------------------------------------------------

@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from operator import length_hint
 from typing import Any, Generic, Protocol, TypeVar
 
 import reactivex
@@ -166,7 +167,11 @@ class HubEntry(Generic[_T]):
         self.source = source
         # Replaced, never mutated (under the hub lock), so on_next iterates it without a lock.
         self.subs: tuple[Subscriber, ...] = ()
-        self._fast: tuple[tuple[Callable[[Any], None], SubscriberErrors], ...] = ()
+        # The subscribers' on_next functions and their error reporters, index for index.
+        self._fast: tuple[tuple[Callable[[Any], None], ...], tuple[SubscriberErrors, ...]] = (
+            (),
+            (),
+        )
         # (sequence number, kind, value, only this subscriber or None for all)
         self._queue: collections.deque[tuple[int, int, Any, Subscriber | None]] = (
             collections.deque()
@@ -191,11 +196,22 @@ class HubEntry(Generic[_T]):
             return
         try:
             if not self._done:
-                for on_next, errors in self._fast:
+                fns, errors = self._fast  # one read: the two tuples always match
+                if len(fns) == 1:
                     try:
-                        on_next(value)
+                        fns[0](value)
                     except Exception:
-                        errors.report()
+                        errors[0].report()
+                else:
+                    # A plain loop over the functions, the try outside it: about a third less
+                    # per subscriber than a try per call. When one raises, `calls` has stopped
+                    # just past it: _resume reports it and calls the rest.
+                    calls = iter(fns)
+                    try:
+                        for on_next in calls:
+                            on_next(value)
+                    except Exception:
+                        _resume(calls, fns, errors, value)
         finally:
             self._busy.release()
         if self._queue:
@@ -268,7 +284,7 @@ class HubEntry(Generic[_T]):
         it."""
         sub = Subscriber(target, where, self._seq)
         self.subs = (*self.subs, sub)
-        self._fast = tuple((s.on_next, s.errors) for s in self.subs)
+        self._fast = _fan_out(self.subs)
         if self._current is not None:
             self._queue.append((self._seq, _NEXT, self._current, sub))
         return sub
@@ -277,8 +293,34 @@ class HubEntry(Generic[_T]):
         """A subscriber leaves (hub lock held); how many remain."""
         sub.disposed = True
         self.subs = tuple(s for s in self.subs if s is not sub)
-        self._fast = tuple((s.on_next, s.errors) for s in self.subs)
+        self._fast = _fan_out(self.subs)
         return len(self.subs)
+
+
+def _resume(
+    calls: Iterator[Callable[[Any], None]],
+    fns: tuple[Callable[[Any], None], ...],
+    errors: tuple[SubscriberErrors, ...],
+    value: Any,
+) -> None:
+    """The rest of a fan-out after a subscriber raised (called in its ``except`` block):
+    ``calls`` stopped just past it, so its index is what is not left of ``fns``."""
+    errors[len(fns) - length_hint(calls) - 1].report()
+    while True:
+        try:
+            for on_next in calls:
+                on_next(value)
+            return
+        except Exception:
+            errors[len(fns) - length_hint(calls) - 1].report()
+
+
+def _fan_out(
+    subs: tuple[Subscriber, ...],
+) -> tuple[tuple[Callable[[Any], None], ...], tuple[SubscriberErrors, ...]]:
+    """What :meth:`HubEntry.on_next` iterates: the functions and, index for index, their
+    error reporters."""
+    return tuple(s.on_next for s in subs), tuple(s.errors for s in subs)
 
 
 class Hub:
