@@ -14,10 +14,10 @@ frame (most of the cost of a Binance message). A text frame's payload goes to th
 as a view of that buffer (:mod:`rxbinance.protocol.jsonlib`: orjson with the ``speed`` extra,
 else the standard library). We answer pings with a pong echoing the payload (Binance requires
 the echo), answer a close frame with one echoing its code, and report binary frames as
-malformed. The socket's timeout doubles as the stall detector: every read that brings bytes, of
-data or a ping, re-arms it. Why not ``WebSocketApp.run_forever``: its dispatcher adds a
-``select`` per frame, and its built-in reconnect hides failures from the caller
-(reactivex-notes 15).
+malformed. The socket's timeout doubles as the stall detector: every read that completes a
+frame, of data or a ping, re-arms it (bytes of an unfinished frame do not). Why not
+``WebSocketApp.run_forever``: its dispatcher adds a ``select`` per frame, and its built-in
+reconnect hides failures from the caller (reactivex-notes 15).
 
 The same socket serves the WebSocket API's user data (``rxbinance._reactive.user_data``) through
 four optional hooks, none of which touches the market-stream hot path: ``prepare`` (run on the
@@ -374,7 +374,7 @@ class StreamSocket:
             raise ConnectError(
                 f"cannot connect to {self.url}: {exc}", url=self.url, stream=self.key
             ) from exc
-        ws.settimeout(self._stall_timeout)  # the stall timer: every read re-arms it
+        ws.settimeout(self._stall_timeout)  # the stall timer: every whole frame re-arms it
         with self._lock:
             self._ws = ws
         if self._closing.is_set():  # close() ran while we were connecting
@@ -456,20 +456,39 @@ class StreamSocket:
             # First what is already buffered: normally nothing, but the frames a FrameError
             # followed were handed out alone, and the error comes now, before any read.
             frames = reader.frames()
-            while not frames:
-                try:
-                    if sock is None:
-                        raise OSError("socket already closed")
-                    n = sock.recv_into(reader.get_buffer())
-                except TimeoutError as exc:  # socket.timeout and ssl's "read operation timed out"
-                    raise self._stalled() from exc
-                except OSError as exc:
-                    raise self._lost(exc) from exc
-                if not n:
-                    # EOF: the peer, or close()/fail() shutting the socket down to wake us.
-                    raise self._lost(EOFError("the server closed the TCP connection"))
-                reader.buffer_updated(n)
-                frames = reader.frames()
+            if frames:
+                return frames
+            if sock is None:
+                raise self._lost(OSError("socket already closed"))
+            # The stall timer runs until a whole frame arrives: a read that brings only part
+            # of one shortens the next read's timeout instead of re-arming it, so a peer
+            # trickling bytes cannot keep a dead stream alive.
+            timeout = sock.gettimeout()
+            deadline = None if timeout is None else time.monotonic() + timeout
+            shortened = False
+            try:
+                while not frames:
+                    try:
+                        n = sock.recv_into(reader.get_buffer())
+                    except TimeoutError as exc:  # socket.timeout and ssl's "read timed out"
+                        raise self._stalled() from exc
+                    except OSError as exc:
+                        raise self._lost(exc) from exc
+                    if not n:
+                        # EOF: the peer, or close()/fail() shutting the socket down to wake us.
+                        raise self._lost(EOFError("the server closed the TCP connection"))
+                    reader.buffer_updated(n)
+                    frames = reader.frames()
+                    if not frames and deadline is not None:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            raise self._stalled()
+                        sock.settimeout(remaining)
+                        shortened = True
+            finally:
+                if shortened:
+                    with contextlib.suppress(OSError):
+                        sock.settimeout(timeout)
         except FrameError as exc:
             # Fail the connection (RFC 6455 7.1.7): say why in a close frame, then drop it.
             with contextlib.suppress(Exception):

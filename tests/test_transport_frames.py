@@ -397,3 +397,33 @@ def test_a_silent_tls_socket_stalls(tls: tuple[ssl.SSLContext, ssl.SSLContext]) 
         server.close()
     assert isinstance(failure, StallError)
     assert failure.timeout == 0.3
+
+
+def test_a_peer_trickling_bytes_of_a_frame_still_stalls() -> None:
+    # Bytes that never make a whole frame are not a live stream: the stall timer runs from the
+    # first of them (before, every read re-armed it, and a peer sending a byte a tenth of a
+    # second kept a dead stream alive for as long as it liked).
+    server = RawServer()
+    client = Client(server.url, stall=0.4)
+    whole = frame(OP_TEXT, trade(1) * 40)  # 2 kB: 100 s at a byte every 0.05 s
+    sent = 0
+
+    def trickle() -> None:
+        nonlocal sent
+        with contextlib.suppress(OSError, AssertionError):
+            for i in range(len(whole)):
+                if client.done.wait(0.05):
+                    return
+                server.send(whole[i : i + 1])
+                sent += 1
+
+    trickler = threading.Thread(target=trickle, name="test:trickle", daemon=True)
+    trickler.start()
+    try:
+        failure = client.failure()
+    finally:
+        server.close()
+        trickler.join(5)
+    assert isinstance(failure, StallError), failure
+    assert client.messages == []
+    assert 0 < sent < len(whole)  # it stalled while bytes were still coming
