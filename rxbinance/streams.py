@@ -67,6 +67,7 @@ from rxbinance._reactive.budget import default_budget
 from rxbinance._reactive.connection import SharedConnection
 from rxbinance._reactive.context import StreamsContext, Threads
 from rxbinance._reactive.hub import Broadcast, Hub, Sink
+from rxbinance._reactive.meter import MeterReading
 from rxbinance._reactive.pool import Pool, PooledStream
 from rxbinance._reactive.reconnect import ReconnectPolicy
 from rxbinance._reactive.redundancy import RedundancyStatistics, RedundantConnection
@@ -516,9 +517,10 @@ class BinanceStreams:
                 copies = (
                     len(connection.copies) if isinstance(connection, RedundantConnection) else 1
                 )
-                result[key] = StreamStatistics(
+                result[key] = self._statistics(
                     key,
-                    subscribers=entry.subscribers,
+                    entry.subscribers,
+                    reading,
                     connects=connection.connects,
                     messages=connection.messages,
                     rollovers=connection.rollovers,
@@ -529,34 +531,39 @@ class BinanceStreams:
                         else None
                     ),
                     reconnects=max(0, connection.connects - copies - connection.rollovers),
-                    rate_1s=reading.rate_1s,
-                    rate_60s=reading.rate_60s,
-                    lag_p50_ms=reading.lag_p50_ms,
-                    lag_p99_ms=reading.lag_p99_ms,
-                    last_message_age=reading.last_message_age,
-                    dropped=self._context.drops.get(key),
                 )
         return result
 
-    def _pooled_statistics(
-        self, key: Any, subscribers: int, member: PooledStream
+    def _statistics(
+        self, key: str, subscribers: int, reading: MeterReading, **counts: Any
     ) -> StreamStatistics:
-        sink = member.sink
-        reading = member.reading()
-        connects = member.connects
+        """One key's StreamStatistics: ``counts`` from its connection, the rest from ``reading``
+        and the bounded deliveries' drops."""
         return StreamStatistics(
-            str(key),
+            key,
             subscribers=subscribers,
-            connects=connects,
-            messages=member.messages,
-            repair=sink.statistics() if isinstance(sink, RepairingSink) else None,
-            reconnects=max(0, connects - 1),
             rate_1s=reading.rate_1s,
             rate_60s=reading.rate_60s,
             lag_p50_ms=reading.lag_p50_ms,
             lag_p99_ms=reading.lag_p99_ms,
             last_message_age=reading.last_message_age,
-            dropped=self._context.drops.get(str(key)),
+            dropped=self._context.drops.get(key),
+            **counts,
+        )
+
+    def _pooled_statistics(
+        self, key: Any, subscribers: int, member: PooledStream
+    ) -> StreamStatistics:
+        sink = member.sink
+        connects = member.connects
+        return self._statistics(
+            str(key),
+            subscribers,
+            member.reading(),
+            connects=connects,
+            messages=member.messages,
+            repair=sink.statistics() if isinstance(sink, RepairingSink) else None,
+            reconnects=max(0, connects - 1),
             connection=None if member.connection is None else member.connection.name,
         )
 
