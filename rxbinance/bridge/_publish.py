@@ -503,8 +503,10 @@ def publish(
     the name; bare payloads and typed models are named from their event type and symbol
     (``trade``, ``aggTrade``, ``kline_<interval>``, ``depth``, ``bookTicker``, ``ticker``,
     ``miniTicker``, ``avgPrice``, ``markPrice``); what cannot be named (a spot partial depth,
-    an ``@arr`` list) goes to ``rxbinance:unnamed``, so pass ``key=`` for those. ``key``
-    writes everything to that one key. Use one publisher per key: entry ids are the
+    an ``@arr`` list) goes to ``rxbinance:unnamed``, so pass ``key=`` for those. A bare diff
+    depth payload does not say its speed: ``btcusdt@depth`` and ``btcusdt@depth@100ms`` both
+    go to ``rxbinance:btcusdt@depth`` unless they come through ``multiplex`` (which names
+    them) or ``key=`` keeps them apart. ``key`` writes everything to that one key. Use one publisher per key: entry ids are the
     publisher's own (see the module docstring).
 
     **Entries** hold the message (a raw payload as JSON, or a typed model by field, tagged with
