@@ -18,14 +18,18 @@ of issue 3):
 - ``(a) floor``: the same loop in websocket-client's fastest honest configuration,
   ``skip_utf8_validation=True`` and a blocking socket: the floor of this stack, the 1.00;
 - ``(b) 1 subscriber``: one counting subscriber of ``BinanceStreams.trades("BTCUSDT")``;
-- ``(c) 10 subscribers``: ten counting subscribers of the same Observable (one shared socket).
+- ``(c) 10 subscribers``: ten counting subscribers of the same Observable (one shared socket);
+- ``(d) 9 no-op + 1 counting``: nine subscribers that do nothing (the builtin ``id``) before
+  one counting one: what the fan-out itself costs, without the subscribers' own code.
 
 Each case runs ``--repeats`` times, interleaved, and the best run (highest messages per second)
 is reported with its own CPU time: this is a noisy shared machine. Targets (issue 3): (b) at least
 0.85 and (c) at least 0.75 of (a) of the same transport, in messages per second; the script prints
 PASS or MISS for each and always exits 0: it is a benchmark, not a test. The last column gives the
 same ratio computed from CPU per message, which time spent waiting for a busy core does not blur:
-when the two disagree, the machine was busy.
+when the two disagree, the machine was busy. Issue 12's target for ten subscribers (at most
+1.25x the CPU per message of one) is judged on (d) over (b), the median over the rounds; (c)
+over (b) is printed beside it with the counting subscribers' own cost, measured alone.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import os
 import platform
 import socket
 import ssl
+import statistics
 import sys
 import tempfile
 import threading
@@ -258,9 +263,10 @@ class Row:
         return self.floor.cpu_per_100k / self.best.cpu_per_100k if self.floor else None
 
 
-def measure(server: BurstServer, n: int, ctx: ssl.SSLContext | None, repeats: int
-            ) -> dict[str, Run]:  # fmt: skip
-    """Best run of each case, repeats interleaved so a noisy spell hits every case alike."""
+def measure(server: BurstServer, n: int, ctx: ssl.SSLContext | None, repeats: int,
+            runs: dict[str, list[Run | None]]) -> dict[str, Run]:  # fmt: skip
+    """Best run of each case, repeats interleaved so a noisy spell hits every case alike;
+    ``runs`` gets every run of each case, in order (None for a failed one)."""
     transport = server.scheme
     best: dict[str, Run] = {}
     for attempt in range(1, repeats + 1):
@@ -269,7 +275,9 @@ def measure(server: BurstServer, n: int, ctx: ssl.SSLContext | None, repeats: in
                 run = case.run(server, n, ctx)
             except Exception as exc:  # report and carry on: one broken case must not hide others
                 print(f"  {transport} {case.label}: run {attempt} failed: {exc!r}", flush=True)
+                runs.setdefault(case.key, []).append(None)
                 continue
+            runs.setdefault(case.key, []).append(run)
             print(
                 f"  {transport:>3} run {attempt}  {case.label:<34} {run.rate:>9,.0f} msgs/s  "
                 f"{run.cpu_per_100k:6.3f} CPU s/100k",
@@ -313,25 +321,34 @@ def verdicts(rows: list[Row]) -> list[str]:
     return out
 
 
-def fan_out_verdicts(rows: list[Row], own: dict[int, float]) -> list[str]:
+def fan_out_verdicts(all_runs: dict[str, dict[str, list[Run | None]]], own: dict[int, float]
+                     ) -> list[str]:  # fmt: skip
     """Ten subscribers against one, in CPU per message (issue 12's target: at most 1.25x).
 
     (d) over (b) is what the fan-out itself costs: nine more subscribers that do nothing (a C
     builtin). (c) over (b) adds the nine counting subscribers' own Python code, whose cost
     alone (``own``: CPU seconds per message of 1 and of 10 of them called by a plain loop) is
-    printed beside it."""
+    printed beside it. Each ratio is the median over the repeats of the runs made one after
+    the other (b, c, d of the same round): steadier on a shared machine than the best runs,
+    which may come from different spells."""
     out = []
-    for transport in dict.fromkeys(row.transport for row in rows):
-        by_key = {row.case.key: row.best for row in rows if row.transport == transport}
-        if not {"b", "c", "d"} <= by_key.keys():
+    for transport, runs in all_runs.items():
+        ratios: dict[str, list[float]] = {"c": [], "d": []}
+        for i, one in enumerate(runs.get("b", [])):
+            for key, ratio in ratios.items():
+                other = runs.get(key, [])
+                if one is not None and i < len(other) and (run := other[i]) is not None:
+                    ratio.append((run.cpu / run.messages) / (one.cpu / one.messages))
+        if not ratios["c"] or not ratios["d"]:
             continue
-        one, ten, no_ops = (by_key[k].cpu / by_key[k].messages for k in ("b", "c", "d"))
-        verdict = "PASS" if no_ops / one <= 1.25 else "MISS"
+        fan_out, counting = statistics.median(ratios["d"]), statistics.median(ratios["c"])
+        verdict = "PASS" if fan_out <= 1.25 else "MISS"
         out.append(
             f"{verdict}  {transport}:// ten subscribers: the fan-out to nine more (no-op) costs "
-            f"{no_ops / one:.2f}x the CPU per message of one (target <= 1.25); with nine more "
-            f"counting ones, {ten / one:.2f}x (their counting alone: {own[10] * 1e9:.0f} ns a "
-            f"message for ten, {own[1] * 1e9:.0f} ns for one)"
+            f"{fan_out:.2f}x the CPU per message of one (target <= 1.25); with nine more "
+            f"counting ones, {counting:.2f}x (their counting alone: {own[10] * 1e9:.0f} ns a "
+            f"message for ten, {own[1] * 1e9:.0f} ns for one); medians of "
+            f"{len(ratios['d'])} rounds"
         )
     return out
 
@@ -365,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--messages must be >= 2 and --repeats >= 1")
 
     rows: list[Row] = []
+    all_runs: dict[str, dict[str, list[Run | None]]] = {}
     with tempfile.TemporaryDirectory(prefix="rxbinance-bench-") as tmp:
         cert, key = make_certificate(Path(tmp))
         ctx = client_context(cert)
@@ -375,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
                 if context is not None:
                     about = environment(args.messages, args.repeats, context, server.port)
                 print(f"{transport}:// server on port {server.port}", flush=True)
-                best = measure(server, args.messages, context, args.repeats)
+                runs = all_runs[transport] = {}
+                best = measure(server, args.messages, context, args.repeats, runs)
             floor = best.get("a")
             rows += [
                 Row(transport, case, best[case.key], floor) for case in CASES if case.key in best
@@ -390,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(format_plain(cells))
     print()
-    print("\n".join(verdicts(rows) + fan_out_verdicts(rows, own)))
+    print("\n".join(verdicts(rows) + fan_out_verdicts(all_runs, own)))
     if args.rst:
         print()
         print(format_rst(cells))
