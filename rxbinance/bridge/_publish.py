@@ -141,6 +141,7 @@ class Publisher(abc.DisposableBase):
         self._closed = threading.Event()
         self._stopping = threading.Event()  # dispose() began: cut a backoff wait short
         self._source: abc.DisposableBase = Disposable()
+        self._closer: threading.Thread | None = None  # the dispose() a source's end started
         #: Why the writer stopped before dispose(), when Redis refused a write (not when it
         #: was unreachable: that is retried); None otherwise.
         self.error: Exception | None = None
@@ -259,10 +260,17 @@ class Publisher(abc.DisposableBase):
 
     def _on_error(self, error: Exception) -> None:
         log.warning("publish: the source ended with %r; flushing and stopping", error)
-        threading.Thread(target=self.dispose, name="rxbinance-bridge:close", daemon=True).start()
+        self._close_in_background()
 
     def _on_completed(self) -> None:
-        threading.Thread(target=self.dispose, name="rxbinance-bridge:close", daemon=True).start()
+        self._close_in_background()
+
+    def _close_in_background(self) -> None:
+        # The source's thread must not wait for the last flush: a thread of ours does, and a
+        # dispose() from elsewhere waits for that thread too (so none of ours outlives it).
+        closer = threading.Thread(target=self.dispose, name="rxbinance-bridge:close", daemon=True)
+        closer.start()
+        self._closer = closer  # (after start: join() refuses a thread not started)
 
     # -- closing --------------------------------------------------------------------------
 
@@ -286,6 +294,9 @@ class Publisher(abc.DisposableBase):
             self._events.on_next(gap)
         if threading.current_thread() is not self._writer and self._writer.is_alive():
             self._writer.join(self._flush_timeout + 1.0)
+        closer = self._closer
+        if closer is not None and closer is not threading.current_thread():
+            closer.join(self._flush_timeout + 1.0)
 
     @property
     def is_disposed(self) -> bool:
@@ -506,8 +517,8 @@ def publish(
     an ``@arr`` list) goes to ``rxbinance:unnamed``, so pass ``key=`` for those. A bare diff
     depth payload does not say its speed: ``btcusdt@depth`` and ``btcusdt@depth@100ms`` both
     go to ``rxbinance:btcusdt@depth`` unless they come through ``multiplex`` (which names
-    them) or ``key=`` keeps them apart. ``key`` writes everything to that one key. Use one publisher per key: entry ids are the
-    publisher's own (see the module docstring).
+    them) or ``key=`` keeps them apart. ``key`` writes everything to that one key. Use one
+    publisher per key: entry ids are the publisher's own (see the module docstring).
 
     **Entries** hold the message (a raw payload as JSON, or a typed model by field, tagged with
     its class so :func:`consume` rebuilds it), the Binance stream name, the local receive time
