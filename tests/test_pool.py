@@ -79,6 +79,27 @@ def test_streams_share_one_connection_and_leave_it_with_unsubscribe(fake: FakeBi
         assert only.close_cause != "rate_limit"
 
 
+def test_each_pooled_stream_is_metered_on_its_own(fake: FakeBinance) -> None:
+    # Rates, lag and age per pooled stream, each metered as it is routed.
+    with BinanceStreams(ws_url=fake.ws_url, rest_url=fake.rest_url, pool=True, **FAST) as streams:
+        busy, quiet = Collector(), Collector()
+        streams.agg_trades("BTCUSDT").subscribe(busy)
+        streams.book_ticker("BNBBTC").subscribe(quiet)
+        wanted = {"btcusdt@aggTrade", "bnbbtc@bookTicker"}
+        fake.wait_for(lambda f: list(server_view(f).values()) == [wanted])
+        for i in range(1, 41):
+            fake.publish("btcusdt@aggTrade", {"e": "aggTrade", "E": 1, "s": "BTCUSDT", "a": i})
+        busy.wait_count(40)
+        stats = streams.statistics()
+        btc, bnb = stats["btcusdt@aggTrade"], stats["bnbbtc@bookTicker"]
+        assert btc.messages == 40
+        assert btc.rate_60s * 60 >= 40  # every message counted in the minute's rate
+        assert btc.last_message_age is not None
+        assert btc.last_message_age < 60
+        assert btc.lag_p50_ms is not None  # sampled from payloads with E
+        assert (bnb.messages, bnb.rate_60s, bnb.last_message_age) == (0, 0.0, None)
+
+
 def test_a_thousand_streams_use_two_connections_within_the_limits() -> None:
     symbols = [f"S{i:02d}USDT" for i in range(150)]
     names = [f"{s.lower()}@{kind}" for s in symbols for kind in KINDS][:1000]
