@@ -130,6 +130,10 @@ def on_loop(
     subscribed, where ``observe_on`` would leave its queue stuck and deliver nothing more.
     Disposing drops what is still queued. The loop is looked up when ``on_loop()`` is called
     (``RuntimeError`` if none is running and ``loop`` is None).
+
+    For a stream that may outrun the notebook, bound the queue instead:
+    ``rbo.observe_on_bounded(notebook_scheduler(), 1000, "latest")`` delivers on the same loop
+    and drops what a slow cell cannot take (see :func:`rxbinance.operators.observe_on_bounded`).
     """
     scheduler = notebook_scheduler(loop)
 

@@ -23,6 +23,7 @@ from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 from reactivex.subject import Subject
 
 import rxbinance
+import rxbinance.operators as rbo
 from rxbinance import BinanceStreams
 from rxbinance.jupyter import (
     LiveDisplay,
@@ -191,6 +192,33 @@ def test_on_loop_dispose_drops_what_is_queued() -> None:
         await asyncio.sleep(0)
         assert got == []
         assert not source.observers
+
+    run(main)
+
+
+def test_bounded_delivery_on_the_notebook_loop_skips_what_a_busy_cell_cannot_take() -> None:
+    # What on_loop's docstring offers for fast streams: observe_on_bounded on the loop.
+    async def main() -> None:
+        loop_thread = threading.get_ident()
+        source = Subject[int]()
+        got: list[tuple[int, int]] = []
+        done = asyncio.Event()
+        bounded = rbo.observe_on_bounded(notebook_scheduler(), 1, "latest")
+        source.pipe(bounded).subscribe(
+            lambda item: got.append((item, threading.get_ident())), on_completed=done.set
+        )
+
+        def produce() -> None:  # while the loop is busy in this cell (the join below)
+            for i in range(100):
+                source.on_next(i)
+            source.on_completed()
+
+        producer = threading.Thread(target=produce)
+        producer.start()
+        producer.join()  # blocks the loop: nothing is delivered until it returns
+        await asyncio.wait_for(done.wait(), WAIT)
+        assert got == [(99, loop_thread)]  # the backlog skipped, the latest on the loop
+        assert bounded.statistics().dropped == 99
 
     run(main)
 
