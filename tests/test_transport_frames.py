@@ -401,8 +401,8 @@ def test_a_silent_tls_socket_stalls(tls: tuple[ssl.SSLContext, ssl.SSLContext]) 
 
 def test_a_peer_trickling_bytes_of_a_frame_still_stalls() -> None:
     # Bytes that never make a whole frame are not a live stream: the stall timer runs from the
-    # first of them (before, every read re-armed it, and a peer sending a byte a tenth of a
-    # second kept a dead stream alive for as long as it liked).
+    # start of the wait for a frame (before, every read re-armed it, and a peer sending a byte
+    # every 50 ms kept a dead stream alive for as long as it liked).
     server = RawServer()
     client = Client(server.url, stall=0.4)
     whole = frame(OP_TEXT, trade(1) * 40)  # 2 kB: 100 s at a byte every 0.05 s
