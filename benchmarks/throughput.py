@@ -149,10 +149,11 @@ def subscribers_alone(n: int, subscribers: int, repeats: int) -> float:
 def streams_run(
     server: BurstServer, n: int, ctx: ssl.SSLContext | None, *, subscribers: int, no_ops: int = 0
 ) -> Run:
-    """``subscribers`` counting subscribers of ``BinanceStreams.trades``, until each saw ``n``.
+    """``subscribers`` counting subscribers of ``BinanceStreams.trades``, until each saw ``n``,
+    behind ``no_ops`` subscribers that do nothing.
 
-    The first subscriber notes the start when it sees the first message; the last one notes the
-    end when it sees the ``n``-th (the fan-out calls them in subscription order).
+    The first counting subscriber notes the start when it sees the first message; the last one
+    notes the end when it sees the ``n``-th (the fan-out calls them in subscription order).
     """
     marks: dict[str, float] = {}
     done = threading.Event()
