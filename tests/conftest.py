@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
+import websocket
 
 from rxbinance import BinanceStreams
 from rxbinance.testing import FakeBinance
@@ -117,3 +118,13 @@ class Collector:
 
     def wait_completed(self, timeout: float = 10.0) -> None:
         self.wait_for(lambda c: c.completed, timeout)
+
+
+@pytest.fixture
+def sockets() -> Iterator[list[websocket.WebSocket]]:
+    """Raw websocket-client connections a test opens (to FakeBinance), closed after it."""
+    opened: list[websocket.WebSocket] = []
+    yield opened
+    for ws in opened:
+        ws.close(timeout=0.1)
+        ws.shutdown()  # close() is a no-op once websocket-client answered a server close

@@ -23,15 +23,6 @@ TIMEOUT = 10.0
 Connect = Callable[..., websocket.WebSocket]
 
 
-@pytest.fixture
-def sockets() -> Iterator[list[websocket.WebSocket]]:
-    opened: list[websocket.WebSocket] = []
-    yield opened
-    for ws in opened:
-        ws.close(timeout=0.1)
-        ws.shutdown()  # close() is a no-op once websocket-client answered a server close
-
-
 def make_connect(fake: FakeBinance, opened: list[websocket.WebSocket]) -> Connect:
     def connect(path: str, **kwargs: Any) -> websocket.WebSocket:
         ws = websocket.create_connection(fake.ws_url + path, timeout=TIMEOUT, **kwargs)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import pytest
@@ -29,15 +28,6 @@ from tests.test_fake_faults import TIMEOUT, Connect, closed, make_connect, recv_
 SPOT = ("spot", "/ws", "btcusdt@trade")
 USDM_MARKET = ("usdm", "/market/ws", "btcusdt@aggTrade")
 USDM_PUBLIC = ("usdm", "/public/ws", "btcusdt@bookTicker")
-
-
-@pytest.fixture
-def sockets() -> Iterator[list[websocket.WebSocket]]:
-    opened: list[websocket.WebSocket] = []
-    yield opened
-    for ws in opened:
-        ws.close(timeout=0.1)
-        ws.shutdown()  # close() is a no-op once websocket-client answered a server close
 
 
 def fake_with(**kwargs: Any) -> FakeBinance:
