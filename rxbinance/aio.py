@@ -31,13 +31,12 @@ from typing import Any, Generic, TypeVar
 from reactivex import Observable
 
 from rxbinance._reactive.bounded import (
-    ERROR,
-    NEXT,
     BoundedBuffer,
     BoundedStatistics,
     OverflowPolicy,
     check_bound,
 )
+from rxbinance._reactive.delivery import ERROR, NEXT
 from rxbinance.errors import QueueOverflow
 
 __all__ = ["ObservableIterator", "QueueOverflow", "aiter"]

@@ -47,7 +47,7 @@ from typing import Any, Literal, TypeVar
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
-from rxbinance._reactive.delivery import SubscriberErrors
+from rxbinance._reactive.delivery import COMPLETED, ERROR, NEXT, SubscriberErrors, call_observer
 from rxbinance.errors import InvalidInputError, QueueOverflow
 from rxbinance.events import Overflow
 
@@ -66,8 +66,6 @@ __all__ = [
 log = logging.getLogger("rxbinance.operators")
 
 _T = TypeVar("_T")
-
-NEXT, ERROR, COMPLETED = 0, 1, 2  # the kind of a queued entry: (kind, value)
 
 OverflowPolicy = Literal["error", "drop_oldest", "latest"]
 """What a full buffer does with the next item: see the module docstring."""
@@ -373,16 +371,7 @@ class BoundedDelivery:
             entry = take()
             if entry is None:
                 return  # idle: the next entry queued schedules the next drain
-            kind, value = entry
-            try:
-                if kind == NEXT:
-                    observer.on_next(value)
-                elif kind == ERROR:
-                    observer.on_error(value)
-                else:
-                    observer.on_completed()
-            except Exception:
-                self._errors.report(kind)
+            call_observer(observer, entry[0], entry[1], self._errors)
         self._schedule()
 
 

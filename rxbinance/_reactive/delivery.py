@@ -25,17 +25,45 @@ import collections
 import logging
 import sys
 import threading
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from reactivex import abc
 
-__all__ = ["Delivery", "ScheduledDelivery", "SubscriberErrors"]
+__all__ = [
+    "COMPLETED",
+    "ERROR",
+    "NEXT",
+    "Delivery",
+    "ScheduledDelivery",
+    "SubscriberErrors",
+    "call_observer",
+]
 
 log = logging.getLogger("rxbinance.streams")
 
 _T = TypeVar("_T")
 
-_NEXT, _ERROR, _COMPLETED = 0, 1, 2  # which call into the observer
+NEXT, ERROR, COMPLETED = 0, 1, 2  # which call into the observer: the kind of a queued entry
+
+
+class _Observer(Protocol):
+    def on_next(self, value: Any, /) -> None: ...
+    def on_error(self, error: Exception, /) -> None: ...
+    def on_completed(self) -> None: ...
+
+
+def call_observer(observer: _Observer, kind: int, value: Any, errors: SubscriberErrors) -> None:
+    """The call of ``kind`` into ``observer`` (``on_next(value)``, ``on_error(value)`` or
+    ``on_completed()``), guarded: what it raises is reported to ``errors``, not passed on."""
+    try:
+        if kind == NEXT:
+            observer.on_next(value)
+        elif kind == ERROR:
+            observer.on_error(value)
+        else:
+            observer.on_completed()
+    except Exception:
+        errors.report(kind)
 
 
 class SubscriberErrors:
@@ -49,7 +77,7 @@ class SubscriberErrors:
         self.where = where
         self.count = 0
 
-    def report(self, kind: int = _NEXT) -> None:
+    def report(self, kind: int = NEXT) -> None:
         """Log the exception being handled (call from an ``except`` block); ``kind`` says which
         call raised: on_next (the default), on_error or on_completed."""
         self.count += 1
@@ -108,24 +136,24 @@ class Delivery(abc.ObserverBase[_T], Generic[_T]):
         if self._ended:
             return
         if self._queue or not self._busy.acquire(False):
-            self._queue.append((_NEXT, value))
+            self._queue.append((NEXT, value))
             self._drain()
             return
         try:
             if not self._silent:
                 self._observer.on_next(value)
         except Exception:
-            self._errors.report(_NEXT)
+            self._errors.report(NEXT)
         finally:
             self._busy.release()
         if self._queue:
             self._drain()
 
     def on_error(self, error: Exception) -> None:
-        self._end(_ERROR, error)
+        self._end(ERROR, error)
 
     def on_completed(self) -> None:
-        self._end(_COMPLETED, None)
+        self._end(COMPLETED, None)
 
     def dispose(self) -> None:
         """Deliver nothing more (queued values included)."""
@@ -151,17 +179,9 @@ class Delivery(abc.ObserverBase[_T], Generic[_T]):
                     if self._silent:
                         queue.clear()
                         break
-                    try:
-                        if kind == _NEXT:
-                            self._observer.on_next(value)
-                        else:
-                            self._silent = True
-                            if kind == _ERROR:
-                                self._observer.on_error(value)
-                            else:
-                                self._observer.on_completed()
-                    except Exception:
-                        self._errors.report(kind)
+                    if kind != NEXT:
+                        self._silent = True
+                    call_observer(self._observer, kind, value, self._errors)
             finally:
                 self._busy.release()
 
@@ -188,13 +208,13 @@ class ScheduledDelivery(abc.ObserverBase[_T], Generic[_T]):
         self.disposed = False
 
     def on_next(self, value: _T) -> None:
-        self._enqueue(_NEXT, value)
+        self._enqueue(NEXT, value)
 
     def on_error(self, error: Exception) -> None:
-        self._enqueue(_ERROR, error)
+        self._enqueue(ERROR, error)
 
     def on_completed(self) -> None:
-        self._enqueue(_COMPLETED, None)
+        self._enqueue(COMPLETED, None)
 
     def dispose(self) -> None:
         with self._lock:
@@ -205,7 +225,7 @@ class ScheduledDelivery(abc.ObserverBase[_T], Generic[_T]):
         with self._lock:
             if self._ended or self.disposed:
                 return
-            self._ended = kind != _NEXT
+            self._ended = kind != NEXT
             self._queue.append((kind, value))
             if self._draining:
                 return
@@ -221,12 +241,4 @@ class ScheduledDelivery(abc.ObserverBase[_T], Generic[_T]):
                     self._draining = False
                     return
                 kind, value = self._queue.popleft()
-            try:
-                if kind == _NEXT:
-                    self._observer.on_next(value)
-                elif kind == _ERROR:
-                    self._observer.on_error(value)
-                else:
-                    self._observer.on_completed()
-            except Exception:
-                self._errors.report(kind)
+            call_observer(self._observer, kind, value, self._errors)

@@ -48,15 +48,21 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.observer.autodetachobserver import AutoDetachObserver
 
-from rxbinance._reactive.delivery import Delivery, ScheduledDelivery, SubscriberErrors
+from rxbinance._reactive.delivery import (
+    COMPLETED,
+    ERROR,
+    NEXT,
+    Delivery,
+    ScheduledDelivery,
+    SubscriberErrors,
+    call_observer,
+)
 from rxbinance.errors import StreamsClosed
 
 __all__ = ["Broadcast", "Hub", "HubEntry", "Sink", "Source", "Subscriber"]
 
 _T = TypeVar("_T")
 _T_contra = TypeVar("_T_contra", contravariant=True)
-
-_NEXT, _ERROR, _COMPLETED = 0, 1, 2
 
 
 class Sink(Protocol[_T_contra]):
@@ -190,7 +196,7 @@ class HubEntry(Generic[_T]):
         if self._queue or not self._busy.acquire(False):
             # Someone is inside (a flush, a terminal event) or has queued before us: queue.
             with self._hub.lock:
-                self._queue.append((self._seq, _NEXT, value, None))
+                self._queue.append((self._seq, NEXT, value, None))
                 self._seq += 1
             self.flush()
             return
@@ -221,7 +227,7 @@ class HubEntry(Generic[_T]):
         with self._hub.lock:
             if self.ended:
                 return
-            self._queue.append((self._seq, _NEXT, value, None))
+            self._queue.append((self._seq, NEXT, value, None))
             self._seq += 1
             if current:
                 self._current = value
@@ -243,16 +249,8 @@ class HubEntry(Generic[_T]):
                     for sub in self.subs if only is None else (only,):
                         if sub.joined > seq or sub.disposed:
                             continue  # joined after this was posted: its greeting is newer
-                        try:
-                            if kind == _NEXT:
-                                sub.on_next(value)
-                            elif kind == _ERROR:
-                                sub.on_error(value)
-                            else:
-                                sub.on_completed()
-                        except Exception:
-                            sub.errors.report(kind)
-                    if kind != _NEXT:
+                        call_observer(sub, kind, value, sub.errors)
+                    if kind != NEXT:
                         self._done = True
             finally:
                 self._busy.release()
@@ -263,12 +261,12 @@ class HubEntry(Generic[_T]):
                 return
             self._hub.evict(self)
             if last is not None:
-                self._queue.append((self._seq, _NEXT, last, None))
+                self._queue.append((self._seq, NEXT, last, None))
                 self._seq += 1
             if error is None:
-                self._queue.append((self._seq, _COMPLETED, None, None))
+                self._queue.append((self._seq, COMPLETED, None, None))
             else:
-                self._queue.append((self._seq, _ERROR, error, None))
+                self._queue.append((self._seq, ERROR, error, None))
             self._seq += 1
         self.flush()
 
@@ -286,7 +284,7 @@ class HubEntry(Generic[_T]):
         self.subs = (*self.subs, sub)
         self._fast = _fan_out(self.subs)
         if self._current is not None:
-            self._queue.append((self._seq, _NEXT, self._current, sub))
+            self._queue.append((self._seq, NEXT, self._current, sub))
         return sub
 
     def remove(self, sub: Subscriber) -> int:
